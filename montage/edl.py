@@ -1,0 +1,58 @@
+"""The optimizer's answer: which media fills each planned shot, and which frames of it.
+
+From here on time is integer frames at the film's rate (a ``Fraction``); ``montage.timeline``
+is the one place that turns these into OpenTimelineIO ``RationalTime``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+SOURCES = ("library", "placeholder")
+
+
+@dataclass(frozen=True)
+class EditDecision:
+    """One clip of the film.
+
+    ``media`` is an absolute path for library footage and ``""`` for a placeholder title card
+    (the renderer draws the card from ``text``). ``source_in`` counts film-rate frames from the
+    start of the media file; stills and cards use 0.
+    """
+
+    shot_id: str
+    text: str
+    source: str  # one of SOURCES
+    kind: str  # "video" | "still" | "card"
+    media: str
+    source_in: int  # frames at the film rate
+    frames: int  # length in frames at the film rate (> 0)
+    score: float  # the match score that chose it (the threshold for a placeholder)
+    library_shot: str = ""  # LibraryShot.id, "" for a placeholder
+    reason: str = ""  # one human sentence: why this clip
+
+
+@dataclass(frozen=True)
+class EditDecisionList:
+    """The whole edit, in film order."""
+
+    rate: Fraction
+    width: int
+    height: int
+    decisions: tuple[EditDecision, ...]
+
+    @property
+    def frames(self) -> int:
+        return sum(d.frames for d in self.decisions)
+
+    @property
+    def seconds(self) -> float:
+        return float(self.frames / self.rate)
+
+    def starts(self) -> list[int]:
+        """The film frame at which each decision starts."""
+        out, t = [], 0
+        for d in self.decisions:
+            out.append(t)
+            t += d.frames
+        return out

