@@ -19,7 +19,9 @@ from montage.edl import EditDecision, EditDecisionList
 
 SCALE = 1000  # CP-SAT wants integers: scores are kept to 1/1000
 EDGE_FRAMES = 2  # keep clear of the frames next to a detected cut: detectors can be a frame off
-MIN_COVER = 0.6  # a video shot must cover at least this share of the planned length
+MIN_COVER = 0.35  # a video shot must cover at least this share of the planned length...
+MIN_SECONDS = 1.0  # ...and last at least this long, or it is not an option
+SHORTFALL_COST = 0.15  # score lost by a clip that covers none of the planned length
 
 
 class OptimizeError(MontageError):
@@ -60,12 +62,12 @@ def shot_options(shot: PlannedShot, hits: tuple[Hit, ...], rate: Fraction) -> li
         first = math.ceil(Fraction(ls.start).limit_denominator(1000) * rate) + EDGE_FRAMES
         last = math.floor(Fraction(ls.end).limit_denominator(1000) * rate) - EDGE_FRAMES
         span = last - first
-        if span < max(1, math.ceil(MIN_COVER * want)):
+        if span < max(1, math.ceil(MIN_COVER * want), math.ceil(MIN_SECONDS * rate)):
             continue
         frames = min(want, span)
         source_in = first + (span - frames) // 2  # the middle: furthest from both cuts
         shortfall = (want - frames) / want
-        out.append(Option(hit, source_in, frames, hit.score - 0.2 * shortfall))
+        out.append(Option(hit, source_in, frames, hit.score - SHORTFALL_COST * shortfall))
     return out
 
 
@@ -132,24 +134,34 @@ def optimize(
 
 def _decision(shot: PlannedShot, picked: Option | None, opts: list[Option],
               taken: dict[str, str], root: Path, rate: Fraction, threshold: float) -> EditDecision:
-    best = max(opts, key=lambda o: o.value, default=None)
+    ranked = sorted(opts, key=lambda o: -o.value)
+    others = [o for o in ranked if o is not picked]
+    runner = f"; runner-up {_describe(others[0], taken, shot.id)}" if others else ""
     if picked is None:
-        if best is None:
-            why = "no library shot was long enough or found for it"
-        elif taken.get(best.hit.shot.id, shot.id) != shot.id:
-            why = (f"its best match {best.hit.shot.id} ({best.value:.2f}) went to shot "
-                   f"{taken[best.hit.shot.id]}, and nothing else scored above {threshold:.2f}")
-        else:
-            why = f"its best match {best.hit.shot.id} scored {best.value:.2f} < {threshold:.2f}"
+        why = (f"placeholder: nothing free scored {threshold:.2f} or more; best "
+               + _describe(others[0], taken, shot.id) if others else "placeholder: no library shot was found for it, or none was long enough")
         return EditDecision(shot_id=shot.id, text=shot.text, source="placeholder", kind="card",
                             media="", source_in=0, frames=frames_for(shot.duration, rate),
-                            score=threshold, reason=f"placeholder: {why}")
+                            score=threshold, reason=why)
     ls = picked.hit.shot
     labels = ", ".join(ls.labels[:4])
-    why = f"matches '{shot.query}' with {picked.value:.2f}" + (f" (shows: {labels})" if labels else "")
-    if best is not None and best.value > picked.value:
-        why += f"; the better {best.hit.shot.id} ({best.value:.2f}) went to shot {taken.get(best.hit.shot.id, '?')}"
+    why = f"matches '{shot.query}': {_describe(picked, taken, shot.id)}"
+    if labels:
+        why += f", shows {labels}"
     return EditDecision(shot_id=shot.id, text=shot.text, source="library",
                         kind="still" if ls.is_still else "video", media=str(root / ls.path),
                         source_in=picked.source_in, frames=picked.frames, score=round(picked.value, 4),
-                        library_shot=ls.id, reason=why)
+                        library_shot=ls.id, reason=why + runner)
+
+
+def _describe(option: Option, taken: dict[str, str], shot_id: str) -> str:
+    """"bikes.mp4#3 0.35 (0.45 less 0.10: covers 1.8 of 2.8 s; used by shot sh-1)"."""
+    text = f"{option.hit.shot.id} {option.value:.2f}"
+    notes = []
+    if option.value < option.hit.score - 1e-9:
+        notes.append(f"{option.hit.score:.2f} less {option.hit.score - option.value:.2f}: "
+                     f"too short for the shot")
+    owner = taken.get(option.hit.shot.id)
+    if owner and owner != shot_id:
+        notes.append(f"used by shot {owner}")
+    return text + (f" ({'; '.join(notes)})" if notes else "")

@@ -16,7 +16,6 @@ def _clock(frames: int, rate) -> str:
 
 def report_text(plan: ShotPlan, candidates: CandidateSet, solution: Solution, film: Path) -> str:
     edl = solution.edl
-    hits = {c.shot_id: c.hits for c in candidates.shots}
     placeholders = sum(d.source == "placeholder" for d in edl.decisions)
     lines = [
         f"# Montage report: {film.name}",
@@ -37,8 +36,7 @@ def report_text(plan: ShotPlan, candidates: CandidateSet, solution: Solution, fi
         else:
             span = f"{_clock(d.source_in, edl.rate)}-{_clock(d.source_in + d.frames, edl.rate)}"
             clip = f"`{Path(d.media).name}`" + ("" if d.kind == "still" else f" {span}")
-        runner = [h for h in hits.get(d.shot_id, ()) if h.shot.id != d.library_shot][:1]
-        why = d.reason + (f"; runner-up {runner[0].shot.id} ({runner[0].score:.2f})" if runner else "")
+        why = d.reason
         text = d.text.replace("|", "\\|")
         lines.append(f"| {n} | {_clock(start, edl.rate)} | {text} | {clip} | {d.score:.2f} | "
                      f"{why.replace('|', '/')} |")

@@ -34,6 +34,8 @@ def detect_shots(
     try:
         from scenedetect import ContentDetector, SceneManager
         from scenedetect.backends.pyav import VideoStreamAv
+
+        logging.getLogger("pyscenedetect").setLevel(logging.WARNING)  # it logs each file at INFO
     except ImportError as exc:  # pragma: no cover - a broken install, not a user input
         raise MediaError(
             f"cannot detect shots in {path}: PySceneDetect is not importable ({exc})",

@@ -30,7 +30,7 @@ class ImageAnalysis:
 class Embedder(Protocol):
     """Maps footage frames and written queries into one space where cosine = relevance."""
 
-    name: str  # identifies the model and its settings, e.g. "proxy-v1"
+    name: str  # identifies the model and its settings, e.g. "proxy-v2"
 
     @property
     def dim(self) -> int: ...
@@ -81,13 +81,16 @@ def save_array_atomic(path: Path, array: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
+PROXY_NAME = "proxy-v2"  # v2: wide frames are also classified as three square crops
+
+
 def make_embedder(name: str = "proxy", **options) -> Embedder:
-    """Build an embedder by name: "proxy" / "proxy-v1", "clip" or "clip:<model>:<pretrained>".
+    """Build an embedder by name: "proxy" / PROXY_NAME, "clip" or "clip:<model>:<pretrained>".
 
     ``options`` go to the embedder's constructor (e.g. ``cache_dir``, ``pretrained``).
     """
     key = (name or "").strip()
-    if key in ("proxy", "proxy-v1"):
+    if key in ("proxy", PROXY_NAME):
         from .proxy import ProxyEmbedder
 
         return ProxyEmbedder(**options)
@@ -109,8 +112,8 @@ def make_embedder(name: str = "proxy", **options) -> Embedder:
 def canonical_name(spec: str) -> str:
     """The ``name`` the embedder built from ``spec`` will have, without building it."""
     key = (spec or "").strip()
-    if key in ("proxy", "proxy-v1"):
-        return "proxy-v1"
+    if key in ("proxy", PROXY_NAME):
+        return PROXY_NAME
     if key.startswith("clip:"):
         from .clip import clip_name
 

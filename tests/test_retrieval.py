@@ -205,7 +205,7 @@ def test_build_index_indexes_good_files_and_skips_bad_ones(first_build, library)
     assert report.shots == len(index.shots) == len(index.vectors)
     assert np.allclose(np.linalg.norm(index.vectors.vectors(), axis=1), 1.0, atol=1e-5)
     manifest = json.loads((library / ".montage" / "index.json").read_text())
-    assert manifest["embedder"] == "proxy-v1" and set(manifest["skipped"]) == {"broken.mp4", "empty.mp4"}
+    assert manifest["embedder"] == "proxy-v2" and set(manifest["skipped"]) == {"broken.mp4", "empty.mp4"}
 
 
 def test_second_run_reuses_everything(first_build, library, proxy) -> None:
@@ -318,7 +318,7 @@ def test_search_with_another_embedder_names_both(library, proxy) -> None:
     other = "clip:ViT-B-32:laion2b_s34b_b79k"
     with pytest.raises(LibraryError) as err:
         open_index(library).search(["a cat"], 3, embedder=other)
-    assert "proxy-v1" in str(err.value) and other in str(err.value)
+    assert "proxy-v2" in str(err.value) and other in str(err.value)
     assert open_index(library).search(["a cat"], 1, embedder="proxy")[0]  # same one: fine
 
 
@@ -337,7 +337,7 @@ def test_candidates_for_plan_batches_the_plan(library, proxy) -> None:
         PlannedShot("s2", 0, "A test pattern.", "", (), 2.0, 2),
     ))
     cands = candidates_for_plan(open_index(library), plan, top=2)
-    assert cands.embedder == "proxy-v1" and cands.library == str(library.resolve())
+    assert cands.embedder == "proxy-v2" and cands.library == str(library.resolve())
     assert [c.shot_id for c in cands.shots] == ["s1", "s2"]
     assert [c.query for c in cands.shots] == ["red wall", "A test pattern."]  # empty query: text
     assert all(len(c.hits) == 2 for c in cands.shots)
