@@ -11,11 +11,14 @@ the output and renamed at the very end: a failed run never leaves a film that lo
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from math import floor, gcd
 from pathlib import Path
@@ -27,6 +30,7 @@ from montage.ffmpeg import (Job, MediaInfo, count_video_frames, file_arg, probe,
 from montage.timeline import read_timeline
 from planner.errors import RenderError
 
+RENDER_VERSION = 1  # bump when a change to the encoding makes cached clips stale
 SAMPLE_RATE = 48000
 ZOOM = Fraction(115, 100)  # Ken Burns: the still covers 1.15x the frame and the frame moves
 PAN_ASPECT_TOLERANCE = 1.34  # a still this close to the frame's aspect is cropped to cover
@@ -53,6 +57,22 @@ class _Segment:
     decision: EditDecision
     start: int  # film frame where this clip starts
     path: Path
+
+    @property
+    def variant(self) -> int:
+        """0..3 from the shot id, not the position: a moved shot keeps its pan (and its cache)."""
+        return hashlib.sha1(self.decision.shot_id.encode()).digest()[0] % 4
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    """What a render did: how many clips it encoded and how many it took from the cache."""
+
+    path: Path
+    clips: int
+    encoded: int
+    reused: int
+    seconds: float
 
 
 def _even(x: Fraction | float) -> int:
@@ -107,7 +127,7 @@ def _still_filter(info: MediaInfo, seg: _Segment, edl: EditDecisionList) -> str:
     cw, ch = _canvas(w, h)
     if 1 / PAN_ASPECT_TOLERANCE <= ratio <= PAN_ASPECT_TOLERANCE:
         dx, dy = cw - w, ch - h
-        flip_x, flip_y = seg.index % 2 == 1, seg.index % 4 in (1, 2)
+        flip_x, flip_y = seg.variant % 2 == 1, seg.variant in (1, 2)
         x = f"{dx}-{dx}*n/{last}" if flip_x else f"{dx}*n/{last}"
         y = f"{dy}-{dy}*n/{last}" if flip_y else f"{dy}*n/{last}"
         return (f"[0:v:0]scale={cw}:{ch}:force_original_aspect_ratio=increase,crop={cw}:{ch},"
@@ -214,7 +234,8 @@ def _concat(segments: list[_Segment], edl: EditDecisionList, workdir: Path, part
     lines = []
     for s in segments:
         us = _micros(s.start + s.decision.frames, edl.rate) - _micros(s.start, edl.rate)
-        lines += [f"file '{s.path.name}'", f"duration {us // 1_000_000}.{us % 1_000_000:06d}"]
+        quoted = str(s.path).replace("'", "'\\''")  # the concat demuxer's quoting
+        lines += [f"file '{quoted}'", f"duration {us // 1_000_000}.{us % 1_000_000:06d}"]
     listing = workdir / "segments.txt"
     listing.write_text("\n".join(lines) + "\n", encoding="utf-8")
     run_ffmpeg(["-f", "concat", "-safe", "0", "-i", file_arg(listing),
@@ -230,6 +251,16 @@ def render_timeline(otio_path: Path, out_path: Path, *, workdir: Path | None = N
     ``workdir`` keeps the segments (for inspection); by default a temporary folder is used and
     removed. ``jobs`` segment encodes run at once (default: 2 when there are 2+ CPUs).
     """
+    return render_edit(otio_path, out_path, workdir=workdir, progress=progress, jobs=jobs).path
+
+
+def render_edit(otio_path: Path, out_path: Path, *, workdir: Path | None = None,
+                cache: Path | None = None, progress: bool = False,
+                jobs: int | None = None) -> RenderResult:
+    """Render like :func:`render_timeline`; with ``cache``, encoded clips are kept there under
+    a key of everything that decides their pixels and sound, and reused by later renders, so a
+    recut re-encodes only the clips it changed. The film is still joined anew each time."""
+    started = time.perf_counter()
     otio_path, out_path = Path(otio_path), Path(out_path)
     edl = read_timeline(otio_path)
     sources = _check_inputs(edl, otio_path, out_path)
@@ -242,7 +273,10 @@ def render_timeline(otio_path: Path, out_path: Path, *, workdir: Path | None = N
         work = Path(tempfile.mkdtemp(prefix="montage-render-")) if own_workdir else Path(workdir)
         work.mkdir(parents=True, exist_ok=True)
         try:
-            _render(edl, sources, work.absolute(), partial, parallel, threads, progress)
+            if cache is not None:
+                Path(cache).mkdir(parents=True, exist_ok=True)
+            encoded = _render(edl, sources, work.absolute(), partial, parallel, threads, progress,
+                              Path(cache).absolute() if cache is not None else None)
         finally:
             if own_workdir:
                 shutil.rmtree(work, ignore_errors=True)
@@ -254,20 +288,43 @@ def render_timeline(otio_path: Path, out_path: Path, *, workdir: Path | None = N
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    return out_path
+    n = len(edl.decisions)
+    return RenderResult(out_path, n, encoded, n - encoded, time.perf_counter() - started)
+
+
+def segment_key(d: EditDecision, src: "_Source", edl: EditDecisionList, samples: int,
+                variant: int) -> str:
+    """Hash of everything that decides a clip's pixels and sound (not its place in the film)."""
+    media = None
+    if src.path is not None:
+        st = src.path.stat()
+        media = [str(src.path), st.st_size, st.st_mtime_ns]
+    fields = [RENDER_VERSION, media, d.kind, d.source_in, d.frames, str(edl.rate), edl.width,
+              edl.height, d.text if d.kind == "card" else "", samples, variant, VIDEO_CODEC,
+              SEGMENT_AUDIO]
+    return hashlib.sha1(json.dumps(fields).encode()).hexdigest()[:20]
 
 
 def _render(edl: EditDecisionList, sources: list[_Source], work: Path, partial: Path,
-            parallel: int, threads: int, progress: bool) -> None:
-    segments = [_Segment(i, d, start, work / f"seg{i:04d}.mov")
-                for i, (d, start) in enumerate(zip(edl.decisions, edl.starts()))]
+            parallel: int, threads: int, progress: bool, cache: Path | None) -> int:
+    """Encode the clips not in ``cache`` and join all of them; returns how many were encoded."""
+    segments = []
+    for i, (d, start, src) in enumerate(zip(edl.decisions, edl.starts(), sources)):
+        seg = _Segment(i, d, start, work / f"seg{i:04d}.mov")
+        if cache is not None:
+            samples = _samples(start + d.frames, edl.rate) - _samples(start, edl.rate)
+            seg = replace(seg, path=cache / f"{segment_key(d, src, edl, samples, seg.variant)}.mov")
+        segments.append(seg)
+    todo = [(seg, src) for seg, src in zip(segments, sources) if not seg.path.is_file()]
+    # encode into a temporary name; only a verified clip gets its cache name
+    temps = {seg.index: seg.path.with_name(seg.path.stem + f".{os.getpid()}.tmp.mov") for seg, _ in todo}
     jobs = []
-    for seg, src in zip(segments, sources):
+    for seg, src in todo:
         card = None
         if seg.decision.kind == "card":
             card = render_card(seg.decision.text, edl.width, edl.height,
                                work / f"card{seg.index:04d}.png")
-        jobs.append(_segment_job(seg, src, card, edl, threads))
+        jobs.append(_segment_job(replace(seg, path=temps[seg.index]), src, card, edl, threads))
 
     done = 0
 
@@ -275,26 +332,34 @@ def _render(edl: EditDecisionList, sources: list[_Source], work: Path, partial: 
         nonlocal done
         done += 1
         if progress:
-            d = segments[i].decision
-            print(f"render: clip {done}/{len(segments)} done (shot {d.shot_id}, {d.kind}, "
+            d = todo[i][0].decision
+            print(f"render: clip {done}/{len(todo)} encoded (shot {d.shot_id}, {d.kind}, "
                   f"{d.frames} frames)", file=sys.stderr, flush=True)
 
-    timeout = 60.0 + 30.0 * max(float(d.frames / edl.rate) for d in edl.decisions)
-    run_ffmpeg_jobs(jobs, parallel=parallel, timeout=timeout, on_done=report)
-    for seg in segments:
-        got = count_video_frames(seg.path)
-        if got != seg.decision.frames:
-            d = seg.decision
-            raise RenderError(
-                f"clip {seg.index} (shot {d.shot_id}): got {got} frames from "
-                f"{d.media or 'the title card'} starting at frame {d.source_in}, "
-                f"expected {d.frames}",
-                "the source is shorter than the clip: shorten the clip or re-run retrieval",
-            )
+    try:
+        if jobs:
+            timeout = 60.0 + 30.0 * max(float(seg.decision.frames / edl.rate) for seg, _ in todo)
+            run_ffmpeg_jobs(jobs, parallel=parallel, timeout=timeout, on_done=report)
+        for seg, _ in todo:
+            got = count_video_frames(temps[seg.index])
+            if got != seg.decision.frames:
+                d = seg.decision
+                raise RenderError(
+                    f"clip {seg.index} (shot {d.shot_id}): got {got} frames from "
+                    f"{d.media or 'the title card'} starting at frame {d.source_in}, "
+                    f"expected {d.frames}",
+                    "the source is shorter than the clip: shorten the clip or re-run retrieval",
+                )
+            os.replace(temps[seg.index], seg.path)
+    finally:
+        for tmp in temps.values():
+            tmp.unlink(missing_ok=True)
     if progress:
-        print(f"render: joining {len(segments)} clips", file=sys.stderr, flush=True)
+        print(f"render: joining {len(segments)} clips ({len(todo)} encoded, "
+              f"{len(segments) - len(todo)} from the cache)", file=sys.stderr, flush=True)
     _concat(segments, edl, work, partial)
     got = count_video_frames(partial)
     if got != edl.frames:
         raise RenderError(f"the joined film has {got} frames, expected {edl.frames}",
                           "this is a bug in montage's renderer; please report it")
+    return len(todo)

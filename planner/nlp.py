@@ -6,6 +6,8 @@ objects.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import importlib.util
 import re
 from dataclasses import dataclass
@@ -107,8 +109,7 @@ def analyse(
     Names are collected over the whole script first, so a name the NER misses in one
     sentence is still recognised (and kept out of the query) when it was tagged elsewhere.
     """
-    nlp = load_nlp()
-    docs = list(nlp.pipe(paragraphs))
+    docs = _parse(paragraphs)
     spans = [_person_spans(doc) for doc in docs]
     names = _NameBook(span.text for doc_spans in spans for span in doc_spans.values())
     stops = stop_words("en")
@@ -125,6 +126,29 @@ def analyse(
                     parts.append(part)
         out.append(parts)
     return out
+
+
+_DOC_CACHE: OrderedDict[str, Any] = OrderedDict()
+_DOC_CACHE_SIZE = 2048  # paragraphs; a recut re-parses only the paragraphs the user edited
+
+
+def _parse(paragraphs: Sequence[str]) -> list[Any]:
+    """spaCy docs for the paragraphs, parsing only those not seen recently in this process.
+
+    Parsing is most of the planner's time; in `montage watch` a one-sentence edit changes one
+    paragraph, so the other docs come from this cache (the docs are read, never modified).
+    """
+    todo = list(dict.fromkeys(p for p in paragraphs if p not in _DOC_CACHE))
+    if todo:
+        for text, doc in zip(todo, load_nlp().pipe(todo)):
+            _DOC_CACHE[text] = doc
+    docs = []
+    for text in paragraphs:
+        _DOC_CACHE.move_to_end(text)
+        docs.append(_DOC_CACHE[text])
+    while len(_DOC_CACHE) > _DOC_CACHE_SIZE:
+        _DOC_CACHE.popitem(last=False)
+    return docs
 
 
 def _person_spans(doc: Any) -> dict[int, Any]:

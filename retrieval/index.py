@@ -26,7 +26,7 @@ from .embed import Embedder, canonical_name, make_embedder, normalise
 from .library import INDEX_DIR, MediaFile, check_root, find_media, footage_text, footage_words, sidecar_path
 from .media import probe, read_frames, read_still
 from .search import rank_hits
-from .types import Hit, LibraryShot
+from .types import Hit, LibraryShot, shot_from_dict
 from .vectors import VectorIndex
 
 logger = logging.getLogger(__name__)
@@ -373,7 +373,7 @@ def open_index(root: Path) -> FootageIndex:
             f"{INDEX_VERSION}", hint=rebuild + " to rebuild it")
     try:
         shots = tuple(
-            LibraryShot(**{**s, "labels": tuple(s["labels"])})
+            shot_from_dict(s)
             for p in sorted(manifest["files"]) for s in manifest["files"][p]["shots"]
         )
         vectors = VectorIndex.load(index_dir(root) / manifest["vectors"])

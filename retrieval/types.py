@@ -7,6 +7,34 @@ from dataclasses import asdict, dataclass
 CANDIDATES_VERSION = 1
 
 
+SCALES = ("close-up", "medium", "wide", "unknown")  # shot scale from the largest face
+CAMERA_MOVES = ("static", "pan_left", "pan_right", "tilt_up", "tilt_down", "zoom_in", "zoom_out",
+                "handheld")
+
+
+@dataclass(frozen=True)
+class ShotFeatures:
+    """What the rule optimizer needs to know about a library shot, measured at index time.
+
+    Every number is normalised so that rule weights mean the same on any footage.
+    """
+
+    brightness: float = 0.5  # mean luma, 0 (black) .. 1 (white)
+    contrast: float = 0.0  # luma standard deviation, 0 .. ~0.5
+    saturation: float = 0.0  # mean HSV saturation, 0 .. 1
+    sharpness: float = 0.0  # focus: 0 (blurred) .. 1 (crisp), from the Laplacian's variance
+    stability: float = 1.0  # 1 = rock steady .. 0 = very shaky (residual jitter of the camera path)
+    motion: float = 0.0  # mean motion per second as a share of the frame diagonal (0 for stills)
+    camera: str = "static"  # dominant camera movement, one of CAMERA_MOVES
+    histogram: tuple[float, ...] = ()  # colour histogram (e.g. 3 x 8 bins of R, G, B), sums to 1
+    colors: tuple[tuple[int, int, int], ...] = ()  # dominant colours, most common first
+    faces: int = 0  # faces in the best keyframe
+    face_size: float = 0.0  # largest face height / frame height
+    scale: str = "unknown"  # one of SCALES
+    people: int = 0  # people found by a person detector
+    face_descriptors: tuple[tuple[float, ...], ...] = ()  # one 128-d dlib descriptor per face
+
+
 @dataclass(frozen=True)
 class LibraryShot:
     """One shot of the footage library: a span of a video, or a whole still.
@@ -24,6 +52,7 @@ class LibraryShot:
     height: int
     fps: float  # source frame rate; 0.0 for stills
     labels: tuple[str, ...] = ()  # words that describe it (classifier labels, tags, file name)
+    features: ShotFeatures | None = None  # None: not analysed (an index built before analysis)
 
     @property
     def duration(self) -> float:
@@ -84,7 +113,7 @@ class CandidateSet:
                 query=c["query"],
                 hits=tuple(
                     Hit(
-                        shot=LibraryShot(**{**h["shot"], "labels": tuple(h["shot"]["labels"])}),
+                        shot=shot_from_dict(h["shot"]),
                         score=float(h["score"]),
                     )
                     for h in c["hits"]
@@ -93,3 +122,21 @@ class CandidateSet:
             for c in data["shots"]
         )
         return cls(library=data["library"], embedder=data["embedder"], shots=shots)
+
+
+def features_from_dict(data: dict | None) -> ShotFeatures | None:
+    """Inverse of ``dataclasses.asdict`` for ShotFeatures (JSON turns tuples into lists)."""
+    if data is None:
+        return None
+    return ShotFeatures(**{
+        **data,
+        "histogram": tuple(data.get("histogram", ())),
+        "colors": tuple(tuple(c) for c in data.get("colors", ())),
+        "face_descriptors": tuple(tuple(d) for d in data.get("face_descriptors", ())),
+    })
+
+
+def shot_from_dict(data: dict) -> LibraryShot:
+    """Inverse of ``dataclasses.asdict`` for LibraryShot, tolerant of indexes without features."""
+    return LibraryShot(**{**data, "labels": tuple(data["labels"]),
+                          "features": features_from_dict(data.get("features"))})

@@ -97,3 +97,14 @@ def test_candidates_json_round_trip():
     table = {"s0": [(clip("a.mp4", 1.5, 4.25), 0.75), (clip("p.png", kind="still"), 0.25)], "s1": []}
     original = cands(table)
     assert CandidateSet.from_json(original.to_json()) == original
+
+
+def test_candidates_round_trip_with_features():
+    from dataclasses import replace
+
+    from retrieval.types import ShotFeatures
+
+    f = ShotFeatures(brightness=0.4, histogram=(0.5, 0.5), colors=((1, 2, 3),), faces=1,
+                     face_size=0.3, scale="medium", face_descriptors=((0.1,) * 128,))
+    original = cands({"s0": [(replace(clip("a.mp4"), features=f), 0.5)]})
+    assert CandidateSet.from_json(original.to_json()) == original

@@ -1,6 +1,7 @@
 """Rendering an .otio edit with the real ffmpeg, checked by decoding the film with PyAV."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -14,7 +15,7 @@ from PIL import Image
 from tests.conftest import FFMPEG, make_clip, make_cut_clip, make_still
 
 from montage.edl import EditDecision, EditDecisionList
-from montage.ffmpeg import ffmpeg_exe, run_ffmpeg
+from montage.ffmpeg import count_video_frames, ffmpeg_exe, run_ffmpeg
 from montage.render import render_timeline
 from montage.timeline import write_timeline
 from planner.errors import RenderError
@@ -206,7 +207,7 @@ def test_progress_lines(media: dict[str, Path], tmp_path: Path, capsys) -> None:
                                         _d("b", "card", "", 0, 3)))
     render_timeline(write_timeline(edl, tmp_path / "e.otio"), tmp_path / "f.mp4", progress=True)
     err = capsys.readouterr().err
-    assert "clip 2/2 done" in err and "joining 2 clips" in err
+    assert "clip 2/2 encoded" in err and "joining 2 clips" in err
 
 
 def _assert_nothing_left(out: Path) -> None:
@@ -289,3 +290,21 @@ def test_monatge_ffmpeg_env_must_point_at_a_binary(tmp_path: Path, monkeypatch) 
     monkeypatch.setenv("MONTAGE_FFMPEG", str(tmp_path / "no-such-ffmpeg"))
     with pytest.raises(RenderError, match="no-such-ffmpeg"):
         ffmpeg_exe()
+
+
+def test_cache_reencodes_only_changed_clips(media: dict[str, Path], tmp_path: Path) -> None:
+    from montage.render import render_edit
+
+    cache = tmp_path / "cache"
+    first = EditDecisionList(RATE, W, H, (_d("a", "video", media["cuts"], 0, 3),
+                                          _d("b", "card", "", 0, 3),
+                                          _d("c", "video", media["cuts"], 6, 3)))
+    r1 = render_edit(write_timeline(first, tmp_path / "1.otio"), tmp_path / "f1.mp4", cache=cache)
+    assert (r1.encoded, r1.reused) == (3, 0)
+    # move c to the front and change b's text: only b is encoded again
+    b2 = dataclasses.replace(_d("b", "card", "", 0, 3), text="another sentence")
+    second = EditDecisionList(RATE, W, H, (first.decisions[2], first.decisions[0], b2))
+    r2 = render_edit(write_timeline(second, tmp_path / "2.otio"), tmp_path / "f2.mp4", cache=cache)
+    assert (r2.encoded, r2.reused) == (1, 2)
+    assert count_video_frames(tmp_path / "f2.mp4") == second.frames
+    assert not list(cache.glob("*.tmp.mov"))

@@ -1,0 +1,152 @@
+"""The project folder: the state of the last cut, its history, and the user's pins and bans.
+
+Layout (all plain files a person can read):
+  state.json           which library/settings the cuts were made with, and the current cut number
+  plan.json, candidates.json, edit.otio, report.md, contact.png    the current cut
+  project.toml         pins (shot id -> clip id) and bans (clip ids): edited by hand or by CLI
+  history/NNNN/        every cut: plan.json, candidates.json, edit.otio, meta.json
+  cache/               encoded clips, keyed by what decides their pixels (see montage.render)
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from planner.errors import ProjectError
+
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ProjectState:
+    """What the last cut was made from; a recut with other settings re-solves everything."""
+
+    library: str  # absolute path of the footage library
+    embedder: str
+    index_id: str  # fingerprint of the library index the candidates came from
+    script: str
+    settings: str  # style, size, rate, threshold... as one comparable string
+    cut: int  # number of the current cut in history/ (1-based)
+    version: int = STATE_VERSION
+
+
+@dataclass(frozen=True)
+class Choices:
+    """The user's overrides: pinned clips per shot and banned clips."""
+
+    pins: dict[str, str] = field(default_factory=dict)  # shot id -> library shot id
+    bans: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class CutInfo:
+    """One entry of the history."""
+
+    cut: int
+    time: str
+    summary: str  # what changed, e.g. "1 edited, 74 unchanged" or "revert to cut 2"
+    shots: int
+    seconds: float
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def copy_atomic(src: Path, dst: Path) -> None:
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+def load_state(project: Path) -> ProjectState | None:
+    """The state of the last cut, or None for a new project; a damaged one is a ProjectError."""
+    path = project / "state.json"
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("version") != STATE_VERSION:
+            raise ProjectError(f"{path}: project state version {data.get('version')} is not "
+                               f"{STATE_VERSION}", "use a new --project folder for this version")
+        return ProjectState(**data)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ProjectError(f"{path}: the project state is damaged ({exc})",
+                           "restore it, or delete state.json to start the project afresh "
+                           "(history/ and the film are kept)") from None
+
+
+def save_state(project: Path, state: ProjectState) -> None:
+    write_atomic(project / "state.json", json.dumps(asdict(state), indent=2))
+
+
+def cut_dir(project: Path, cut: int) -> Path:
+    return project / "history" / f"{cut:04d}"
+
+
+def history(project: Path) -> list[CutInfo]:
+    """Every cut recorded in the project, oldest first."""
+    out = []
+    for meta in sorted((project / "history").glob("*/meta.json")):
+        try:
+            out.append(CutInfo(**json.loads(meta.read_text(encoding="utf-8"))))
+        except (OSError, ValueError, TypeError) as exc:
+            raise ProjectError(f"{meta}: history entry is damaged ({exc})",
+                               "delete that history folder; the other cuts stay usable") from None
+    return out
+
+
+def record_cut(project: Path, cut: int, files: dict[str, str], summary: str, shots: int,
+               seconds: float) -> Path:
+    """Write history/NNNN/ (replacing a leftover of a failed run with the same number)."""
+    folder = cut_dir(project, cut)
+    if folder.exists():
+        shutil.rmtree(folder)
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name, text in files.items():
+        (tmp / name).write_text(text, encoding="utf-8")
+    info = CutInfo(cut=cut, time=time.strftime("%Y-%m-%d %H:%M:%S"), summary=summary,
+                   shots=shots, seconds=round(seconds, 2))
+    (tmp / "meta.json").write_text(json.dumps(asdict(info), indent=2), encoding="utf-8")
+    tmp.rename(folder)
+    return folder
+
+
+# -- pins and bans: project.toml -------------------------------------------------------------
+def load_choices(project: Path) -> Choices:
+    path = project / "project.toml"
+    if not path.exists():
+        return Choices()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ProjectError(f"{path}: cannot read pins and bans ({exc})",
+                           'fix the file: [pins] "SHOT_ID" = "CLIP_ID" and [bans] clips = [...]') from None
+    pins = data.get("pins", {})
+    bans = data.get("bans", {}).get("clips", [])
+    if not isinstance(pins, dict) or not all(isinstance(v, str) for v in pins.values()):
+        raise ProjectError(f"{path}: [pins] must map shot ids to clip ids (strings)",
+                           'e.g. [pins] "sh-1a2b3c4d" = "bikes.mp4#2"')
+    if not isinstance(bans, list) or not all(isinstance(v, str) for v in bans):
+        raise ProjectError(f"{path}: [bans] clips must be a list of clip ids",
+                           'e.g. [bans] clips = ["astronaut.png#0"]')
+    return Choices(pins=dict(pins), bans=frozenset(bans))
+
+
+def save_choices(project: Path, choices: Choices) -> None:
+    lines = ["# Pins keep a shot on a clip; bans keep clips out of the film.",
+             "# Shot ids are in plan.json / report.md, clip ids in candidates.json / report.md.",
+             "[pins]"]
+    lines += [f"{json.dumps(shot)} = {json.dumps(clip)}" for shot, clip in sorted(choices.pins.items())]
+    lines += ["", "[bans]", "clips = [" + ", ".join(json.dumps(c) for c in sorted(choices.bans)) + "]"]
+    project.mkdir(parents=True, exist_ok=True)
+    write_atomic(project / "project.toml", "\n".join(lines) + "\n")
