@@ -12,16 +12,23 @@ import sys
 from fractions import Fraction
 from pathlib import Path
 
+from montage.rules import list_styles
 from planner.errors import MontageError
 
 DESCRIPTION = """Turn a written script and a footage library into a cut film.
 
 commands:
-  make     plan the script, index the library, choose clips, write edit.otio, render the film
+  make     plan the script, index the library, choose clips, write edit.otio, render the film;
+           run it again after editing the script to recut (only what changed is redone)
+  watch    make the film, then recut it each time the script is saved
+  history, diff, revert    the cuts of a project, what changed, going back
+  pin, unpin, ban, unban   keep a shot on a clip, keep a clip out (survive recuts)
+  explain  for each shot: the chosen clip, the runner-up, and which rules decided
   demo     make out/demo/film.mp4 from the bundled demo script and footage
   plan     split a script into shots and print them (or --json)
   index    index a footage folder (incremental: only new or changed files are analysed)
   search   rank library shots for one or more text queries
+  generator train / info   train the builtin shot generator on a library, describe a generator
 """
 
 
@@ -48,11 +55,23 @@ def _fps(text: str) -> Fraction:
 def _add_make_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--embedder", default="proxy", help="embedder used to index the library (default: proxy)")
     p.add_argument("--top", type=int, default=10, help="candidates kept per shot (default: 10)")
-    p.add_argument("--threshold", type=float, default=0.3,
-                   help="below this match score a shot becomes a labelled placeholder (default: 0.3)")
+    p.add_argument("--style", default="default",
+                   help="rule preset (" + ", ".join(list_styles()) + ") or a TOML rule file")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="below this match score a shot becomes a labelled placeholder "
+                        "(default: the style's)")
     p.add_argument("--size", type=_size, default=(1280, 720), help="film size WxH (default: 1280x720)")
     p.add_argument("--fps", type=_fps, default=Fraction(25), help="film frame rate (default: 25)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def _add_embedder_options(p: argparse.ArgumentParser, text: str) -> None:
+    p.add_argument("--embedder", default=None, help=text)
+    p.add_argument("--clip-model", default=None, metavar="NAME",
+                   help="open_clip model for --embedder clip (default: ViT-B-32)")
+    p.add_argument("--clip-pretrained", default=None, metavar="TAG_OR_PATH",
+                   help="open_clip pretrained tag (downloads once, needs internet) or a local "
+                        "checkpoint file")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,13 +93,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", type=Path, default=Path("out/demo"), help="where the demo film goes")
     _add_make_options(p)
 
+    p = sub.add_parser("watch", help="make the film, then recut it every time the script is saved")
+    p.add_argument("script", type=Path)
+    p.add_argument("--library", type=Path, required=True)
+    p.add_argument("--out", type=Path, default=None, help="as for make")
+    p.add_argument("--project", type=Path, default=None, help="as for make")
+    _add_make_options(p)
+
+    for name, text in (("history", "list the cuts of a project"),
+                       ("diff", "show, shot by shot, what changed between two cuts"),
+                       ("explain", "for each shot: the chosen clip, the runner-up, and why")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("project", type=Path)
+        if name == "diff":
+            p.add_argument("cuts", nargs="*", type=int, metavar="CUT",
+                           help="two cut numbers (default: the last two)")
+    p = sub.add_parser("revert", help="make an earlier cut the current one again (as a new cut)")
+    p.add_argument("project", type=Path)
+    p.add_argument("cut", type=int)
+    p.add_argument("--quiet", action="store_true")
+    p = sub.add_parser("pin", help="keep a shot on a clip across recuts")
+    p.add_argument("project", type=Path)
+    p.add_argument("shot", help="shot id (sh-...) or its number in the current cut")
+    p.add_argument("clip", help="clip id, e.g. bikes.mp4#2 (see candidates.json or report.md)")
+    p = sub.add_parser("unpin", help="let the optimizer choose a pinned shot again")
+    p.add_argument("project", type=Path)
+    p.add_argument("shot")
+    for name, text in (("ban", "never use a clip in this project"), ("unban", "allow a banned clip again")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("project", type=Path)
+        p.add_argument("clip")
+
     p = sub.add_parser("plan", help="split a script into shots")
     p.add_argument("script", type=Path)
     p.add_argument("--json", action="store_true", help="print plan.json")
 
     p = sub.add_parser("index", help="index a footage folder")
     p.add_argument("library", type=Path)
-    p.add_argument("--embedder", default="proxy", help="proxy (offline default) or clip")
+    _add_embedder_options(p, "embedder to index with: proxy (offline default) or clip")
+    p.add_argument("--workers", type=int, default=None,
+                   help="analysis processes beside the embedder (default: cores - 1; 0: none)")
     p.add_argument("--quiet", action="store_true")
 
     p = sub.add_parser("search", help="rank library shots for text queries")
@@ -89,29 +141,58 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=5)
     p.add_argument("--json", action="store_true",
                    help='print [{"query", "hits": [{"path", "start", "end", "score"}]}]')
+    p.add_argument("--sheet", type=Path, default=None, metavar="OUT.png",
+                   help="also write a contact sheet of the hits with their scores")
+    p.add_argument("--mode", default=None, choices=("weighted", "cascade", "embedding", "keywords"),
+                   help="how keywords and the embedding combine (default: the measured best)")
+    _add_embedder_options(p, "check that the index was built with this embedder (default: "
+                             "the index's own)")
+
+    from generator.commands import add_parser as add_generator_parser
+
+    add_generator_parser(sub)
     return parser
 
 
+def _options(args: argparse.Namespace):
+    from montage.pipeline import MakeOptions
+
+    if args.top < 1:
+        raise MontageError(f"--top must be at least 1, got {args.top}")
+    return MakeOptions(embedder=args.embedder, style=args.style, top=args.top,
+                       threshold=args.threshold, width=args.size[0], height=args.size[1],
+                       rate=args.fps, progress=not args.quiet)
+
+
 def _make(args: argparse.Namespace, script: Path, library: Path, out: Path | None,
-          project: Path | None) -> int:
-    from montage.pipeline import MakeOptions, make_film
+          project: Path | None, *, watch: bool = False) -> int:
+    from montage.pipeline import Recutter, default_project
 
     if out is None:
         out = (project / "film.mp4") if project else script.with_name("film.mp4")
-    if args.top < 1:
-        raise MontageError(f"--top must be at least 1, got {args.top}")
-    options = MakeOptions(embedder=args.embedder, top=args.top, threshold=args.threshold,
-                          width=args.size[0], height=args.size[1], rate=args.fps,
-                          progress=not args.quiet)
-    result = make_film(script, library, out, project, options)
+    recutter = Recutter(library, project or default_project(out), _options(args))
+    if watch:
+        from montage.watch import watch as watch_loop
+
+        print(f"watching {script} (Ctrl-C to stop)", file=sys.stderr)
+        watch_loop(recutter, script, out)
+        return 0
+    result = recutter.cut(script, out)
     print(f"wrote {result.film} ({result.seconds:.1f} s, {result.shots} shots, "
-          f"{result.placeholders} placeholders); project: {result.project}")
+          f"{result.placeholders} placeholders; cut {result.cut}: {result.changes}); "
+          f"project: {result.project}")
     return 0
 
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "make":
         return _make(args, args.script, args.library, args.out, args.project)
+    if args.command == "watch":
+        return _make(args, args.script, args.library, args.out, args.project, watch=True)
+    if args.command in ("history", "diff", "explain", "revert", "pin", "unpin", "ban", "unban"):
+        from montage.project_commands import run_project_command
+
+        return run_project_command(args)
     if args.command == "demo":
         from montage.demo import DEMO, fetch_demo_library
 
@@ -130,20 +211,33 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"{s.id}  scene {s.scene}  {s.duration:4.1f}s  {s.text}{who}\n    query: {s.query}")
         return 0
     if args.command == "index":
+        from retrieval.embed import embedder_spec
         from retrieval.index import build_index
 
-        report = build_index(args.library, args.embedder, progress=not args.quiet)
+        spec = embedder_spec(args.embedder, args.clip_model, args.clip_pretrained) or "proxy"
+        report = build_index(args.library, spec, progress=not args.quiet, workers=args.workers)
         print(f"indexed {report.files_indexed} files, reused {report.files_reused}, "
               f"skipped {len(report.files_skipped)}; {report.shots} shots in {report.seconds:.1f} s")
+        if report.location and Path(report.location).parent.resolve() != args.library.resolve():
+            print(f"  the library is read-only: its index is kept in {report.location}")
         for path, reason in report.files_skipped:
             print(f"  skipped {path}: {reason}")
         return 0
     if args.command == "search":
-        from retrieval.search import hits_to_json, search_library
+        from retrieval.embed import embedder_spec
+        from retrieval.search import DEFAULT_MODE, hits_to_json, search_library
 
         if args.top < 1:
             raise MontageError(f"--top must be at least 1, got {args.top}")
-        results = search_library(args.library, args.queries, top=args.top)
+        results = search_library(args.library, args.queries, top=args.top,
+                                 embedder=embedder_spec(args.embedder, args.clip_model,
+                                                        args.clip_pretrained),
+                                 mode=args.mode or DEFAULT_MODE)
+        if args.sheet is not None:
+            from retrieval.sheet import write_sheet
+
+            write_sheet(args.library, args.queries, results, args.sheet)
+            print(f"wrote {args.sheet}", file=sys.stderr)
         if args.json:
             print(json.dumps(hits_to_json(args.library, args.queries, results), indent=2))
         else:
@@ -153,6 +247,10 @@ def _run(args: argparse.Namespace) -> int:
                     span = "still" if h.shot.is_still else f"{h.shot.start:.2f}-{h.shot.end:.2f}s"
                     print(f"  {n}. {h.score:.3f}  {h.shot.path}  {span}  ({', '.join(h.shot.labels[:3])})")
         return 0
+    if args.command == "generator":
+        from generator.commands import run as run_generator_command
+
+        return run_generator_command(args)
     raise AssertionError(args.command)
 
 

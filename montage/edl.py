@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 SOURCES = ("library", "placeholder")
+RUNNER_UP_CARD = "<title card>"  # EditDecision.runner_up when the runner-up is a placeholder
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,13 @@ class EditDecision:
     score: float  # the match score that chose it (the threshold for a placeholder)
     library_shot: str = ""  # LibraryShot.id, "" for a placeholder
     reason: str = ""  # one human sentence: why this clip
+    # The rule terms behind the choice, in match-score units: a positive cost is a penalty,
+    # rewards (match, keep) appear as negative costs; the cut terms are those of the cut INTO
+    # this clip. The film's objective is minus the sum of every decision's costs.
+    costs: tuple[tuple[str, float], ...] = ()
+    bends: tuple[str, ...] = ()  # rules this clip bends (a cost of more than half the rule's weight)
+    runner_up: str = ""  # the best other option (a LibraryShot.id, or RUNNER_UP_CARD); "" if none
+    decided_by: str = ""  # which terms decided between the choice and the runner-up
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -176,7 +177,14 @@ _AUDIO_RE = re.compile(r"Stream #\d+:\d+.*?: Audio: ")
 
 
 def probe(path: Path) -> MediaInfo:
-    """Ask ffmpeg what streams ``path`` holds (no ffprobe in the static build)."""
+    """Ask ffmpeg what streams ``path`` holds (no ffprobe in the static build); remembered per
+    file version, since every recut renders from the same sources."""
+    st = Path(path).stat()
+    return _probe(str(path), st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=4096)
+def _probe(path: str, size: int, mtime_ns: int) -> MediaInfo:
     code, _, err = _capture(["-i", file_arg(path)], what=f"probing {path}", loglevel="info")
     video = _VIDEO_RE.search(err)
     if video is None:

@@ -1,74 +1,60 @@
-"""Pick one candidate per planned shot with OR-Tools CP-SAT: the only module importing ortools.
+"""Choose one option per planned shot under a rule set, and say why (the montage step).
 
-This first model is an assignment: maximise the summed match score, use no library shot
-twice, and let a shot fall back to a labelled placeholder when nothing left scores above the
-threshold. Each chosen clip is trimmed to the shot's length inside its own source span.
+The edit maximises match rewards minus rule costs (``montage.rules``; terms from
+``montage.costs``). Solving goes in three steps, each deterministic for the same input:
+
+1. dynamic programming over the chain of shots, priced by Lagrangian relaxation so that it
+   stops reusing clips (``montage.lagrange``): an upper bound and a feasible start;
+2. large-neighbourhood search over windows of shots (``montage.heuristic.improve``);
+3. CP-SAT from that start (``montage.solver``) when the model is small enough to pay off, which
+   proves optimality or narrows the bound.
+
+The answer reports the objective, the best bound, the gap and whether it is proven optimal.
+Pins, bans, kept choices and a partial re-solve (``free``) serve re-cutting: see
+:func:`optimize`.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
-from planner.errors import MontageError
-from planner.shots import PlannedShot, ShotPlan
-from retrieval.types import CandidateSet, Hit
+import numpy as np
 
+from planner.shots import ShotPlan
+from retrieval.types import CandidateSet
+
+from montage.costs import SCALE
 from montage.edl import EditDecision, EditDecisionList
+from montage.explain import Explanation, explain
+from montage.instance import build_problem
+from montage.lagrange import lagrangian
+from montage.problem import (Kept, Option, OptimizeError, Problem, frames_for, planned_seconds,
+                             shot_options)
+from montage.rules import RuleSet, default_rules
 
-SCALE = 1000  # CP-SAT wants integers: scores are kept to 1/1000
-EDGE_FRAMES = 2  # keep clear of the frames next to a detected cut: detectors can be a frame off
-MIN_COVER = 0.35  # a video shot must cover at least this share of the planned length...
-MIN_SECONDS = 1.0  # ...and last at least this long, or it is not an option
-SHORTFALL_COST = 0.15  # score lost by a clip that covers none of the planned length
+__all__ = ["Kept", "OptimizeError", "Option", "Solution", "frames_for", "optimize", "shot_options",
+           "planned_seconds"]
 
-
-class OptimizeError(MontageError):
-    """The solver found no edit (it should always find one: placeholders are always allowed)."""
-
-
-@dataclass(frozen=True)
-class Option:
-    """One way to fill a planned shot: a library hit trimmed to fit, or the placeholder."""
-
-    hit: Hit | None
-    source_in: int
-    frames: int
-    value: float  # score after the duration-fit penalty
+CP_MAX_OPTIONS = 600  # run CP-SAT when the Lagrangian bound leaves at most this many options
 
 
 @dataclass(frozen=True)
 class Solution:
+    """The chosen edit and how good it provably is (objective and bound in match-score units)."""
+
     edl: EditDecisionList
-    objective: float
-    optimal: bool
-    seconds: float
-
-
-def frames_for(seconds: float, rate: Fraction) -> int:
-    return max(1, round(Fraction(seconds).limit_denominator(1000) * rate))
-
-
-def shot_options(shot: PlannedShot, hits: tuple[Hit, ...], rate: Fraction) -> list[Option]:
-    """The usable trims of each hit for this shot; videos too short for the shot are dropped."""
-    want = frames_for(shot.duration, rate)
-    out: list[Option] = []
-    for hit in hits:
-        ls = hit.shot
-        if ls.is_still:
-            out.append(Option(hit, 0, want, hit.score))
-            continue
-        first = math.ceil(Fraction(ls.start).limit_denominator(1000) * rate) + EDGE_FRAMES
-        last = math.floor(Fraction(ls.end).limit_denominator(1000) * rate) - EDGE_FRAMES
-        span = last - first
-        if span < max(1, math.ceil(MIN_COVER * want), math.ceil(MIN_SECONDS * rate)):
-            continue
-        frames = min(want, span)
-        source_in = first + (span - frames) // 2  # the middle: furthest from both cuts
-        shortfall = (want - frames) / want
-        out.append(Option(hit, source_in, frames, hit.score - SHORTFALL_COST * shortfall))
-    return out
+    objective: float  # match rewards minus rule costs; higher is better
+    optimal: bool  # proven: no edit scores more under these rules
+    seconds: float  # wall time of the whole optimisation
+    bound: float = math.inf  # no edit scores more than this
+    gap: float = math.inf  # (bound - objective) / max(|objective|, 1)
+    rules: str = ""  # the rule set's name
+    method: str = ""  # what found the answer and what proved the bound
+    stats: Mapping[str, float] = field(default_factory=dict)  # dp_value, dp_reuses, ...
 
 
 def optimize(
@@ -78,90 +64,145 @@ def optimize(
     rate: Fraction = Fraction(25),
     width: int = 1280,
     height: int = 720,
-    threshold: float = 0.3,
-    time_limit: float = 10.0,
+    threshold: float | None = None,
+    rules: RuleSet | None = None,
+    time_limit: float | None = None,
+    pins: Mapping[str, str] | None = None,
+    bans: frozenset[str] = frozenset(),
+    keep: Mapping[str, Kept] | None = None,
+    free: frozenset[str] | None = None,
 ) -> Solution:
-    """Choose the edit. Deterministic for the same input (one search worker, fixed seed)."""
-    from ortools.sat.python import cp_model
+    """Choose the edit. Deterministic for the same input.
 
-    by_shot = {c.shot_id: c.hits for c in candidates.shots}
+    ``rules`` defaults to the ``default`` style; ``threshold``, when given, overrides its
+    placeholder threshold. ``pins`` force shot id -> library shot id (an OptimizeError names
+    both if that clip is not among the shot's candidates); ``bans`` are library shot ids never
+    used; ``keep`` holds the previous cut's choices, which earn the rule set's ``keep`` reward;
+    with ``free`` only those shots are re-solved and every other kept shot stays as it was
+    (when it still can). ``time_limit`` is CP-SAT's budget in its deterministic work units
+    (about seconds on an idle core; default 1 s + 5 ms a shot), so the answer does not
+    depend on machine load; a wall-clock backstop of four times that plus a second guards
+    against a stall.
+    """
+    t0 = time.perf_counter()
+    rules = rules or default_rules()
+    if threshold is not None:
+        rules = replace(rules, placeholder_threshold=threshold)
+    limit = time_limit if time_limit is not None else 1.0 + 0.005 * len(plan.shots)
+    p = build_problem(plan, candidates, rules, rate=rate, width=width, height=height,
+                      pins=pins, bans=bans, keep=keep, free=free)
+    choice, value, bound, optimal, method, stats = _solve(p, limit)
+    explanations = explain(p, choice)
     root = Path(candidates.library)
-    model = cp_model.CpModel()
-    options: list[list[Option]] = []
-    choice: list[list] = []
-    placeholder = []
-    uses: dict[str, list] = {}
-    objective = []
-    for i, shot in enumerate(plan.shots):
-        opts = shot_options(shot, by_shot.get(shot.id, ()), rate)
-        lits = [model.new_bool_var(f"x{i}_{k}") for k in range(len(opts))]
-        ph = model.new_bool_var(f"p{i}")
-        model.add_exactly_one([*lits, ph])
-        for opt, lit in zip(opts, lits):
-            uses.setdefault(opt.hit.shot.id, []).append(lit)
-            objective.append(round(opt.value * SCALE) * lit)
-        objective.append(round(threshold * SCALE) * ph)
-        options.append(opts)
-        choice.append(lits)
-        placeholder.append(ph)
-    for lits in uses.values():
-        if len(lits) > 1:
-            model.add_at_most_one(lits)  # no library shot used twice
-    model.maximize(sum(objective))
-
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = time_limit
-    solver.parameters.num_workers = 1
-    solver.parameters.random_seed = 0
-    status = solver.solve(model)
-    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        raise OptimizeError(f"the optimizer found no edit ({solver.status_name(status)})",
-                            "report this as a bug, with plan.json and candidates.json")
-
-    decisions = []
-    taken: dict[str, str] = {}
-    for i, shot in enumerate(plan.shots):
-        picked = next((o for o, lit in zip(options[i], choice[i]) if solver.value(lit)), None)
-        if picked is not None:
-            taken[picked.hit.shot.id] = shot.id
-    for i, shot in enumerate(plan.shots):
-        picked = next((o for o, lit in zip(options[i], choice[i]) if solver.value(lit)), None)
-        decisions.append(_decision(shot, picked, options[i], taken, root, rate, threshold))
-    edl = EditDecisionList(rate=rate, width=width, height=height, decisions=tuple(decisions))
-    return Solution(edl=edl, objective=solver.objective_value / SCALE,
-                    optimal=status == cp_model.OPTIMAL, seconds=solver.wall_time)
+    decisions = tuple(_decision(p, i, choice[i], explanations[i], root, choice)
+                      for i in range(p.n))
+    edl = EditDecisionList(rate=rate, width=width, height=height, decisions=decisions)
+    objective = value / SCALE
+    b = max(objective, math.floor(bound + 1e-6) / SCALE)
+    return Solution(edl=edl, objective=objective, optimal=optimal, seconds=time.perf_counter() - t0,
+                    bound=b, gap=(b - objective) / max(abs(objective), 1.0), rules=rules.name,
+                    method=method, stats=stats)
 
 
-def _decision(shot: PlannedShot, picked: Option | None, opts: list[Option],
-              taken: dict[str, str], root: Path, rate: Fraction, threshold: float) -> EditDecision:
-    ranked = sorted(opts, key=lambda o: -o.value)
-    others = [o for o in ranked if o is not picked]
-    runner = f"; runner-up {_describe(others[0], taken, shot.id)}" if others else ""
-    if picked is None:
-        why = (f"placeholder: nothing free scored {threshold:.2f} or more; best "
-               + _describe(others[0], taken, shot.id) if others else "placeholder: no library shot was found for it, or none was long enough")
+def _solve(p: Problem, limit: float) -> tuple[list[int], int, float, bool, str, dict]:
+    size = sum(len(o) for o in p.options)
+    iterations = int(min(300, max(40, 500_000 // max(size, 1)))) if p.n > 1 else 0
+    start = lagrangian(p, iterations=iterations)
+    stats = {"dp_value": start.dp_value / SCALE, "dp_reuses": float(start.dp_reuses),
+             "lagrangian_bound": start.bound / SCALE, "options": float(size)}
+    choice, value, bound = start.choice, start.value, start.bound
+    method = "dp+lagrangian+lns"
+    optimal = choice is not None and bound - value < 1.0
+    if choice is None:
+        return _cp_only(p, limit, stats)
+    if not optimal:
+        keep = [[int(k) for k in np.flatnonzero(v)] for v in start.viable]
+        reduced = sum(len(k) for k in keep)
+        stats["viable_options"] = float(reduced)
+        if reduced <= CP_MAX_OPTIONS:
+            from montage.solver import solve_cpsat
+
+            q = p.subset(keep)
+            hint = [keep[i].index(k) for i, k in enumerate(choice)]
+            # the deterministic limit decides; the wall-clock one only guards against a stall
+            cp = solve_cpsat(q, hint=hint, time_limit=4 * limit + 1, deterministic_limit=limit,
+                             upper=bound)
+            stats["cpsat_seconds"] = cp.seconds
+            if cp.choice is not None and cp.value > value:
+                choice, value, method = [keep[i][k] for i, k in enumerate(cp.choice)], cp.value, "cp-sat"
+            if cp.choice is not None:  # options left out cannot beat ``value``: the bound holds
+                bound = min(bound, max(cp.bound, value))
+                optimal = cp.optimal or bound - value < 1.0
+                method += ", bound by cp-sat over the options the lagrangian bound left"
+    return choice, value, bound, optimal, method, stats
+
+
+def _cp_only(p: Problem, limit: float, stats: dict) -> tuple[list[int], int, float, bool, str, dict]:
+    """No feasible start was found: CP-SAT decides (and proves infeasibility)."""
+    from montage.solver import solve_cpsat
+
+    cp = solve_cpsat(p, time_limit=4 * limit + 1, deterministic_limit=limit)
+    if cp.choice is None:
+        raise _infeasible(p, cp.status)
+    return cp.choice, cp.value, cp.bound, cp.optimal, "cp-sat", stats
+
+
+def _infeasible(p: Problem, status: str) -> OptimizeError:
+    r = p.rules
+    rules = [f"reuse_gap = {r.reuse_gap}" + (" (no clip twice)" if r.reuse_gap == 0 else "")]
+    if not r.placeholders:
+        rules.append("placeholders = false")
+    if p.locked:
+        rules.append(f"{len(p.locked)} pinned or kept shot(s)")
+    if status != "INFEASIBLE":
+        return OptimizeError(f"the optimizer found no edit in its time limit ({status})",
+                             "raise the time limit, or allow title cards ([limits] placeholders = true)")
+    return OptimizeError(
+        f"no edit satisfies the rule set '{r.name}': {len(p.shots)} shots, "
+        f"{len(p.clip_names)} usable clips, and the rules {', '.join(rules)} conflict",
+        "allow title cards ([limits] placeholders = true), allow reuse ([limits] reuse_gap = N), "
+        "remove pins/bans, or add footage")
+
+
+def _decision(p: Problem, i: int, k: int, ex: Explanation, root: Path,
+              choice: list[int]) -> EditDecision:
+    shot, opt = p.shots[i], p.options[i][k]
+    extra = dict(costs=ex.costs, bends=ex.bends, runner_up=ex.runner_up, decided_by=ex.decided_by)
+    runner = f"; runner-up {_describe(ex.runner_option, ex.used_by)}" if ex.runner_option else ""
+    if opt.hit is None:
+        best = max((o for o in p.options[i] if o.hit), key=lambda o: o.value, default=None)
+        if best is not None:
+            why = (f"placeholder: nothing free scored {p.rules.placeholder_threshold:.2f} or more; best "
+                   + _describe(best, ex.used_by))
+        else:
+            why = "placeholder: no library shot was found for it, or none was long enough"
         return EditDecision(shot_id=shot.id, text=shot.text, source="placeholder", kind="card",
-                            media="", source_in=0, frames=frames_for(shot.duration, rate),
-                            score=threshold, reason=why)
-    ls = picked.hit.shot
+                            media="", source_in=0, frames=opt.frames, score=p.rules.placeholder_threshold,
+                            reason=why, **extra)
+    ls = opt.hit.shot
     labels = ", ".join(ls.labels[:4])
-    why = f"matches '{shot.query}': {_describe(picked, taken, shot.id)}"
+    why = f"matches '{shot.query}': {_describe(opt, {})}"
     if labels:
         why += f", shows {labels}"
+    if ex.bends:
+        why += f"; bends {', '.join(ex.bends)}"
     return EditDecision(shot_id=shot.id, text=shot.text, source="library",
                         kind="still" if ls.is_still else "video", media=str(root / ls.path),
-                        source_in=picked.source_in, frames=picked.frames, score=round(picked.value, 4),
-                        library_shot=ls.id, reason=why + runner)
+                        source_in=opt.source_in, frames=opt.frames, score=round(opt.value, 4),
+                        library_shot=ls.id, reason=why + runner, **extra)
 
 
-def _describe(option: Option, taken: dict[str, str], shot_id: str) -> str:
-    """"bikes.mp4#3 0.35 (0.45 less 0.10: covers 1.8 of 2.8 s; used by shot sh-1)"."""
+def _describe(option: Option, used_by: dict[str, str]) -> str:
+    """"bikes.mp4#3 0.35 (0.45 less 0.10: too short for the shot; used by shot sh-1)"."""
+    if option.hit is None:
+        return f"a title card {option.value:.2f}"
     text = f"{option.hit.shot.id} {option.value:.2f}"
     notes = []
     if option.value < option.hit.score - 1e-9:
         notes.append(f"{option.hit.score:.2f} less {option.hit.score - option.value:.2f}: "
                      f"too short for the shot")
-    owner = taken.get(option.hit.shot.id)
-    if owner and owner != shot_id:
+    owner = used_by.get(option.hit.shot.id)
+    if owner:
         notes.append(f"used by shot {owner}")
     return text + (f" ({'; '.join(notes)})" if notes else "")
+

@@ -1,29 +1,40 @@
 """Wire the four stages into one run: script -> plan -> candidates -> edit -> film.
 
-The only place that knows every stage. Each stage writes its artifact into the project folder
-before the next one starts, so a failure leaves readable artifacts and never a finished-looking
-film (the renderer writes to a temporary file and renames at the end).
+The only place that knows every stage. A project folder keeps the last cut, so running again
+after an edit of the script is a recut: the new plan is aligned with the old one, untouched
+shots keep their clips, only the changed shots and their new neighbours are re-solved, and only
+the clips that changed are encoded again. Nothing of the previous cut is replaced until the new
+film is finished, so a failure leaves the previous film and state intact.
 """
 from __future__ import annotations
 
-import os
+import hashlib
+import json
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
+from planner.align import Alignment, align
 from planner.errors import ProjectError
 from planner.plan import load_script
+from planner.shots import ShotPlan
 from retrieval.index import build_index, open_index
 from retrieval.search import candidates_for_plan
+from retrieval.types import CandidateSet, Hit, ShotCandidates
 
 from montage.contact import write_contact_sheet
-from montage.optimize import optimize
-from montage.render import render_timeline
-from montage.report import write_report
+from montage.edl import EditDecisionList
+from montage.optimize import Kept, Solution, optimize
+from montage.project import (Choices, ProjectState, copy_atomic, cut_dir, load_choices, load_state,
+                             record_cut, save_state, write_atomic)
+from montage.render import render_edit
+from montage.report import report_text
+from montage.rhythm import clip_features, rhythm_plot
+from montage.rules import RuleSet, load_rules
 from montage.subtitles import write_srt
-from montage.timeline import write_timeline
+from montage.timeline import read_timeline, write_timeline
 
 
 @dataclass(frozen=True)
@@ -31,21 +42,27 @@ class MakeOptions:
     """Everything a user can set for one `montage make`."""
 
     embedder: str = "proxy"
+    style: str = "default"  # a preset in assets/rules/ or a path to a TOML rule set
     top: int = 10
-    threshold: float = 0.3
+    threshold: float | None = None  # overrides the rule set's placeholder threshold
     width: int = 1280
     height: int = 720
     rate: Fraction = Fraction(25)
     progress: bool = True
+    contact_sheet: bool = True
 
 
 @dataclass(frozen=True)
 class MakeResult:
     film: Path
     project: Path
+    cut: int
     shots: int
     placeholders: int
     seconds: float  # film length
+    changes: str  # what the recut changed, e.g. "1 edited, 74 unchanged"
+    kept: int  # shots that kept the clip and trim of the previous cut
+    encoded: int  # clips encoded by this run (the rest came from the cache)
     timings: dict[str, float] = field(default_factory=dict)  # stage -> wall seconds
 
 
@@ -71,56 +88,183 @@ def check_output(out: Path, project: Path, library: Path) -> None:
         except OSError as exc:
             raise ProjectError(f"cannot create folder {folder}: {exc.strerror}",
                                "choose a writable --out / --project") from None
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise ProjectError(f"folder is not writable: {folder}", "choose a writable --out / --project")
+        probe = folder / f".montage-write-test-{id(folder)}"
+        try:
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError:
+            raise ProjectError(f"folder is not writable: {folder}",
+                               "choose a writable --out / --project") from None
+
+
+class Recutter:
+    """Makes and remakes the film of one project; keeps models and the index loaded between
+    cuts (for `montage watch`), so a recut costs only what changed."""
+
+    def __init__(self, library: Path, project: Path, options: MakeOptions = MakeOptions()) -> None:
+        self.library = Path(library)
+        self.project = Path(project)
+        self.options = options
+        self.rules: RuleSet = load_rules(options.style)
+
+    def _say(self, text: str) -> None:
+        if self.options.progress:
+            print(f"[montage] {text}", file=sys.stderr, flush=True)
+
+    def settings(self) -> str:
+        o = self.options
+        rules = json.dumps(self.rules.to_dict(), sort_keys=True, default=str)
+        return f"{rules}|{o.threshold}|{o.width}x{o.height}@{o.rate}|top{o.top}"
+
+    def cut(self, script: Path, out: Path) -> MakeResult:
+        """Plan, choose and render; a recut when the project already holds a cut."""
+        lib, project, o = self.library, self.project, self.options
+        check_output(out, project, lib)
+        t: dict[str, float] = {}
+        clock = time.perf_counter()
+
+        def lap(name: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            t[name] = round(now - clock, 4)
+            clock = now
+
+        plan = load_script(script)
+        lap("plan")
+        state = load_state(project)
+        if state is not None and Path(state.library) != lib.resolve():
+            raise ProjectError(
+                f"{project} was cut from the library {state.library}, not {lib.resolve()}",
+                f"pass --library {state.library}, or choose a new --project for this library")
+        choices = load_choices(project)
+
+        self._say("index")
+        build_index(lib, o.embedder, progress=o.progress)
+        index = open_index(lib)
+        # the vectors file is named by its content: a changed library gets a new one
+        index_id = hashlib.sha1(repr((index.embedder_name, index.meta.get("vectors"),
+                                      index.meta.get("rows"))).encode()).hexdigest()[:16]
+        lap("index")
+
+        previous = self._previous(state, index_id)
+        candidates = self._candidates(index, plan, previous, choices)
+        lap("search")
+
+        keep, free, alignment = self._stability(plan, previous, choices)
+        solution = optimize(plan, candidates, rules=self.rules, threshold=o.threshold, rate=o.rate,
+                            width=o.width, height=o.height, pins=choices.pins, bans=choices.bans, keep=keep,
+                            free=free)
+        lap("optimize")
+
+        n = (state.cut if state else 0) + 1
+        changes = alignment.summary() if alignment else f"{len(plan.shots)} new"
+        folder = self._record(n, plan, candidates, solution.edl, changes, script.stem)
+        lap("edit")
+
+        self._say(f"render cut {n} ({changes})")
+        rendered = render_edit(folder / "edit.otio", out, cache=project / "cache",
+                               progress=o.progress)
+        lap("render")
+
+        self._publish(folder, solution, plan, candidates, out, changes)
+        save_state(project, ProjectState(library=str(lib.resolve()), embedder=index.embedder_name,
+                                         index_id=index_id, script=str(script.resolve()),
+                                         film=str(out.resolve()), settings=self.settings(), cut=n))
+        lap("publish")
+        kept = sum(1 for d in solution.edl.decisions
+                   if d.shot_id in keep and _same(keep[d.shot_id], d))
+        return MakeResult(film=out, project=project, cut=n, shots=len(plan.shots),
+                          placeholders=sum(d.source == "placeholder" for d in solution.edl.decisions),
+                          seconds=solution.edl.seconds, changes=changes, kept=kept,
+                          encoded=rendered.encoded, timings=t)
+
+    # -- steps -----------------------------------------------------------------------------
+    def _previous(self, state: ProjectState | None, index_id: str):
+        """(plan, candidates, edit) of the last cut when they can seed this one, else None."""
+        if state is None:
+            return None
+        folder = cut_dir(self.project, state.cut)
+        try:
+            plan = ShotPlan.load(folder / "plan.json")
+            cands = CandidateSet.from_json((folder / "candidates.json").read_text(encoding="utf-8"))
+            edl = read_timeline(folder / "edit.otio")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ProjectError(f"{folder}: the last cut is damaged ({exc})",
+                               "delete state.json to cut afresh (the history is kept)") from None
+        fresh = state.index_id == index_id and state.settings == self.settings()
+        return plan, cands if fresh else None, edl, fresh
+
+    def _candidates(self, index, plan: ShotPlan, previous, choices: Choices) -> CandidateSet:
+        """Reuse the last cut's candidates for shots it already had; search only new text."""
+        reuse = {}
+        if previous is not None and previous[1] is not None:
+            reuse = {c.shot_id: c for c in previous[1].shots}
+        todo = ShotPlan(source=plan.source, shots=tuple(s for s in plan.shots if s.id not in reuse))
+        found = {c.shot_id: c for c in candidates_for_plan(index, todo, top=self.options.top).shots} \
+            if todo.shots else {}
+        shots = [reuse.get(s.id) or found[s.id] for s in plan.shots]
+        by_id = None
+        for i, c in enumerate(shots):  # a pinned clip is always a candidate of its shot
+            pin = choices.pins.get(c.shot_id)
+            if pin and all(h.shot.id != pin for h in c.hits):
+                by_id = by_id or {ls.id: ls for ls in index.shots}
+                if pin not in by_id:
+                    raise ProjectError(
+                        f"{self.project / 'project.toml'}: shot {c.shot_id} is pinned to "
+                        f"{pin!r}, which is not in the library index",
+                        "unpin it (montage unpin), or pin a clip id from candidates.json")
+                shots[i] = replace(c, hits=c.hits + (Hit(by_id[pin], 0.0),))
+        return CandidateSet(library=str(self.library.resolve()), embedder=index.embedder_name,
+                            shots=tuple(ShotCandidates(c.shot_id, c.query, c.hits) for c in shots))
+
+    def _stability(self, plan: ShotPlan, previous, choices: Choices):
+        """What the last cut chose (kept where possible) and which shots are re-solved."""
+        if previous is None:
+            return {}, None, None
+        old_plan, _, old_edl, fresh = previous
+        alignment = align(old_plan, plan)
+        keep = {d.shot_id: Kept(d.library_shot, d.source_in, d.frames) for d in old_edl.decisions}
+        for change in alignment.changes:  # an edited sentence starts from its old clip
+            if change.status == "edited" and change.previous in keep:
+                keep[change.shot_id] = keep[change.previous]
+        if not fresh:  # other settings or another index: re-solve all, still preferring the old
+            return keep, None, alignment
+        free = set(alignment.touched)
+        free |= {s for s, clip in choices.pins.items() if keep.get(s, Kept("", 0, 0)).library_shot != clip}
+        free |= {s for s, k in keep.items() if k.library_shot in choices.bans}
+        return keep, frozenset(free), alignment
+
+    def _record(self, n: int, plan: ShotPlan, candidates: CandidateSet, edl: EditDecisionList,
+                changes: str, name: str) -> Path:
+        project = self.project
+        project.mkdir(parents=True, exist_ok=True)
+        folder = record_cut(project, n, {"plan.json": plan.to_json()}, changes, len(plan.shots),
+                            edl.seconds)
+        write_timeline(edl, folder / "edit.otio", name=name)
+        return folder
+
+    def _publish(self, folder: Path, solution: Solution, plan: ShotPlan, candidates: CandidateSet,
+                 out: Path, changes: str) -> None:
+        """Make the new cut the current one: artifacts beside the film and in the project."""
+        project = self.project
+        write_atomic(folder / "candidates.json", candidates.to_json())
+        for name in ("plan.json", "candidates.json", "edit.otio"):
+            copy_atomic(folder / name, project / name)
+        write_srt(solution.edl, out.with_suffix(".srt"))
+        if out.parent.resolve() != project.resolve():
+            write_srt(solution.edl, project / "film.srt")
+        if self.options.contact_sheet:
+            write_contact_sheet(out, solution.edl, project / "contact.png")
+        rhythm_plot(solution.edl, clip_features(candidates), project / "rhythm.png")
+        write_atomic(project / "report.md",
+                     report_text(plan, candidates, solution, film=out, changes=changes))
+
+
+def _same(kept: Kept, d) -> bool:
+    return (kept.library_shot, kept.source_in, kept.frames) == (d.library_shot, d.source_in, d.frames)
 
 
 def make_film(script: Path, library: Path, out: Path, project: Path | None = None,
               options: MakeOptions = MakeOptions()) -> MakeResult:
-    """Make `out` from `script` and the footage under `library`; artifacts go to `project`."""
-    project = project or default_project(out)
-    check_output(out, project, library)
-    timings: dict[str, float] = {}
-
-    def stage(name: str):
-        if options.progress:
-            print(f"[montage] {name}...", file=sys.stderr, flush=True)
-        timings[name] = time.perf_counter()
-
-    def done(name: str):
-        timings[name] = time.perf_counter() - timings[name]
-
-    stage("plan")
-    plan = load_script(script)
-    plan.save(project / "plan.json")
-    done("plan")
-
-    stage("index")
-    build_index(library, options.embedder, progress=options.progress)
-    done("index")
-
-    stage("search")
-    index = open_index(library)
-    candidates = candidates_for_plan(index, plan, top=options.top)
-    (project / "candidates.json").write_text(candidates.to_json(), encoding="utf-8")
-    done("search")
-
-    stage("optimize")
-    solution = optimize(plan, candidates, rate=options.rate, width=options.width,
-                        height=options.height, threshold=options.threshold)
-    edit = project / "edit.otio"
-    write_timeline(solution.edl, edit, name=script.stem)
-    done("optimize")
-
-    stage("render")
-    render_timeline(edit, out, progress=options.progress)
-    write_srt(solution.edl, out.with_suffix(".srt"))
-    if out.parent.resolve() != project.resolve():
-        write_srt(solution.edl, project / "film.srt")
-    done("render")
-
-    write_contact_sheet(out, solution.edl, project / "contact.png")
-    write_report(project / "report.md", plan, candidates, solution, film=out)
-    placeholders = sum(d.source == "placeholder" for d in solution.edl.decisions)
-    return MakeResult(film=out, project=project, shots=len(plan.shots), placeholders=placeholders,
-                      seconds=solution.edl.seconds, timings=timings)
+    """Make (or recut) `out` from `script` and the footage under `library`."""
+    return Recutter(library, project or default_project(out), options).cut(script, out)

@@ -30,6 +30,7 @@ class ProjectState:
     embedder: str
     index_id: str  # fingerprint of the library index the candidates came from
     script: str
+    film: str  # where the film of the current cut was written
     settings: str  # style, size, rate, threshold... as one comparable string
     cut: int  # number of the current cut in history/ (1-based)
     version: int = STATE_VERSION

@@ -6,6 +6,7 @@ from pathlib import Path
 from planner.shots import ShotPlan
 from retrieval.types import CandidateSet
 
+from montage.explain import edl_text
 from montage.optimize import Solution
 
 
@@ -14,32 +15,43 @@ def _clock(frames: int, rate) -> str:
     return f"{int(s // 60)}:{s % 60:05.2f}"
 
 
-def report_text(plan: ShotPlan, candidates: CandidateSet, solution: Solution, film: Path) -> str:
+def _cell(text: str) -> str:
+    return text.replace("|", "/").replace("\n", " ")
+
+
+def report_text(plan: ShotPlan, candidates: CandidateSet, solution: Solution, film: Path,
+                changes: str = "") -> str:
     edl = solution.edl
     placeholders = sum(d.source == "placeholder" for d in edl.decisions)
+    bent = sum(len(d.bends) for d in edl.decisions)
     lines = [
         f"# Montage report: {film.name}",
         "",
-        f"- script: {plan.source} ({len(plan.shots)} shots, {len(plan.scene_titles) or 1} scenes)",
+        f"- script: {plan.source} ({len(plan.shots)} shots, {len(plan.scene_titles) or 1} scenes)"
+        + (f"; this cut: {changes}" if changes else ""),
         f"- library: {candidates.library} (embedder {candidates.embedder})",
         f"- film: {edl.seconds:.1f} s at {edl.width}x{edl.height}, {edl.rate} fps; "
         f"{len(edl.decisions) - placeholders} library clips, {placeholders} placeholders",
-        f"- optimizer: objective {solution.objective:.3f}, "
-        f"{'proven optimal' if solution.optimal else 'not proven optimal'} in {solution.seconds:.3f} s",
+        f"- rules: {solution.rules or 'default'}; {bent} rule bends",
+        f"- optimizer ({solution.method}): objective {solution.objective:.3f}, bound "
+        f"{solution.bound:.3f}, gap {100 * solution.gap:.2f}%, "
+        f"{'proven optimal' if solution.optimal else 'not proven optimal'}, {solution.seconds:.3f} s",
         "",
-        "| # | at | sentence | clip | score | why |",
-        "|---|----|----------|------|-------|-----|",
+        "| # | at | sentence | clip | score | runner-up, and what decided | bends |",
+        "|---|----|----------|------|-------|------------------------------|-------|",
     ]
     for n, (d, start) in enumerate(zip(edl.decisions, edl.starts()), 1):
         if d.source == "placeholder":
             clip = "*title card*"
         else:
             span = f"{_clock(d.source_in, edl.rate)}-{_clock(d.source_in + d.frames, edl.rate)}"
-            clip = f"`{Path(d.media).name}`" + ("" if d.kind == "still" else f" {span}")
-        why = d.reason
-        text = d.text.replace("|", "\\|")
-        lines.append(f"| {n} | {_clock(start, edl.rate)} | {text} | {clip} | {d.score:.2f} | "
-                     f"{why.replace('|', '/')} |")
+            clip = f"`{d.library_shot}`" + ("" if d.kind == "still" else f" {span}")
+        runner = f"{d.runner_up}: {d.decided_by}" if d.runner_up else d.decided_by
+        lines.append(f"| {n} | {_clock(start, edl.rate)} | {_cell(d.text)} | {clip} | {d.score:.2f} "
+                     f"| {_cell(runner)} | {', '.join(d.bends)} |")
+    lines += ["", "## Reasons", ""]
+    lines += [f"{n}. `{d.shot_id}` {_cell(d.reason)}" for n, d in enumerate(edl.decisions, 1)]
+    lines += ["", edl_text(edl, film.name).replace("# Why each shot", "## Why each shot")]
     return "\n".join(lines) + "\n"
 
 

@@ -71,6 +71,10 @@ def _clip(d: EditDecision, rate: Fraction) -> "otio.schema.Clip":
         "library_shot": d.library_shot,
         "reason": d.reason,
         "media": d.media,
+        "costs": [[name, float(value)] for name, value in d.costs],  # a list: keeps the order
+        "bends": list(d.bends),
+        "runner_up": d.runner_up,
+        "decided_by": d.decided_by,
     }
     return otio.schema.Clip(
         name=d.shot_id, media_reference=ref, source_range=source_range,
@@ -169,6 +173,10 @@ def _decision(clip: Any, rate: Fraction, path: Path, index: int) -> EditDecision
         score=float(_field(meta, "score", path, where)),
         library_shot=str(_field(meta, "library_shot", path, where)),
         reason=str(_field(meta, "reason", path, where)),
+        costs=tuple((str(k), float(v)) for k, v in meta.get("costs", ())),
+        bends=tuple(str(b) for b in meta.get("bends", ())),
+        runner_up=str(meta.get("runner_up", "")),
+        decided_by=str(meta.get("decided_by", "")),
     )
 
 

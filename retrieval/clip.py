@@ -43,8 +43,9 @@ class ClipEmbedder:
             raise ModelError(
                 f"CLIP model {model} needs weights: no CLIP weights ship with montage, and "
                 "downloading them needs internet",
-                hint=f"use --embedder clip:{model}:<tag> with internet (e.g. laion2b_s34b_b79k), "
-                     f"or clip:{model}:/path/to/checkpoint.pt, or the offline default 'proxy'",
+                hint="give --clip-pretrained TAG (downloaded once, needs internet; e.g. "
+                     "laion2b_s34b_b79k) or --clip-pretrained /path/to/checkpoint.pt (as a name: "
+                     f"clip:{model}:TAG_OR_PATH), or use the offline default 'proxy'",
             )
         if _looks_like_path(pretrained) and not Path(pretrained).expanduser().is_file():
             raise ModelError(f"CLIP checkpoint not found: {pretrained}",
@@ -146,7 +147,9 @@ class ClipEmbedder:
         self._label_vectors = vectors
         return vectors
 
-    def analyse(self, images: list[np.ndarray], texts: list[str]) -> ImageAnalysis:
+    def analyse(self, images: list[np.ndarray], texts: list[str],
+                hints: list[tuple[tuple[str, float], ...]] | None = None) -> ImageAnalysis:
+        """``hints`` (people found by other detectors) are not needed: CLIP sees people."""
         if len(texts) != len(images):
             raise ValueError(f"got {len(images)} images but {len(texts)} texts")
         if not images:

@@ -45,7 +45,24 @@ class Embedder(Protocol):
         """Human-readable top labels for one image (for reports)."""
 
     def analyse(self, images: list[np.ndarray], texts: list[str]) -> ImageAnalysis:
-        """Vectors and labels in one pass, so indexing runs the model once per frame."""
+        """Vectors and labels in one pass, so indexing runs the model once per frame.
+
+        An embedder may also take ``hints=[((phrase, weight), ...) per image]``: what the
+        face and people detectors saw, for a model that cannot see people itself (the proxy).
+        """
+
+
+def set_torch_threads(n: int) -> int:
+    """Set torch's intra-op threads (process-wide); returns the previous count.
+
+    On a busy 2-core machine two OpenMP threads spin against each other (MiniLM took 30x
+    longer on one sentence), so the indexer gives torch only the cores its workers leave free.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(n)))
+    return previous
 
 
 def normalise(vectors: np.ndarray) -> np.ndarray:
@@ -81,7 +98,7 @@ def save_array_atomic(path: Path, array: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-PROXY_NAME = "proxy-v2"  # v2: wide frames are also classified as three square crops
+PROXY_NAME = "proxy-v3"  # v2: wide frames also as 3 square crops; v3: people hints mixed in
 
 
 def make_embedder(name: str = "proxy", **options) -> Embedder:
@@ -107,6 +124,23 @@ def make_embedder(name: str = "proxy", **options) -> Embedder:
         f"unknown embedder {name!r}",
         hint="available: " + ", ".join(AVAILABLE),
     )
+
+
+def embedder_spec(embedder: str | None, clip_model: str | None = None,
+                  clip_pretrained: str | None = None) -> str | None:
+    """The embedder name for command-line options (None: none asked for).
+
+    ``--clip-model`` / ``--clip-pretrained`` imply ``--embedder clip``.
+    """
+    if clip_model is None and clip_pretrained is None:
+        return embedder
+    if embedder not in (None, "clip") and not (embedder or "").startswith("clip:"):
+        raise ModelError(f"--clip-model and --clip-pretrained apply to --embedder clip, not {embedder}",
+                         hint="drop --embedder, or use --embedder clip")
+    model = clip_model or ""
+    if (embedder or "").startswith("clip:") and not model:
+        model = embedder.split(":", 2)[1]
+    return f"clip:{model}:{clip_pretrained or ''}"
 
 
 def canonical_name(spec: str) -> str:

@@ -1,45 +1,50 @@
-"""Build and open the footage index kept beside the library, in ``<root>/.montage/``.
+"""Build (or update) the footage index: shots, features, embeddings, FAISS and SQLite.
 
-``index.json`` lists every media file (size, mtime, content hash, its shots and their vector
-rows) and names the vectors file. Re-indexing reuses the vectors of unchanged files, so only new
-or edited footage is decoded and embedded; a crash mid-write leaves the previous index usable
-because the vectors go to a new file and the manifest is replaced last, atomically.
+Incremental: a file is analysed again only when its size, content hash or own words (name,
+sidecar, folder tags) changed; deleted files are dropped. Parallel: worker processes decode
+and analyse while this process embeds keyframes in batches. Crash-safe: the vectors go to a
+new FAISS file and one SQLite transaction swaps the state in, so an interruption leaves the
+previous index, and finished work is committed every ``checkpoint_s`` seconds and on Ctrl-C,
+so the next run resumes where this one stopped. The index lives beside the library or, for a
+read-only library, in the user cache (:mod:`retrieval.location`).
 """
 from __future__ import annotations
 
-import hashlib
+import inspect
 import json
 import logging
 import os
+import sqlite3
 import sys
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from planner.errors import LibraryError, MediaError
+from planner.errors import LibraryError
 
-from .detect import DEFAULT_MIN_SHOT, DEFAULT_THRESHOLD, detect_shots
-from .embed import Embedder, canonical_name, make_embedder, normalise
-from .library import INDEX_DIR, MediaFile, check_root, find_media, footage_text, footage_words, sidecar_path
-from .media import probe, read_frames, read_still
-from .search import rank_hits
-from .types import Hit, LibraryShot, shot_from_dict
-from .vectors import VectorIndex
+from . import store
+from .analyse import FileAnalysis, Settings
+from .detect import DEFAULT_MIN_SHOT, DEFAULT_THRESHOLD
+from .embed import Embedder, make_embedder, normalise
+from .footage import LEGACY_MANIFEST, FootageIndex, open_index
+from .changes import Plan, content_hash, plan_changes, text_sig
+from .labels import merge_labels, people_hints, people_words
+from .library import MediaFile, check_root, find_media, footage_words
+from .location import index_dir_for_writing
+from .types import LibraryShot, shot_from_dict
 
 logger = logging.getLogger(__name__)
 
-INDEX_VERSION = 1
-MANIFEST = "index.json"
-# Where in a shot its frames are embedded (fractions of its span): three for a long shot, two
-# for a short one, the middle for a flash.
-KEYFRAMES = (0.25, 0.5, 0.75)
-SHORT_KEYFRAMES = (1 / 3, 2 / 3)
-SHORT_SHOT = 1.5  # seconds
-MAX_VISUAL_LABELS = 5
-_HASH_CHUNK = 1 << 20
+INDEX_VERSION = 2  # 1: index.json + FAISS (montage 0.1); 2: SQLite + FAISS, shot features
+EMBED_BATCH = 32  # keyframes per embedder call
+CHECKPOINT_S = 60.0  # commit finished work at least this often (and at the end, and on Ctrl-C)
+
+__all__ = ["INDEX_VERSION", "FootageIndex", "IndexReport", "build_index", "open_index"]
 
 
 @dataclass(frozen=True)
@@ -53,334 +58,304 @@ class IndexReport:
     shots: int
     seconds: float
     embedder: str = ""
+    footage_seconds: float = 0.0  # video analysed this run (stills not counted)
+    location: str = ""  # the index folder
 
 
-def index_dir(root: Path) -> Path:
-    return Path(root) / INDEX_DIR
+@dataclass
+class _Entry:
+    """One file's part of the index while building: its record, shots, terms and vectors."""
+
+    record: dict
+    shots: list[LibraryShot]
+    terms: list[list[str]]
+    vectors: np.ndarray
 
 
 def build_index(root: Path, embedder: str | Embedder = "proxy", *, progress: bool = True,
                 threshold: float = DEFAULT_THRESHOLD, min_shot: float = DEFAULT_MIN_SHOT,
+                workers: int | None = None, checkpoint_s: float = CHECKPOINT_S,
+                on_file: Callable[[str, int, int], None] | None = None,
                 **embedder_options) -> IndexReport:
     """Index (or update the index of) the footage under ``root``; see the module docstring.
 
-    ``embedder`` is a name for :func:`make_embedder` (``embedder_options`` go to it) or a built
-    embedder. A corrupt file is skipped with a WARNING and listed in the report.
+    ``embedder``: a name for :func:`make_embedder` (``embedder_options`` go to it) or a built
+    embedder. ``workers``: analysis processes (None: one fewer than the cores; 0: none).
+    ``on_file(path, done, total)`` is called as each file is finished. A corrupt file is
+    skipped with one WARNING and listed in the report.
     """
     started = time.perf_counter()
     root = check_root(root)
     media = find_media(root)
     emb = make_embedder(embedder, **embedder_options) if isinstance(embedder, str) else embedder
-    settings = {"threshold": threshold, "min_shot": min_shot,
-                "keyframes": [list(KEYFRAMES), list(SHORT_KEYFRAMES), SHORT_SHOT]}
-    old = _usable_previous(root, emb.name, settings)
-    old_files: dict = old["files"] if old else {}
-    old_skipped: dict = old["skipped"] if old else {}
-
-    records: dict[str, dict] = {}  # path -> manifest record, for reused files
-    skipped: dict[str, dict] = {}
-    to_index: list[tuple[MediaFile, dict | None]] = []
-    touched = False  # manifest metadata changed without new vectors
-    for m in media:
-        side = _sidecar_sig(root, m.path)
-        prev = old_files.get(m.path) or old_skipped.get(m.path)
-        same = _unchanged(root, m, side, prev)
-        if same is None:
-            to_index.append((m, side))
-            continue
-        touched |= same
-        rec = {**prev, "size": m.size, "mtime_ns": m.mtime_ns}
-        if m.path in old_skipped:
-            skipped[m.path] = rec
-            logger.warning("skipped %s (unchanged since it failed): %s", m.path, rec["reason"])
-        else:
-            records[m.path] = rec
-    present = {m.path for m in media}
-    dropped = [p for p in list(old_files) + list(old_skipped) if p not in present]
-    for p in dropped:
-        logger.info("dropped from the index (file gone): %s", p)
-
-    vectors_there = bool(old) and (index_dir(root) / str(old.get("vectors"))).is_file()
-    if old and not to_index and not dropped and not touched and vectors_there:
-        return _report(media, 0, records, skipped, started, emb.name)
-
-    old_vectors = _old_vectors(root, old) if old and records else None
-    if old and records and old_vectors is None:
-        return _build_fresh(root, emb, progress, threshold, min_shot)
-
-    fresh: dict[str, tuple[list[LibraryShot], np.ndarray]] = {}
-    _index_files(root, to_index, emb, settings, records, skipped, fresh, progress)
-
-    if not to_index and not dropped and old and vectors_there:
-        _write(root, emb, settings, records, skipped, old["vectors"], None)
-    else:
-        _write(root, emb, settings, records, skipped, None, (old_vectors, fresh))
-    return _report(media, len(fresh), records, skipped, started, emb.name)
-
-
-def _build_fresh(root, emb, progress, threshold, min_shot) -> IndexReport:
-    """Re-index everything (the previous vectors are unreadable)."""
-    logger.warning("the previous vectors in %s are unreadable; re-indexing everything", index_dir(root))
-    _remove_manifest(root)
-    return build_index(root, emb, progress=progress, threshold=threshold, min_shot=min_shot)
-
-
-def _index_files(root, to_index, emb, settings, records, skipped, fresh, progress) -> None:
-    from tqdm import tqdm
-
-    bar = tqdm(total=len(to_index), desc="indexing", unit="file", file=sys.stderr,
-               disable=not progress or not to_index, dynamic_ncols=True)
+    settings = Settings(threshold, min_shot)
     try:
-        for m, side in to_index:
-            bar.set_postfix_str(m.path[-40:], refresh=False)
-            base = {"kind": m.kind, "size": m.size, "mtime_ns": m.mtime_ns, "sha1": "",
-                    "sidecar": side}
-            try:
-                base["sha1"] = _content_hash(root / m.path, m.size)
-                shots, vectors = _index_file(root, m, emb, settings)
-            except (MediaError, OSError) as exc:
-                reason = exc.message if isinstance(exc, MediaError) else str(exc)
-                logger.warning("skipped %s: %s", m.path, reason)
-                skipped[m.path] = {**base, "reason": reason}
-            else:
-                records[m.path] = {**base, "shots": [asdict(s) for s in shots]}
-                fresh[m.path] = (shots, vectors)
-            bar.update(1)
-    finally:
-        bar.close()
+        folder = index_dir_for_writing(root)
+    except OSError as exc:
+        raise LibraryError(f"cannot create an index folder for {root}: {exc}",
+                           hint="set MONTAGE_CACHE_DIR to a writable folder") from exc
+    with closing(_connect_or_reset(folder)) as con:
+        old_meta = _usable_meta(folder, con, emb.name, settings.as_dict())
+        old_files = store.read_files(con) if old_meta else {}
+        plan = plan_changes(root, media, old_files)
+        if old_meta and not plan.to_index and not plan.dropped:
+            if plan.touched:
+                store.touch_files(con, plan.touched)
+            return _report(media, {}, plan.kept_paths, plan.skipped, started, emb.name, folder)
+        kept = _load_kept(folder, con, old_meta, plan) if old_meta else {}
+        if old_meta and len(kept) < len(plan.kept_paths):  # old vectors unreadable
+            plan.to_index += [m for m in media if m.path in plan.kept_paths and m.path not in kept]
+            plan.to_index.sort(key=lambda m: m.path)
+        run = _Run(root, folder, con, emb, settings, kept, plan, checkpoint_s)
+        run.go(progress, workers, on_file)
+    return _report(media, run.fresh, set(kept) | set(run.fresh), run.skipped, started,
+                   emb.name, folder)
 
 
-def _index_file(root: Path, m: MediaFile, emb: Embedder, settings: dict):
-    """The shots of one file and one vector per shot (keyframe vectors averaged)."""
-    path = root / m.path
-    text = footage_text(root, m.path)
-    words = footage_words(text)
-    if m.kind == "still":
-        frames = [read_still(path)]
-        height, width = frames[0].shape[:2]
-        spans, fps, groups = [(0.0, 0.0)], 0.0, [[0]]
-    else:
-        info = probe(path)
-        width, height, fps = info.width, info.height, info.fps
-        spans = detect_shots(path, threshold=settings["threshold"], min_shot=settings["min_shot"])
-        times, groups = [], []
-        for a, b in spans:
-            picks = [a + f * (b - a) for f in _keyframes(b - a)]
-            groups.append(list(range(len(times), len(times) + len(picks))))
-            times += picks
-        frames = read_frames(path, times)
-    analysis = emb.analyse(frames, [text] * len(frames))
-    shots, vectors = [], []
-    for n, ((a, b), rows) in enumerate(zip(spans, groups)):
-        vectors.append(analysis.vectors[rows].mean(axis=0))
-        labels = _merge_labels([analysis.labels[r] for r in rows], words)
-        shots.append(LibraryShot(id=f"{m.path}#{n}", path=m.path, kind=m.kind, start=round(a, 4),
-                                 end=round(b, 4), width=int(width), height=int(height),
-                                 fps=float(fps), labels=labels))
-    return shots, normalise(np.stack(vectors))
-
-
-def _keyframes(duration: float) -> tuple[float, ...]:
-    if duration >= SHORT_SHOT:
-        return KEYFRAMES
-    return SHORT_KEYFRAMES if duration >= 0.2 else (0.5,)
-
-
-def _merge_labels(per_frame: list[tuple[str, ...]], words: list[str]) -> tuple[str, ...]:
-    """The labels most keyframes agree on (best rank first), then the footage's own words."""
-    score: dict[str, float] = {}
-    for labels in per_frame:
-        for rank, label in enumerate(labels):
-            score[label] = score.get(label, 0.0) + 1.0 / (rank + 1)
-    visual = sorted(score, key=lambda k: -score[k])[:MAX_VISUAL_LABELS]
-    return tuple(visual + [w for w in words if w not in visual])
-
-
-# -- change detection -------------------------------------------------------------------------
-def _sidecar_sig(root: Path, rel: str) -> list[int] | None:
-    side = sidecar_path(root, rel)
-    if side is None:
-        return None
-    st = side.stat()
-    return [st.st_size, st.st_mtime_ns]
-
-
-def _unchanged(root: Path, m: MediaFile, side, prev: dict | None) -> bool | None:
-    """None: (re-)index it. False: unchanged. True: unchanged content, new mtime to record."""
-    if prev is None or prev.get("size") != m.size or prev.get("sidecar") != side:
-        return None
-    if prev.get("mtime_ns") == m.mtime_ns:
-        return False
-    # Touched or copied: the content hash decides (git-style), so an unchanged file is reused.
-    return True if prev.get("sha1") == _content_hash(root / m.path, m.size) else None
-
-
-def _content_hash(path: Path, size: int) -> str:
-    """sha1 of the size plus the first and last MiB (the whole file when small)."""
-    h = hashlib.sha1(str(size).encode())
-    with open(path, "rb") as fh:
-        h.update(fh.read(_HASH_CHUNK))
-        if size > 2 * _HASH_CHUNK:
-            fh.seek(size - _HASH_CHUNK)
-        h.update(fh.read(_HASH_CHUNK))
-    return h.hexdigest()
-
-
-# -- reading and writing the index ------------------------------------------------------------
-def _read_manifest(root: Path) -> dict | None:
-    path = index_dir(root) / MANIFEST
-    if not path.is_file():
-        return None
+def _connect_or_reset(folder: Path):
+    """The index database of ``folder``; an unreadable one is logged, removed and started anew."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-        return data
-    except (OSError, ValueError) as exc:
-        raise LibraryError(
-            f"the footage index {path} is unreadable: {exc}",
-            hint=f"run `montage index {root}` to rebuild it",
-        ) from exc
+        con = store.connect(folder)
+        store.read_files(con)
+        return con
+    except sqlite3.DatabaseError as exc:
+        logger.warning("the index database in %s is unreadable (%s); rebuilding it", folder, exc)
+    for name in (store.DB_NAME, store.DB_NAME + "-journal"):
+        (folder / name).unlink(missing_ok=True)
+    return store.connect(folder)
 
 
-def _usable_previous(root: Path, name: str, settings: dict) -> dict | None:
-    """The previous manifest if its vectors can be reused with this embedder and settings."""
-    try:
-        old = _read_manifest(root)
-    except LibraryError as exc:
-        logger.warning("%s; rebuilding it", exc.message)
+def _usable_meta(folder: Path, con, name: str, settings: dict) -> dict | None:
+    """The previous index's meta if its vectors can be reused with this embedder and settings."""
+    legacy = folder / LEGACY_MANIFEST
+    if legacy.is_file():
+        try:
+            version = json.loads(legacy.read_text(encoding="utf-8")).get("version")
+        except (OSError, ValueError, AttributeError):
+            version = "unreadable"
+        logger.warning("index format %s in %s is older than format %d; rebuilding", version,
+                       legacy, INDEX_VERSION)
+    meta = store.read_meta(con)
+    if not meta:
         return None
-    if old is None:
-        return None
-    if old.get("version") != INDEX_VERSION:
-        logger.warning("index format %s is not the current %s; rebuilding",
-                       old.get("version"), INDEX_VERSION)
-        return None
-    if old.get("embedder") != name:
+    if meta.get("version") != INDEX_VERSION:
+        logger.warning("index format %s is not the current %d; rebuilding", meta.get("version"),
+                       INDEX_VERSION)
+    elif meta.get("embedder") != name:
         logger.warning("index was built with embedder %s; rebuilding it with %s",
-                       old.get("embedder"), name)
-        return None
-    if old.get("settings") != settings:
+                       meta.get("embedder"), name)
+    elif meta.get("settings") != settings:
         logger.warning("index was built with other shot settings; rebuilding")
-        return None
-    return old
+    elif not (folder / str(meta.get("vectors"))).is_file():
+        logger.warning("the vectors file of %s is missing; re-indexing everything", folder)
+    else:
+        return meta
+    return None
 
 
-def _old_vectors(root: Path, old: dict) -> np.ndarray | None:
+def _load_kept(folder: Path, con, meta: dict, plan: Plan) -> dict[str, _Entry]:
+    """The stored shots and vectors of the unchanged files ({} if the vectors are unreadable)."""
+    from .vectors import VectorIndex
+
     try:
-        vectors = VectorIndex.load(index_dir(root) / old["vectors"]).vectors()
-    except (KeyError, RuntimeError, OSError):
-        return None
-    return vectors if len(vectors) == old.get("rows") else None
+        vectors = VectorIndex.load(folder / meta["vectors"]).vectors()
+    except (RuntimeError, OSError) as exc:
+        logger.warning("the vectors in %s are unreadable (%s); re-indexing everything", folder, exc)
+        return {}
+    if len(vectors) != meta.get("rows"):
+        logger.warning("the vectors in %s do not match its shots; re-indexing everything", folder)
+        return {}
+    files = store.read_files(con)
+    kept: dict[str, _Entry] = {}
+    for path in sorted(plan.kept_paths):
+        stored = store.shots_of(con, path)
+        rows = [r for r, _, _ in stored]
+        record = {**files[path], "mtime_ns": plan.touched.get(path, files[path]["mtime_ns"])}
+        kept[path] = _Entry(record, [shot_from_dict(d) for _, d, _ in stored],
+                            [t for _, _, t in stored], vectors[rows])
+    return kept
 
 
-def _write(root, emb, settings, records, skipped, vectors_name, vector_parts) -> None:
-    """Write the vectors (unless reused) then replace the manifest; old vectors removed last."""
-    folder = index_dir(root)
-    folder.mkdir(parents=True, exist_ok=True)
-    rows: list[np.ndarray] = []
-    row = 0
-    for path in sorted(records):
-        rec = records[path]
-        n = len(rec["shots"])
-        if vector_parts is not None:
-            old_vectors, fresh = vector_parts
-            rows.append(fresh[path][1] if path in fresh
-                        else old_vectors[rec["first_row"] : rec["first_row"] + n])
-        rec["first_row"] = row
-        row += n
-    if vector_parts is not None:
-        vectors_name = f"vectors-{uuid.uuid4().hex[:12]}.faiss"
-        stacked = np.concatenate(rows) if rows else np.zeros((0, emb.dim), np.float32)
-        VectorIndex(emb.dim, stacked).save(folder / vectors_name)
-    manifest = {
-        "version": INDEX_VERSION, "embedder": emb.name, "dim": int(emb.dim),
-        "settings": settings, "vectors": vectors_name, "rows": row,
-        "files": {p: records[p] for p in sorted(records)},
-        "skipped": {p: skipped[p] for p in sorted(skipped)},
-    }
-    tmp = folder / f".{MANIFEST}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, folder / MANIFEST)
-    for stale in folder.glob("vectors-*.faiss"):
-        if stale.name != vectors_name:
-            stale.unlink(missing_ok=True)
+# -- running ------------------------------------------------------------------------------------
+class _Run:
+    """One indexing run: analysis results in, embedded entries out, checkpoints committed."""
+
+    def __init__(self, root, folder, con, emb, settings, kept, plan, checkpoint_s):
+        self.root, self.folder, self.con, self.emb = root, folder, con, emb
+        self.settings, self.kept, self.plan = settings, kept, plan
+        self.checkpoint_s = checkpoint_s
+        self.fresh: dict[str, _Entry] = {}
+        self.skipped: dict[str, dict] = dict(plan.skipped)
+        self.footage_seconds = 0.0
+        self._committed_at = time.monotonic()
+        self._commit_cost = 0.0  # seconds the last commit took (an HNSW build can take minutes)
+        self._media = {m.path: m for m in plan.to_index}
+        self._hints = "hints" in inspect.signature(emb.analyse).parameters
+
+    def go(self, progress: bool, workers: int | None, on_file) -> None:
+        from tqdm import tqdm
+
+        from .workers import analyse_all, default_workers
+
+        todo = self.plan.to_index
+        n_workers = default_workers(len(todo)) if workers is None else workers
+        previous_threads = None
+        if todo:
+            from .analyse import check_models
+            from .embed import set_torch_threads
+
+            check_models()  # a missing model fails here, once, not per file in the workers
+            cores = os.cpu_count() or 1
+            previous_threads = set_torch_threads(max(1, cores - n_workers))
+        bar = tqdm(total=len(todo), desc="indexing", unit="file", file=sys.stderr,
+                   disable=not progress or not todo, dynamic_ncols=True)
+        waiting: list[FileAnalysis] = []
+        done = 0
+        try:
+            jobs = analyse_all(self.root, [(m.path, m.kind) for m in todo], self.settings, n_workers)
+            for analysis in jobs:
+                bar.set_postfix_str(analysis.path[-40:], refresh=False)
+                if analysis.error:
+                    self._skip(analysis)
+                    done += 1
+                    bar.update(1)
+                    if on_file:
+                        on_file(analysis.path, done, len(todo))
+                    continue
+                waiting.append(analysis)
+                if sum(len(a.frames) for a in waiting) >= EMBED_BATCH:
+                    for path in self._embed(waiting):
+                        done += 1
+                        bar.update(1)
+                        if on_file:
+                            on_file(path, done, len(todo))
+                    waiting = []
+                    due = max(self.checkpoint_s, 5 * self._commit_cost)  # commits: <= 1/6 of the time
+                    if time.monotonic() - self._committed_at >= due:
+                        self.commit(final=False)
+            for path in self._embed(waiting):
+                done += 1
+                bar.update(1)
+                if on_file:
+                    on_file(path, done, len(todo))
+            waiting = []
+        except BaseException:
+            bar.close()
+            if self.fresh or self.skipped:
+                logger.warning("indexing interrupted: keeping the %d files finished so far",
+                               len(self.fresh))
+                self.commit(final=False)
+            raise
+        finally:
+            if previous_threads is not None:
+                from .embed import set_torch_threads
+
+                set_torch_threads(previous_threads)
+        bar.close()
+        self.commit()
+
+    def _skip(self, a: FileAnalysis) -> None:
+        logger.warning("skipped %s: %s", a.path, a.error)
+        self.skipped[a.path] = {**self._file_record(self._media[a.path]), "reason": a.error}
+
+    def _file_record(self, m: MediaFile) -> dict:
+        try:
+            sha = content_hash(self.root / m.path, m.size)
+        except OSError:
+            sha = ""
+        return {"kind": m.kind, "size": m.size, "mtime_ns": m.mtime_ns, "sha1": sha,
+                "text_sig": text_sig(self.plan.texts[m.path]), "seconds": 0.0, "reason": ""}
+
+    def _embed(self, batch: list[FileAnalysis]) -> list[str]:
+        """Embed the keyframes of ``batch`` in one model call; returns the finished paths."""
+        if not batch:
+            return []
+        from .keywords import label_terms
+
+        frames, texts, hints, owners = [], [], [], []
+        for a in batch:
+            text = self.plan.texts[a.path]
+            for shot_n, rows in enumerate(a.groups):
+                for r in rows:
+                    frames.append(a.frames[r])
+                    texts.append(text)
+                    hints.append(people_hints(a.features[shot_n]))
+                    owners.append((a.path, shot_n))
+        if self._hints:
+            analysis = self.emb.analyse(frames, texts, hints=hints)
+        else:
+            analysis = self.emb.analyse(frames, texts)
+        finished = []
+        for a in batch:
+            idx = [i for i, o in enumerate(owners) if o[0] == a.path]
+            words = footage_words(self.plan.texts[a.path])
+            shots, terms, vectors = [], [], []
+            for shot_n, ((start, end), feats) in enumerate(zip(a.spans, a.features)):
+                rows = [i for i in idx if owners[i][1] == shot_n]
+                vectors.append(analysis.vectors[rows].mean(axis=0))
+                labels = merge_labels([analysis.labels[r] for r in rows],
+                                      people_words(feats) + [w for w in words])
+                shot = LibraryShot(id=f"{a.path}#{shot_n}", path=a.path, kind=a.kind,
+                                   start=round(start, 4), end=round(end, 4), width=int(a.width),
+                                   height=int(a.height), fps=float(a.fps), labels=labels,
+                                   features=feats)
+                shots.append(shot)
+                terms.append(label_terms(labels))
+            record = {**self._file_record(self._media[a.path]), "seconds": round(a.seconds, 3)}
+            self.fresh[a.path] = _Entry(record, shots, terms, normalise(np.stack(vectors)))
+            self.skipped.pop(a.path, None)
+            self.footage_seconds += a.seconds
+            finished.append(a.path)
+        return finished
+
+    def commit(self, final: bool = True) -> None:
+        """Write the vectors, then swap the SQLite state in one transaction."""
+        from .vectors import VectorIndex
+
+        started = time.monotonic()
+        entries: dict[str, _Entry] = {**self.kept, **self.fresh}
+        paths = sorted(entries)
+        dim = int(self.emb.dim)
+        stacked = (np.concatenate([entries[p].vectors for p in paths]) if paths
+                   else np.zeros((0, dim), np.float32))
+        vectors = VectorIndex(dim, stacked, kind="auto")
+        name = f"vectors-{uuid.uuid4().hex[:12]}.faiss"
+        vectors.save(self.folder / name)
+        rows, files = [], {}
+        row = 0
+        for p in paths:
+            e = entries[p]
+            files[p] = {k: e.record[k] for k in ("kind", "size", "mtime_ns", "sha1", "text_sig",
+                                                   "seconds", "reason")}
+            for shot, terms in zip(e.shots, e.terms):
+                rows.append((row, shot, terms))
+                row += 1
+        for p, rec in self.skipped.items():
+            files[p] = {k: rec.get(k, d) for k, d in (("kind", ""), ("size", 0), ("mtime_ns", 0),
+                        ("sha1", ""), ("text_sig", ""), ("seconds", 0.0), ("reason", "?"))}
+        meta = {"version": INDEX_VERSION, "embedder": self.emb.name, "dim": dim,
+                "settings": self.settings.as_dict(), "vectors": name, "rows": row,
+                "vector_index": vectors.kind, "complete": final}
+        store.replace_all(self.con, meta, files, rows)
+        for stale in self.folder.glob("vectors-*.faiss"):
+            if stale.name != name:
+                stale.unlink(missing_ok=True)
+        (self.folder / LEGACY_MANIFEST).unlink(missing_ok=True)
+        self._committed_at = time.monotonic()
+        self._commit_cost = self._committed_at - started
 
 
-def _remove_manifest(root: Path) -> None:
-    (index_dir(root) / MANIFEST).unlink(missing_ok=True)
-
-
-def _report(media, indexed, records, skipped, started, name) -> IndexReport:
+def _report(media, fresh, indexed_paths, skipped, started, name, folder) -> IndexReport:
+    shots = 0
+    if fresh or indexed_paths:
+        with closing(store.connect(folder, readonly=True)) as con:
+            shots = store.count_shots(con)
     return IndexReport(
-        files_total=len(media), files_indexed=indexed,
-        files_reused=len(media) - indexed - len(skipped),
+        files_total=len(media), files_indexed=len(fresh),
+        files_reused=len(media) - len(fresh) - len(skipped),
         files_skipped=tuple((p, skipped[p]["reason"]) for p in sorted(skipped)),
-        shots=sum(len(r["shots"]) for r in records.values()),
-        seconds=round(time.perf_counter() - started, 3), embedder=name,
+        shots=shots, seconds=round(time.perf_counter() - started, 3), embedder=name,
+        footage_seconds=round(sum(e.record.get("seconds", 0.0) for e in fresh.values()), 3),
+        location=str(folder),
     )
 
-
-# -- searching --------------------------------------------------------------------------------
-class FootageIndex:
-    """An opened index: the library's shots (row order) and their vectors, loaded once."""
-
-    def __init__(self, root: Path, embedder_name: str, shots: tuple[LibraryShot, ...],
-                 vectors: VectorIndex) -> None:
-        self.root = Path(root)
-        self.embedder_name = embedder_name
-        self.shots = shots
-        self.vectors = vectors
-        self._embedder: Embedder | None = None
-
-    def embedder(self, embedder: str | Embedder | None = None) -> Embedder:
-        """The embedder for queries: the index's own, or the one asked for if it matches."""
-        if embedder is not None:
-            asked = canonical_name(embedder) if isinstance(embedder, str) else embedder.name
-            if asked != self.embedder_name:
-                raise LibraryError(
-                    f"the index of {self.root} was built with embedder {self.embedder_name}, "
-                    f"not {asked}",
-                    hint=f"search with {self.embedder_name}, or re-index: "
-                         f"montage index {self.root} --embedder {asked}",
-                )
-            if not isinstance(embedder, str):
-                return embedder
-        if self._embedder is None:
-            self._embedder = make_embedder(self.embedder_name)
-        return self._embedder
-
-    def search(self, queries: list[str], top: int = 5,
-               embedder: str | Embedder | None = None) -> list[list[Hit]]:
-        """The ``top`` best shots for each query (one batched query-embedding call)."""
-        emb = self.embedder(embedder)
-        if not queries:
-            return []
-        query_vectors = emb.embed_queries(list(queries))
-        return rank_hits(self.shots, self.vectors, list(queries), query_vectors, top)
-
-
-def open_index(root: Path) -> FootageIndex:
-    """Load the index of ``root``; a LibraryError says to run ``montage index`` if there is none."""
-    root = check_root(root)
-    manifest = _read_manifest(root)
-    rebuild = f"run `montage index {root}`"
-    if manifest is None:
-        raise LibraryError(f"the footage library {root} has no index yet", hint=rebuild)
-    if manifest.get("version") != INDEX_VERSION:
-        raise LibraryError(
-            f"the index of {root} has format {manifest.get('version')}, this montage reads "
-            f"{INDEX_VERSION}", hint=rebuild + " to rebuild it")
-    try:
-        shots = tuple(
-            shot_from_dict(s)
-            for p in sorted(manifest["files"]) for s in manifest["files"][p]["shots"]
-        )
-        vectors = VectorIndex.load(index_dir(root) / manifest["vectors"])
-    except (KeyError, TypeError, RuntimeError, OSError) as exc:
-        raise LibraryError(f"the index of {root} is damaged ({exc})", hint=rebuild) from exc
-    if len(vectors) != len(shots):
-        raise LibraryError(
-            f"the index of {root} is damaged: {len(shots)} shots but {len(vectors)} vectors",
-            hint=rebuild)
-    return FootageIndex(root, manifest["embedder"], shots, vectors)

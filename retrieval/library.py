@@ -109,25 +109,20 @@ def name_words(rel_path: str) -> list[str]:
 
 
 def sidecar_path(root: Path, rel_path: str) -> Path | None:
-    """The note beside a media file: ``clip.mp4.txt`` or else ``clip.txt``; None if neither."""
-    full = Path(root) / rel_path
-    for candidate in (full.with_name(full.name + ".txt"), full.with_suffix(".txt")):
-        if candidate.is_file():
-            return candidate
-    return None
+    """The note beside a media file (see :mod:`retrieval.tags`); None if there is none."""
+    from .tags import sidecar_path as _sidecar
+
+    return _sidecar(root, rel_path)
 
 
 def footage_text(root: Path, rel_path: str) -> str:
-    """The footage's own description: its name words, then its sidecar note if there is one."""
+    """The footage's own description: its name words, then its sidecar note and folder tags."""
+    from .tags import tag_text
+
     text = " ".join(name_words(rel_path))
-    side = sidecar_path(root, rel_path)
-    if side is not None:
-        try:
-            note = side.read_text(encoding="utf-8", errors="replace").strip()
-        except OSError:
-            note = ""
-        if note:
-            text = f"{text}. {note}" if text else note
+    note = tag_text(root, rel_path)
+    if note:
+        text = f"{text}. {note}" if text else note
     return text
 
 

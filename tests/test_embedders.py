@@ -21,7 +21,7 @@ SKIMAGE_DATA = Path(importlib.util.find_spec("skimage").submodule_search_locatio
 
 @pytest.fixture(scope="module")
 def proxy(pytestconfig) -> ProxyEmbedder:
-    return ProxyEmbedder(cache_dir=pytestconfig.cache.mkdir("montage-models"))
+    return ProxyEmbedder(cache_dir=pytestconfig.cache.mkdir("montage-models"), threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +64,30 @@ def test_proxy_preprocess_matches_the_model_input() -> None:
 
 def test_proxy_is_an_embedder_and_names_itself() -> None:
     emb = make_embedder("proxy")
-    assert isinstance(emb, Embedder) and emb.name == "proxy-v2" and emb.dim == 384
-    assert canonical_name("proxy") == canonical_name("proxy-v2") == "proxy-v2"
+    assert isinstance(emb, Embedder) and emb.name == "proxy-v3" and emb.dim == 384
+    assert canonical_name("proxy") == canonical_name("proxy-v3") == "proxy-v3"
+
+
+def test_proxy_people_hints_pull_the_vector_towards_people(proxy, cat_and_coffee) -> None:
+    """ImageNet has no person class: what the face detector saw is mixed in as a phrase."""
+    plain, hinted = proxy.embed_images([cat_and_coffee[1]] * 2, ["", ""],
+                                       hints=[(), (("a person", 1.0),)])
+    person = proxy.embed_queries(["a person"])[0]
+    assert hinted @ person > plain @ person + 0.1
+    assert np.allclose(np.linalg.norm(hinted), 1.0, atol=1e-5)
+    with pytest.raises(ValueError, match="hint"):
+        proxy.analyse([cat_and_coffee[0]], [""], hints=[(), ()])
+
+
+def test_embedder_spec_from_command_line_options() -> None:
+    from retrieval.embed import embedder_spec
+
+    assert embedder_spec(None) is None and embedder_spec("proxy") == "proxy"
+    assert embedder_spec(None, "RN50", "/w.pt") == "clip:RN50:/w.pt"
+    assert embedder_spec("clip", None, "openai") == "clip::openai"
+    assert canonical_name(embedder_spec("clip", None, "openai")) == "clip:ViT-B-32:openai"
+    with pytest.raises(ModelError, match="--embedder clip"):
+        embedder_spec("proxy", "RN50", None)
 
 
 def test_clip_without_weights_explains_why() -> None:
@@ -116,13 +138,13 @@ def test_index_rebuilds_for_another_embedder_and_search_checks_it(tiny_clip, pro
     model, checkpoint = tiny_clip
     make_cut_clip(tmp_path / "cuts.mp4", ["red", "blue"])
     make_still(tmp_path / "still.png")
-    first = build_index(tmp_path, proxy, progress=False)
-    assert first.embedder == "proxy-v2" and first.files_indexed == 2
+    first = build_index(tmp_path, proxy, progress=False, workers=0)
+    assert first.embedder == "proxy-v3" and first.files_indexed == 2
     caplog.set_level(logging.WARNING)
     clip = make_embedder(f"clip:{model}:{checkpoint}", vocabulary=("red", "blue"))
-    report = build_index(tmp_path, clip, progress=False)
+    report = build_index(tmp_path, clip, progress=False, workers=0)
     assert (report.files_indexed, report.files_reused, report.embedder) == (2, 0, clip.name)
-    assert any("proxy-v2" in r.getMessage() and "rebuilding" in r.getMessage()
+    assert any("proxy-v3" in r.getMessage() and "rebuilding" in r.getMessage()
                for r in caplog.records)
     index = open_index(tmp_path)
     assert index.embedder_name == clip.name and index.vectors.dim == 32
@@ -130,4 +152,19 @@ def test_index_rebuilds_for_another_embedder_and_search_checks_it(tiny_clip, pro
     assert len(hits) == 2
     with pytest.raises(LibraryError) as err:
         index.search(["red"], 2, embedder="proxy")
-    assert clip.name in str(err.value) and "proxy-v2" in str(err.value)
+    assert clip.name in str(err.value) and "proxy-v3" in str(err.value)
+
+
+def test_cli_indexes_and_searches_with_clip_options(tiny_clip, tmp_path, capsys) -> None:
+    from montage.cli import main
+
+    model, checkpoint = tiny_clip
+    make_still(tmp_path / "lib" / "card.png")
+    args = ["--clip-model", model, "--clip-pretrained", str(checkpoint)]
+    assert main(["index", str(tmp_path / "lib"), *args, "--quiet", "--workers", "0"]) == 0
+    assert "indexed 1 files" in capsys.readouterr().out
+    assert main(["search", str(tmp_path / "lib"), "a card", "--json", *args]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["hits"][0]["path"] == "card.png"
+    assert main(["search", str(tmp_path / "lib"), "a card", "--embedder", "proxy"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "proxy-v3" in err and model in err

@@ -4,10 +4,15 @@ from __future__ import annotations
 import itertools
 from fractions import Fraction
 
+import pytest
+
 from planner.shots import PlannedShot, ShotPlan
 from retrieval.types import CandidateSet, Hit, LibraryShot, ShotCandidates
 
 from montage.optimize import frames_for, optimize, shot_options
+from montage.rules import default_rules
+
+MATCH_ONLY = default_rules().only("match")  # the plain assignment: summed match scores
 
 
 def shot(n: int, duration: float = 2.0) -> PlannedShot:
@@ -32,7 +37,8 @@ def test_picks_best_and_never_reuses_a_clip():
     a, b = clip("a.mp4"), clip("b.mp4")
     plan = ShotPlan(source="x", shots=(shot(0), shot(1)))
     # both shots prefer a; the optimum gives a to s1 (0.9 + 0.5 > 0.8 + 0.4)
-    sol = optimize(plan, cands({"s0": [(a, 0.8), (b, 0.5)], "s1": [(a, 0.9), (b, 0.4)]}))
+    sol = optimize(plan, cands({"s0": [(a, 0.8), (b, 0.5)], "s1": [(a, 0.9), (b, 0.4)]}),
+                   rules=MATCH_ONLY)
     used = [d.library_shot for d in sol.edl.decisions]
     assert used == ["b.mp4#0", "a.mp4#0"]
     assert sol.optimal
@@ -47,7 +53,7 @@ def test_agrees_with_exhaustive_search_on_random_instances():
         clips = [clip(f"c{k}.mp4") for k in range(4)]
         plan = ShotPlan(source="x", shots=tuple(shot(i) for i in range(3)))
         table = {f"s{i}": [(c, round(rng.random(), 3)) for c in rng.sample(clips, 3)] for i in range(3)}
-        sol = optimize(plan, cands(table), threshold=0.2)
+        sol = optimize(plan, cands(table), threshold=0.2, rules=MATCH_ONLY)
         best = 0.0
         options = [[(c.id, s) for c, s in table[f"s{i}"]] + [(None, 0.2)] for i in range(3)]
         for combo in itertools.product(*options):
@@ -108,3 +114,110 @@ def test_candidates_round_trip_with_features():
                      face_size=0.3, scale="medium", face_descriptors=((0.1,) * 128,))
     original = cands({"s0": [(replace(clip("a.mp4"), features=f), 0.5)]})
     assert CandidateSet.from_json(original.to_json()) == original
+
+
+# -- re-cutting API: pins, bans, kept choices, partial re-solve ---------------------------------
+
+def _film(n: int = 6):
+    from tests.rulekit import cands as kit_cands, lib, plan_of, shot as kit_shot
+
+    clips = [lib(f"c{k}.mp4") for k in range(n + 2)]
+    plan = plan_of(*(kit_shot(i) for i in range(n)))
+    table = [[(clips[(i + j) % len(clips)], round(0.9 - 0.1 * j - 0.01 * i, 3)) for j in range(4)]
+             for i in range(n)]
+    return plan, kit_cands(*table)
+
+
+def test_pins_and_bans():
+    from montage.optimize import OptimizeError
+
+    plan, c = _film()
+    free_choice = [d.library_shot for d in optimize(plan, c).edl.decisions]
+    pinned = optimize(plan, c, pins={"s2": "c4.mp4#0"})
+    assert pinned.edl.decisions[2].library_shot == "c4.mp4#0"
+    assert "pinned" in pinned.edl.decisions[2].decided_by
+    banned = optimize(plan, c, bans=frozenset({free_choice[0]}))
+    assert free_choice[0] not in [d.library_shot for d in banned.edl.decisions]
+    with pytest.raises(OptimizeError) as err:
+        optimize(plan, c, pins={"s0": "c7.mp4#0"})
+    assert "s0" in err.value.message and "c7.mp4#0" in err.value.message
+    with pytest.raises(OptimizeError, match="conflicts with the ban"):
+        optimize(plan, c, pins={"s0": "c1.mp4#0"}, bans=frozenset({"c1.mp4#0"}))
+    conflict = "pins s0 -> c2.mp4#0 and s1 -> c2.mp4#0 conflict .*reuse_gap = 0"
+    with pytest.raises(OptimizeError, match=conflict):
+        optimize(plan, c, pins={"s0": "c2.mp4#0", "s1": "c2.mp4#0"})
+    with pytest.raises(OptimizeError, match="no shot s9"):
+        optimize(plan, c, pins={"s9": "c2.mp4#0"})
+
+
+def test_kept_choices_stay_unless_a_rule_needs_the_change():
+    from montage.optimize import Kept
+
+    plan, c = _film()
+    old = optimize(plan, c).edl.decisions
+    keep = {d.shot_id: Kept(d.library_shot, d.source_in, d.frames) for d in old}
+    # s1's clip gets pinned to s0: s1 must change; every other shot keeps its clip
+    new = optimize(plan, c, keep=keep, pins={"s0": old[1].library_shot}).edl.decisions
+    assert new[0].library_shot == old[1].library_shot
+    assert new[1].library_shot != old[1].library_shot
+    assert [d.library_shot for d in new[2:]] == [d.library_shot for d in old[2:]]
+    assert all(d.source_in == o.source_in for d, o in zip(new[2:], old[2:]))
+    # a kept title card stays a title card even if footage would now beat it
+    keep_card = {**keep, "s3": Kept("", 0, old[3].frames)}
+    assert optimize(plan, c, keep=keep_card).edl.decisions[3].source == "placeholder"
+
+
+def test_free_re_solves_only_the_free_shots():
+    from montage.optimize import Kept
+
+    plan, c = _film(8)
+    old = optimize(plan, c).edl.decisions
+    # the previous cut, but with s4 given a worse clip: only s4 may change
+    keep = {d.shot_id: Kept(d.library_shot, d.source_in, d.frames) for d in old}
+    worst = [h.shot.id for h in c.shots[4].hits][-1]
+    keep["s4"] = Kept(worst, 0, 50)
+    sol = optimize(plan, c, keep=keep, free=frozenset({"s4"}))
+    new = sol.edl.decisions
+    assert [d.library_shot for i, d in enumerate(new) if i != 4] == \
+        [d.library_shot for i, d in enumerate(old) if i != 4]
+    assert new[4].library_shot == old[4].library_shot  # the best free clip comes back
+    assert all("kept" in d.decided_by for i, d in enumerate(new) if i != 4)
+    assert sol.optimal
+
+
+# -- explanations ---------------------------------------------------------------------------------
+
+def test_decisions_carry_terms_runner_up_and_why(tmp_path):
+    from PIL import Image
+
+    from montage.explain import explain_text
+    from montage.rhythm import clip_features, rhythm_plot
+    from montage.timeline import read_timeline, write_timeline
+    from tests.rulekit import cands as kit_cands, lib, plan_of, shot as kit_shot
+
+    good = dict(brightness=0.5, contrast=0.2, sharpness=0.9, stability=1.0, scale="wide")
+    a = lib("a.mp4", **good)
+    b = lib("b.mp4", **{**good, "brightness": 0.98, "sharpness": 0.2})
+    c = lib("c.mp4", **{**good, "scale": "medium"})
+    plan = plan_of(kit_shot(0), kit_shot(1))
+    sol = optimize(plan, kit_cands([(b, 0.62), (a, 0.6)], [(c, 0.7), (b, 0.3)]))
+    first, second = sol.edl.decisions
+    assert first.library_shot == "a.mp4#0" and first.runner_up == "b.mp4#0"
+    assert first.decided_by.startswith("wins by") and "focus" in first.decided_by
+    costs = dict(first.costs)
+    assert costs["match"] == pytest.approx(-0.6) and "focus" in costs
+    assert sum(v for d in sol.edl.decisions for _, v in d.costs) == pytest.approx(-sol.objective)
+    assert second.runner_up in ("<title card>", "b.mp4#0")
+    bent = optimize(plan, kit_cands([(b, 0.9)], [(c, 0.7)])).edl.decisions[0]
+    assert "focus" in bent.bends and "pace" not in bent.bends
+    assert "bends tone, focus" in bent.reason
+    # the edit on disk keeps every field, in order
+    project = tmp_path / "film.montage"
+    write_timeline(sol.edl, project / "edit.otio")
+    assert read_timeline(project / "edit.otio") == sol.edl
+    text = explain_text(project)
+    assert "s0" in text and "runner-up b.mp4#0" in text and "costs:" in text
+    png = rhythm_plot(sol.edl, clip_features(kit_cands([(a, 1)], [(c, 1)])), project / "rhythm.png")
+    with Image.open(png) as img:
+        assert img.format == "PNG" and img.size[0] == 1200
+        assert len(img.convert("RGB").getcolors(maxcolors=1 << 16)) > 3  # bars, lines, labels

@@ -28,14 +28,14 @@ from retrieval.detect import detect_shots, merge_short
 from retrieval.library import footage_text, footage_words, name_words
 from retrieval.media import probe, read_frames, read_still
 from retrieval.proxy import ProxyEmbedder
-from retrieval.search import keyword_bonus, keywords
+from retrieval.store import DB_NAME
 from retrieval.vectors import VectorIndex
 
 
 @pytest.fixture(scope="session")
 def proxy(pytestconfig) -> ProxyEmbedder:
     """One proxy embedder for the session; its label cache lives in pytest's cache folder."""
-    return ProxyEmbedder(cache_dir=pytestconfig.cache.mkdir("montage-models"))
+    return ProxyEmbedder(cache_dir=pytestconfig.cache.mkdir("montage-models"), threads=1)
 
 
 def _make_library(root: Path) -> Path:
@@ -56,7 +56,7 @@ def first_build(tmp_path_factory, proxy):
     handler = _Collect()
     logging.getLogger("retrieval").addHandler(handler)
     try:
-        report = build_index(root, proxy, progress=False)
+        report = build_index(root, proxy, progress=False, workers=0)
     finally:
         logging.getLogger("retrieval").removeHandler(handler)
     return root, report, handler.messages
@@ -189,6 +189,7 @@ def test_build_index_indexes_good_files_and_skips_bad_ones(first_build, library)
     assert [p for p, _ in report.files_skipped] == ["broken.mp4", "empty.mp4"]
     assert "empty" in dict(report.files_skipped)["empty.mp4"]
     assert sum("broken.mp4" in w for w in warned) == 1 and sum("empty.mp4" in w for w in warned) == 1
+    assert report.footage_seconds == pytest.approx(5.0, abs=0.2)  # the two clips, not the still
     index = open_index(library)
     by_file: dict[str, list] = {}
     for shot in index.shots:
@@ -204,25 +205,40 @@ def test_build_index_indexes_good_files_and_skips_bad_ones(first_build, library)
     assert {"test", "pattern", "screen"} <= set(by_file["plain.mp4"][0].labels)  # sidecar words
     assert report.shots == len(index.shots) == len(index.vectors)
     assert np.allclose(np.linalg.norm(index.vectors.vectors(), axis=1), 1.0, atol=1e-5)
-    manifest = json.loads((library / ".montage" / "index.json").read_text())
-    assert manifest["embedder"] == "proxy-v2" and set(manifest["skipped"]) == {"broken.mp4", "empty.mp4"}
+    assert index.embedder_name == "proxy-v3" and index.folder == library / ".montage"
+
+
+def test_every_shot_has_features(first_build, library) -> None:
+    shots = {s.id: s for s in open_index(library).shots}
+    assert all(s.features is not None for s in shots.values())
+    red, green, blue = (shots[f"cuts.mp4#{i}"].features for i in range(3))
+    assert red.colors[0][0] > 200 and red.colors[0][1] < 60  # a flat red shot is red
+    assert blue.colors[0][2] > 200 and green.colors[0][1] > 100
+    assert red.camera == "static" and red.stability == pytest.approx(1.0) and red.motion == 0.0
+    assert red.sharpness < 0.05  # a flat colour has no edges
+    assert sum(red.histogram) == pytest.approx(1.0, abs=1e-3) and len(red.histogram) == 24
+    assert (red.faces, red.scale, red.face_descriptors) == (0, "unknown", ())
+    pattern = shots["plain.mp4#0"].features
+    assert pattern.sharpness > 0.5 and pattern.saturation > red.saturation / 3
+    assert shots["stills/still.png#0"].features.motion == 0.0
 
 
 def test_second_run_reuses_everything(first_build, library, proxy) -> None:
     first = first_build[1]
-    manifest = library / ".montage" / "index.json"
-    before = manifest.stat().st_mtime_ns
+    db = library / ".montage" / DB_NAME
+    before = db.stat().st_mtime_ns
     second = build_index(library, proxy, progress=False)
     assert (second.files_indexed, second.files_reused, second.shots) == (0, 3, first.shots)
     assert second.files_skipped == first.files_skipped
-    assert manifest.stat().st_mtime_ns == before  # nothing rewritten
+    assert db.stat().st_mtime_ns == before  # nothing rewritten
+    assert second.seconds < 1.0  # no model, no decoding (a generous bound, not a benchmark)
 
 
 def test_changed_file_is_reindexed_alone(library, proxy) -> None:
     old = open_index(library)
     old_cut_rows = old.vectors.vectors()[[i for i, s in enumerate(old.shots) if s.path == "cuts.mp4"]]
     make_clip(library / "plain.mp4", duration=1.0, source="color")
-    report = build_index(library, proxy, progress=False)
+    report = build_index(library, proxy, progress=False, workers=0)
     assert (report.files_indexed, report.files_reused) == (1, 2)
     new = open_index(library)
     plain = [s for s in new.shots if s.path == "plain.mp4"]
@@ -238,16 +254,26 @@ def test_touched_file_with_same_content_is_reused(library, proxy) -> None:
     os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
     report = build_index(library, proxy, progress=False)
     assert (report.files_indexed, report.files_reused) == (0, 3)
-    manifest = json.loads((library / ".montage" / "index.json").read_text())
-    assert manifest["files"]["cuts.mp4"]["mtime_ns"] == target.stat().st_mtime_ns
+    again = build_index(library, proxy, progress=False)  # the new mtime was recorded
+    assert (again.files_indexed, again.files_reused) == (0, 3)
 
 
 def test_sidecar_change_reindexes_its_file(library, proxy) -> None:
     (library / "plain.mp4.txt").write_text("harbour with fishing boats, longer note")
-    report = build_index(library, proxy, progress=False)
+    report = build_index(library, proxy, progress=False, workers=0)
     assert (report.files_indexed, report.files_reused) == (1, 2)
     plain = [s for s in open_index(library).shots if s.path == "plain.mp4"]
     assert "harbour" in plain[0].labels
+
+
+def test_folder_tags_file_reindexes_only_the_tagged_file(library, proxy) -> None:
+    (library / "stills" / "tags.csv").write_text("file,tags\nstill.png,\"lighthouse; rocky coast\"\n")
+    report = build_index(library, proxy, progress=False, workers=0)
+    assert (report.files_indexed, report.files_reused) == (1, 2)
+    still = [s for s in open_index(library).shots if s.path == "stills/still.png"][0]
+    assert {"lighthouse", "rocky", "coast"} <= set(still.labels)
+    hit = search_library(library, ["a lighthouse on the coast"], top=1)[0][0]
+    assert hit.shot.path == "stills/still.png"
 
 
 def test_deleted_file_drops_its_shots(first_build, library, proxy) -> None:
@@ -265,7 +291,7 @@ def test_deleted_file_drops_its_shots(first_build, library, proxy) -> None:
 def test_unfinished_write_leaves_the_previous_index_usable(library, proxy) -> None:
     folder = library / ".montage"
     (folder / "vectors-crashed0000.faiss").write_bytes(b"half a file")
-    (folder / ".index.json.123.tmp").write_text("{")
+    (folder / ".vectors-x.faiss.123.tmp").write_bytes(b"half")
     index = open_index(library)
     assert len(index.shots) == 5
     assert index.search(["red"], 2)[0]
@@ -276,7 +302,7 @@ def test_lost_vectors_file_is_rebuilt(library, proxy) -> None:
         vectors.unlink()
     with pytest.raises(LibraryError, match="damaged"):
         open_index(library)
-    report = build_index(library, proxy, progress=False)
+    report = build_index(library, proxy, progress=False, workers=0)
     assert (report.files_indexed, report.files_reused) == (3, 0)
     assert len(open_index(library).shots) == report.shots
 
@@ -288,11 +314,14 @@ def test_open_index_without_index_says_what_to_run(tmp_path: Path) -> None:
     assert "no index" in err.value.message and "montage index" in err.value.hint
 
 
-def test_damaged_manifest_is_a_library_error(library, proxy) -> None:
-    (library / ".montage" / "index.json").write_text("{not json")
+def test_damaged_database_is_refused_for_search_and_rebuilt_by_index(library, proxy, caplog) -> None:
+    (library / ".montage" / DB_NAME).write_bytes(b"this is not a database" * 100)
     with pytest.raises(LibraryError) as err:
         open_index(library)
-    assert "index.json" in str(err.value) and "montage index" in err.value.hint
+    assert DB_NAME in str(err.value) and "montage index" in err.value.hint
+    report = build_index(library, proxy, progress=False, workers=0)
+    assert report.files_indexed == 3 and any("unreadable" in r.getMessage() for r in caplog.records)
+    assert len(open_index(library).shots) == report.shots
 
 
 # -- search --------------------------------------------------------------------------------
@@ -310,7 +339,7 @@ def test_search_returns_hits_in_the_json_shape(library, proxy) -> None:
             assert set(hit) == {"path", "start", "end", "score"}
             assert (library / hit["path"]).is_file() and hit["end"] >= hit["start"]
     json.dumps(data)  # plain JSON types only
-    # the sidecar says "test pattern": keyword bonus and text blend put that clip first
+    # the sidecar says "test pattern": keywords and the text blend put that clip first
     assert data[1]["hits"][0]["path"] == "plain.mp4"
 
 
@@ -318,17 +347,8 @@ def test_search_with_another_embedder_names_both(library, proxy) -> None:
     other = "clip:ViT-B-32:laion2b_s34b_b79k"
     with pytest.raises(LibraryError) as err:
         open_index(library).search(["a cat"], 3, embedder=other)
-    assert "proxy-v2" in str(err.value) and other in str(err.value)
+    assert "proxy-v3" in str(err.value) and other in str(err.value)
     assert open_index(library).search(["a cat"], 1, embedder="proxy")[0]  # same one: fine
-
-
-def test_keyword_bonus_counts_query_words_in_labels() -> None:
-    words = keywords("the red taxis in traffic")
-    assert words == {"red", "taxi", "traffic"}
-    assert keyword_bonus(words, ("taxi", "red car")) == pytest.approx(0.2)
-    assert keyword_bonus(words, ("Taxi", "red", "traffic jam")) == pytest.approx(0.3)
-    assert keyword_bonus(keywords("a b c d e f"), ()) == 0.0
-    assert keyword_bonus(keywords("aa bb cc dd"), ("aa bb cc dd",)) == pytest.approx(0.3)  # cap
 
 
 def test_candidates_for_plan_batches_the_plan(library, proxy) -> None:
@@ -337,10 +357,11 @@ def test_candidates_for_plan_batches_the_plan(library, proxy) -> None:
         PlannedShot("s2", 0, "A test pattern.", "", (), 2.0, 2),
     ))
     cands = candidates_for_plan(open_index(library), plan, top=2)
-    assert cands.embedder == "proxy-v2" and cands.library == str(library.resolve())
+    assert cands.embedder == "proxy-v3" and cands.library == str(library.resolve())
     assert [c.shot_id for c in cands.shots] == ["s1", "s2"]
     assert [c.query for c in cands.shots] == ["red wall", "A test pattern."]  # empty query: text
     assert all(len(c.hits) == 2 for c in cands.shots)
+    assert all(h.shot.features is not None for c in cands.shots for h in c.hits)
     assert CandidateSet.from_json(cands.to_json()) == cands
 
 
@@ -350,7 +371,7 @@ def test_proxy_index_finds_the_cat_and_the_coffee(tmp_path: Path, proxy) -> None
     data = Path(importlib.util.find_spec("skimage").submodule_search_locations[0]) / "data"
     shutil.copy(data / "chelsea.png", tmp_path / "img1.png")  # names that give nothing away
     shutil.copy(data / "coffee.png", tmp_path / "img2.png")
-    build_index(tmp_path, proxy, progress=False)
+    build_index(tmp_path, proxy, progress=False, workers=0)
     cat, coffee = search_library(tmp_path, ["a cat", "a cup of coffee"], top=2)
     assert [h.shot.path for h in cat] == ["img1.png", "img2.png"]
     assert [h.shot.path for h in coffee] == ["img2.png", "img1.png"]
@@ -361,13 +382,42 @@ def test_vector_index_round_trip(tmp_path: Path) -> None:
     vecs = rng.normal(size=(20, 8)).astype(np.float32)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
     index = VectorIndex(8, vecs)
+    assert index.kind == "flat"
     index.save(tmp_path / "v.faiss")
     loaded = VectorIndex.load(tmp_path / "v.faiss")
     scores, ids = loaded.search(vecs[[3, 7]], 4)
     assert ids[:, 0].tolist() == [3, 7] and scores[:, 0] == pytest.approx([1.0, 1.0], abs=1e-5)
-    assert np.array_equal(loaded.vectors(), vecs)
+    assert np.array_equal(loaded.vectors(), vecs) and np.array_equal(loaded.rows([5, 2]), vecs[[5, 2]])
     with pytest.raises(ValueError, match="shape"):
         loaded.search(np.zeros((1, 5), np.float32), 1)
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivf"])
+def test_approximate_index_finds_neighbours_and_round_trips(tmp_path: Path, kind: str) -> None:
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(40, 16))
+    vecs = (centres[rng.integers(40, size=3000)] + 0.2 * rng.normal(size=(3000, 16))).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    index = VectorIndex(16, vecs, kind=kind, nlist=64 if kind == "ivf" else None)
+    assert index.kind == kind
+    exact = VectorIndex(16, vecs, kind="flat")
+    queries = vecs[:50] + 0.01
+    _, truth = exact.search(queries, 10)
+    _, found = index.search(queries, 10)
+    recall = np.mean([len(set(t) & set(f)) / 10 for t, f in zip(truth, found)])
+    assert recall > 0.8
+    index.save(tmp_path / "a.faiss")
+    loaded = VectorIndex.load(tmp_path / "a.faiss")
+    assert loaded.kind == kind and np.array_equal(loaded.rows([0, 2999]), vecs[[0, 2999]])
+    assert np.array_equal(loaded.search(queries, 10)[1], found)
+
+
+def test_auto_index_kind_switches_above_the_threshold(monkeypatch) -> None:
+    import retrieval.vectors as vectors_module
+
+    monkeypatch.setattr(vectors_module, "EXACT_MAX", 100)
+    vecs = np.random.default_rng(4).normal(size=(101, 8)).astype(np.float32)
+    assert VectorIndex(8, vecs[:100]).kind == "flat" and VectorIndex(8, vecs).kind == "hnsw"
 
 
 def test_unknown_embedder_lists_the_available_ones() -> None:

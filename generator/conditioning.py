@@ -1,0 +1,123 @@
+"""What a generated shot is conditioned on, decided the same way for every backend.
+
+The prompt is the shot's text plus each character's description; the noise seed is the first
+character's fixed seed (so a character starts from the same noise in every shot) or the
+request's; the identity is that character's face descriptor; the init image is a frame of the
+best near-miss library shot, preferring one that shows the character (SDEdit keeps the film's
+look, and the person's).
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from generator.cast import face_distance, resolve_identity
+from generator.errors import GenerationFailed
+from generator.types import Character, GenerationRequest
+from retrieval.types import Hit, LibraryShot
+
+MAX_SIDE = 8192
+
+
+def check_request(request: GenerationRequest) -> None:
+    """GenerationFailed naming the argument and its bad value (never a bare assert)."""
+    def bad(what: str) -> GenerationFailed:
+        return GenerationFailed(f"shot {request.shot_id}: {what}")
+
+    try:
+        rate = Fraction(request.rate)
+    except (ValueError, ZeroDivisionError, TypeError):
+        raise bad(f"rate must look like '25' or '30000/1001', got {request.rate!r}") from None
+    if not 0 < rate <= 240:
+        raise bad(f"rate must be between 0 and 240, got {request.rate!r}")
+    if not request.seconds > 0:
+        raise bad(f"seconds must be positive, got {request.seconds!r}")
+    for name in ("width", "height"):
+        v = getattr(request, name)
+        if not isinstance(v, int) or v < 16 or v > MAX_SIDE or v % 2:
+            raise bad(f"{name} must be an even number of pixels from 16 to {MAX_SIDE}, got {v!r}")
+    if not request.prompt.strip() and not request.query.strip():
+        raise bad("prompt and query are both empty")
+    if request.init_image is not None and not Path(request.init_image).is_file():
+        raise bad(f"init_image does not exist: {request.init_image}")
+
+
+def members(request: GenerationRequest) -> tuple[Character, ...]:
+    """The shot's characters with identities resolved from their reference images."""
+    return tuple(resolve_identity(c) for c in request.members())
+
+
+def full_prompt(request: GenerationRequest, cast: Sequence[Character]) -> str:
+    """The shot text, then 'Name: description' for each character that has a description."""
+    parts = [request.prompt.strip() or request.query.strip()]
+    parts += [f"{c.name}: {c.description}" for c in cast if c.description]
+    return ". ".join(p.rstrip(".") for p in parts if p) + "."
+
+
+def condition_text(request: GenerationRequest, cast: Sequence[Character]) -> str:
+    """What the builtin model's text vector encodes: visible words (like its label captions)
+    plus descriptions; the full prompt when the planner found no visible words."""
+    base = request.query.strip() or request.prompt.strip()
+    return ", ".join([base] + [c.description for c in cast if c.description])
+
+
+def effective_seed(request: GenerationRequest, cast: Sequence[Character]) -> int:
+    return int(cast[0].seed) if cast else int(request.seed)
+
+
+def identity(cast: Sequence[Character]) -> np.ndarray | None:
+    """The first character with a known face's descriptor (None: no identity condition)."""
+    for c in cast:
+        if c.descriptor is not None:
+            return np.asarray(c.descriptor, np.float32)
+    return None
+
+
+def load_init(request: GenerationRequest) -> np.ndarray | None:
+    """The init image as RGB uint8 (GenerationFailed if it is not a readable image)."""
+    if request.init_image is None:
+        return None
+    from planner.errors import MediaError
+    from retrieval.media import read_still
+
+    try:
+        return read_still(Path(request.init_image))
+    except MediaError as exc:
+        raise GenerationFailed(f"shot {request.shot_id}: init image unusable ({exc.message})") from None
+
+
+def pick_init_hit(hits: Sequence[Hit], cast: Sequence[Character]) -> Hit | None:
+    """The best-scoring hit that shows the shot's first known character, else the best hit."""
+    if not hits:
+        return None
+    known = [c for c in cast if c.descriptor is not None]
+    if known:
+        showing = [h for h in hits
+                   if (d := face_distance(known[0], h.shot)) is not None and d < 0.6]
+        if showing:
+            return max(showing, key=lambda h: h.score)
+    return max(hits, key=lambda h: h.score)
+
+
+def init_frame(library: Path, shot: LibraryShot, out_dir: Path) -> Path:
+    """The middle frame of a library shot as a PNG under ``out_dir`` (reused if already there)."""
+    import hashlib
+
+    from PIL import Image
+
+    from retrieval.media import read_frames, read_still
+
+    key = hashlib.sha1(f"{shot.id}|{shot.start}|{shot.end}".encode()).hexdigest()[:16]
+    path = Path(out_dir) / f"init-{key}.png"
+    if path.is_file():
+        return path
+    src = Path(library) / shot.path
+    frame = read_still(src) if shot.is_still else read_frames(src, [(shot.start + shot.end) / 2])[0]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    Image.fromarray(frame).save(tmp)
+    tmp.replace(path)
+    return path

@@ -1,0 +1,341 @@
+"""The diffusers backend: real diffusion from a diffusers model folder or hub id (the one module
+that imports diffusers).
+
+Three shapes of pipeline are served through one call:
+- text-to-video (the pipeline takes ``num_frames``): the clip is generated directly;
+- text-to-image: one image per shot, from the init frame when there is one (img2img via
+  ``from_pipe``), then an image-to-video step when a second model is named
+  (``diffusers:T2I_MODEL+I2V_MODEL``), else the image is held for the shot's length;
+- a pipeline without a text encoder whose UNet cross-attends to 384-d vectors gets MiniLM
+  sentence vectors as ``prompt_embeds`` (the project's offline convention, used by the tests).
+Identity: the character's fixed seed and description, SDEdit from a library frame showing
+them, and, where the pipeline has an IP-Adapter loaded (an ``ip_adapter/`` folder in the model
+folder), the character's reference images. CPU and float32 unless a GPU is present.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from generator import cache, conditioning
+from generator.errors import GenerationFailed, GeneratorModelError, is_out_of_memory, memory_guard
+from generator.types import GeneratedClip, GenerationRequest
+from generator.video import write_clip
+
+logger = logging.getLogger(__name__)
+
+_INSTALL = "pip install diffusers==0.42.1"
+MAX_VIDEO_FRAMES = 16  # frames asked of a text-to-video model; the rest are blended
+
+
+@dataclass(frozen=True)
+class DiffusersSettings:
+    steps: int = 25
+    strength: float = 0.6  # img2img from the init frame
+    guidance: float = 5.0
+    max_side: int | None = None  # longer side of the generated picture (default: the model's)
+    device: str | None = None  # default: cuda when available, else cpu
+
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def is_local(model: str) -> bool:
+    """A folder path, unless it looks like a hub id ('org/name') and no such folder exists."""
+    return Path(model).expanduser().exists() or not _HUB_ID.match(model)
+
+
+def check_model(model: str) -> None:
+    """GeneratorModelError when a local model folder is missing or not a diffusers pipeline."""
+    if not model.strip():
+        raise GeneratorModelError("diffusers: no model given",
+                                  "write --generator diffusers:MODEL_FOLDER_OR_HUB_ID")
+    if not is_local(model):
+        return
+    p = Path(model).expanduser()
+    if not p.exists():
+        raise GeneratorModelError(f"diffusers model folder does not exist: {p}",
+                                  "pass a folder saved with save_pretrained, or a hub id such as "
+                                  "org/name on a machine with internet")
+    if not p.is_dir() or not (p / "model_index.json").is_file():
+        raise GeneratorModelError(
+            f"{p} is not a diffusers pipeline folder (no model_index.json)",
+            "pass the folder that DiffusionPipeline.save_pretrained wrote (it holds "
+            "model_index.json and one folder per component)")
+    try:
+        json.loads((p / "model_index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise GeneratorModelError(f"{p / 'model_index.json'} is unreadable ({exc})",
+                                  "re-save the pipeline with save_pretrained") from None
+
+
+def _missing_components(model: str) -> dict:
+    """Components saved as null (e.g. no text encoder): passed as None so loading accepts them."""
+    if not is_local(model):
+        return {}
+    index = json.loads((Path(model).expanduser() / "model_index.json").read_text(encoding="utf-8"))
+    return {k: None for k, v in index.items()
+            if not k.startswith("_") and isinstance(v, list) and (not v or v[0] is None)}
+
+
+class DiffusersGenerator:
+    backend = "diffusers"
+
+    def __init__(self, model: str, settings: DiffusersSettings = DiffusersSettings(),
+                 i2v: str | None = None) -> None:
+        check_model(model)
+        if i2v is not None:
+            check_model(i2v)
+        self.model = str(Path(model).expanduser().resolve()) if is_local(model) else model
+        self.i2v = (str(Path(i2v).expanduser().resolve()) if i2v and is_local(i2v) else i2v)
+        self.settings = settings
+        self._pipes: dict[str, object] = {}
+        self._ip_adapter: set[str] = set()  # pipelines with an IP-Adapter loaded
+        self._identity = None
+
+    # -- loading ---------------------------------------------------------------------------
+    def identity(self) -> str:
+        if self._identity is None:
+            parts = [self._model_id(self.model)] + ([self._model_id(self.i2v)] if self.i2v else [])
+            s = self.settings
+            self._identity = (f"diffusers-1:{'+'.join(parts)}:steps={s.steps}:"
+                              f"strength={s.strength}:guidance={s.guidance}:side={s.max_side}")
+        return self._identity
+
+    @staticmethod
+    def _model_id(model: str) -> str:
+        """Hub id as is; a folder by its configs' contents and its weights' sizes and times."""
+        if not is_local(model):
+            return model
+        h = []
+        for f in sorted(Path(model).rglob("*")):
+            if f.is_file():
+                st = f.stat()
+                h.append(f"{f.relative_to(model)}:{st.st_size}:{st.st_mtime_ns}"
+                         if f.suffix in (".safetensors", ".bin", ".ckpt", ".pt")
+                         else f"{f.relative_to(model)}:{cache.file_digest(f)}")
+        import hashlib
+
+        return f"{Path(model).name}@{hashlib.sha1('|'.join(h).encode()).hexdigest()[:16]}"
+
+    def _device(self):
+        import torch
+
+        device = self.settings.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = torch.float16 if device.startswith("cuda") else torch.float32
+        return device, dtype
+
+    def pipe(self, which: str = "main"):
+        """The loaded pipeline ('main', 'img2img' or 'i2v'), loaded once."""
+        if which in self._pipes:
+            return self._pipes[which]
+        try:
+            import diffusers
+            from diffusers.utils import logging as dlog
+        except ImportError as exc:
+            raise GeneratorModelError(f"the diffusers backend needs diffusers ({exc})", _INSTALL) from None
+        dlog.set_verbosity_error()
+        if which == "img2img":
+            try:
+                p = diffusers.AutoPipelineForImage2Image.from_pipe(self.pipe("main"))
+            except (ValueError, KeyError) as exc:
+                logger.warning("%s has no image-to-image form (%s); init images are not used",
+                               self.model, exc)
+                p = None
+            self._pipes[which] = p
+            return p
+        model = self.model if which == "main" else self.i2v
+        device, dtype = self._device()
+        try:
+            p = diffusers.DiffusionPipeline.from_pretrained(
+                model, dtype=dtype, local_files_only=is_local(model),
+                **_missing_components(model))
+            p.to(device)
+        except Exception as exc:  # noqa: BLE001 - loaders raise many kinds; all mean "unusable"
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if is_out_of_memory(exc):
+                raise GeneratorModelError(f"the diffusers pipeline {model} does not fit in "
+                                          f"{device} memory ({first[:200]})",
+                                          "use a smaller model, or --generator builtin") from None
+            where = ("check the folder" if is_local(model) else
+                     f"no folder named {model} exists here; as a hub id it needs internet (or "
+                     f"the hub cache) the first time")
+            raise GeneratorModelError(f"cannot load the diffusers pipeline {model}: {first[:300]}",
+                                      where) from None
+        self._load_ip_adapter(p, model, which)
+        self._pipes[which] = p
+        return p
+
+    def _load_ip_adapter(self, p, model: str, which: str) -> None:
+        """Load ``MODEL/ip_adapter/*.safetensors`` when there is one (identity from references)."""
+        folder = Path(model) / "ip_adapter" if is_local(model) else None
+        if folder is None or not folder.is_dir() or not hasattr(p, "load_ip_adapter"):
+            return
+        weights = sorted(f.name for f in folder.iterdir() if f.suffix in (".safetensors", ".bin"))
+        if weights:
+            p.load_ip_adapter(str(Path(model)), subfolder="ip_adapter", weight_name=weights[0])
+            self._ip_adapter.add(which)
+
+    # -- generating ------------------------------------------------------------------------
+    def _size(self, p, request: GenerationRequest) -> tuple[int, int]:
+        """Generation size: the film's aspect, longer side at the model's native size."""
+        unet = getattr(p, "unet", None) or getattr(p, "transformer", None)
+        scale = int(getattr(p, "vae_scale_factor", 8) or 8)
+        native = self.settings.max_side
+        if native is None:
+            sample = getattr(getattr(unet, "config", None), "sample_size", 64) or 64
+            sample = sample[0] if isinstance(sample, (list, tuple)) else sample
+            native = int(sample) * scale
+        blocks = len(getattr(getattr(unet, "config", None), "down_block_types", ()) or (1,))
+        multiple = max(8, scale * 2 ** max(0, blocks - 1))
+        ratio = request.width / request.height
+        w, h = (native, native / ratio) if ratio >= 1 else (native * ratio, native)
+        return (max(multiple, round(w / multiple) * multiple),
+                max(multiple, round(h / multiple) * multiple))
+
+    def _text_args(self, p, prompt: str) -> dict:
+        if getattr(p, "text_encoder", None) is not None:
+            return {"prompt": prompt, "negative_prompt": ""}
+        import torch
+
+        from retrieval.text import DIM, encode_texts
+
+        unet = getattr(p, "unet", None)
+        dim = getattr(getattr(unet, "config", None), "cross_attention_dim", None)
+        if dim != DIM:
+            raise GeneratorModelError(
+                f"{self.model} has no text encoder and its UNet expects {dim}-d text, not "
+                f"MiniLM's {DIM}-d", "use a pipeline with its own text encoder")
+        device, dtype = self._device()
+        vec = encode_texts([prompt, ""])
+        emb = torch.as_tensor(vec, dtype=dtype, device=device)[:, None, :]
+        return {"prompt_embeds": emb[:1], "negative_prompt_embeds": emb[1:]}
+
+    def sample(self, request: GenerationRequest, *, progress: bool = False) -> tuple[np.ndarray, dict]:
+        """Frames (T, h, w, 3) uint8 for a request (T = 1 for a held still), and what was used."""
+        import torch
+
+        conditioning.check_request(request)
+        cast = conditioning.members(request)
+        prompt = conditioning.full_prompt(request, cast)
+        seed = conditioning.effective_seed(request, cast)
+        p = self.pipe("main")
+        width, height = self._size(p, request)
+        params = inspect.signature(p.__call__).parameters
+        device, _ = self._device()
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        common = dict(num_inference_steps=self.settings.steps, guidance_scale=self.settings.guidance,
+                      generator=gen, output_type="np", **self._text_args(p, prompt))
+        refs = [r for c in cast for r in c.references]
+        if refs and "main" in self._ip_adapter:
+            from PIL import Image
+
+            common["ip_adapter_image"] = [Image.open(r).convert("RGB") for r in refs[:1]]
+        init = conditioning.load_init(request)
+        used = {"seed": seed, "prompt": prompt, "size": [width, height], "kind": "",
+                "init_image": None}
+        for pipe in self._pipes.values():
+            if pipe is not None:
+                pipe.set_progress_bar_config(desc=f"generate {request.shot_id}",
+                                             disable=not progress, leave=False)
+        with memory_guard(request.shot_id, f"the diffusers pipeline {Path(self.model).name}"):
+            try:
+                if "num_frames" in params and "image" not in params:
+                    used["kind"] = "text-to-video"
+                    out = p(height=height, width=width,
+                            num_frames=min(request.frames, MAX_VIDEO_FRAMES), **common)
+                    frames = _video_frames(out, request.shot_id)
+                else:
+                    img2img = self.pipe("img2img") if init is not None else None
+                    if img2img is not None:
+                        from PIL import Image
+
+                        used["kind"], used["init_image"] = "image-to-image", request.init_image
+                        img2img.set_progress_bar_config(desc=f"generate {request.shot_id}",
+                                                        disable=not progress, leave=False)
+                        picture = Image.fromarray(_fit(init, width, height))
+                        out = img2img(image=picture, strength=self.settings.strength, **common)
+                    else:
+                        used["kind"] = "text-to-image"
+                        out = p(height=height, width=width, **common)
+                    frames = _to_uint8(np.asarray(out.images), request.shot_id)[:1]
+                    if self.i2v:
+                        used["kind"] += "+image-to-video"
+                        frames = self._animate(frames[0], request, seed, progress)
+            finally:
+                if device.startswith("cuda"):
+                    torch.cuda.empty_cache()
+        if frames.size == 0:
+            raise GenerationFailed(f"shot {request.shot_id}: the pipeline returned no picture")
+        return frames, used
+
+    def _animate(self, image: np.ndarray, request: GenerationRequest, seed: int,
+                 progress: bool) -> np.ndarray:
+        import torch
+        from PIL import Image
+
+        p = self.pipe("i2v")
+        p.set_progress_bar_config(desc=f"animate {request.shot_id}", disable=not progress,
+                                  leave=False)
+        kwargs = {"image": Image.fromarray(image), "generator": torch.Generator().manual_seed(seed),
+                  "output_type": "np"}
+        if "num_frames" in inspect.signature(p.__call__).parameters:
+            kwargs["num_frames"] = min(request.frames, MAX_VIDEO_FRAMES)
+        return _video_frames(p(**kwargs), request.shot_id)
+
+    def generate(self, request: GenerationRequest, *, cache_dir: Path,
+                 progress: bool = True) -> GeneratedClip:
+        conditioning.check_request(request)
+        key = cache.request_key(request, self.identity())
+        hit = cache.lookup(cache_dir, key)
+        if hit is not None:
+            return hit
+        started = time.perf_counter()
+        frames, used = self.sample(request, progress=progress)
+        video, _ = cache.clip_paths(cache_dir, key)
+        write_clip(frames, video, count=request.frames, width=request.width,
+                   height=request.height, rate=request.fps, shot_id=request.shot_id)
+        refs = tuple(r for c in conditioning.members(request) for r in c.references)
+        if used["init_image"]:
+            refs += (used["init_image"],)
+        model = self.model + (f"+{self.i2v}" if self.i2v else "")
+        clip = GeneratedClip(path=str(video), frames=request.frames, backend=self.backend,
+                             model=model, seed=used["seed"], prompt=used["prompt"],
+                             references=refs, seconds_taken=round(time.perf_counter() - started, 3))
+        cache.store(cache_dir, key, clip, request,
+                    {"backend": self.backend, "identity": self.identity(), **used,
+                     "steps": self.settings.steps, "guidance": self.settings.guidance,
+                     "strength": self.settings.strength})
+        return clip
+
+
+def _to_uint8(a, shot_id: str) -> np.ndarray:
+    """Pipeline output in [0, 1] as uint8; NaN (e.g. float16 overflow) fails, never shows noise."""
+    a = np.asarray(a)
+    if a.dtype == np.uint8:
+        return a
+    a = a.astype(np.float32)
+    if not np.isfinite(a).all():
+        raise GenerationFailed(f"shot {shot_id}: the pipeline produced NaN or infinite pixels",
+                               "run it in float32 (a CPU) or with a VAE fixed for float16")
+    return np.clip(a * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def _video_frames(out, shot_id: str) -> np.ndarray:
+    """(T, h, w, 3) uint8 from a video pipeline's output (a batch of one)."""
+    frames = out.frames
+    frames = frames[0] if isinstance(frames, (list, tuple)) or np.asarray(frames).ndim == 5 else frames
+    return _to_uint8(np.asarray(frames), shot_id)
+
+
+def _fit(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    from generator.video import fit_frame
+
+    return fit_frame(image, width, height)

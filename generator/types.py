@@ -1,0 +1,88 @@
+"""Plain data between the pipeline and the generators: who is in a shot, what to make, what came out.
+
+Frozen dataclasses, like every contract between stages; a generator is anything with the
+``Generator`` protocol's shape, built by ``generator.make_generator(spec)``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+DESCRIPTOR_DIM = 128  # dlib face descriptor
+
+
+@dataclass(frozen=True)
+class Character:
+    """A named person of the film and what fixes their look across generated shots.
+
+    ``descriptor`` is a 128-d dlib face descriptor: from ``references`` (images of the person)
+    or, without them, from the face cluster of the library shots chosen for the character.
+    """
+
+    name: str
+    description: str = ""  # a prompt fragment, e.g. "a woman in her thirties with short red hair"
+    references: tuple[str, ...] = ()  # absolute paths of reference images
+    seed: int = 0
+    descriptor: tuple[float, ...] | None = None
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One shot to generate, at the film's size and rate."""
+
+    shot_id: str
+    prompt: str  # the shot's text (the generator adds the characters' descriptions)
+    query: str  # the planner's visible words
+    characters: tuple[str, ...]  # names in the shot, as in the plan
+    seconds: float
+    width: int
+    height: int
+    rate: str  # "25" or "30000/1001"
+    seed: int
+    init_image: str | None = None  # nearest library frame (SDEdit starts from it)
+    cast: tuple[Character, ...] = ()  # the film's cast (only those in ``characters`` are used)
+
+    @property
+    def fps(self) -> Fraction:
+        return Fraction(self.rate)
+
+    @property
+    def frames(self) -> int:
+        """Frames the clip must have: round(seconds * rate), at least 1."""
+        return max(1, round(self.seconds * self.fps))
+
+    def members(self) -> tuple[Character, ...]:
+        """The cast members in this shot, in the order the shot names them."""
+        by_name = {c.name.lower(): c for c in self.cast}
+        return tuple(by_name[n.lower()] for n in self.characters if n.lower() in by_name)
+
+
+@dataclass(frozen=True)
+class GeneratedClip:
+    """A generated .mp4 at the request's size and rate, with what is needed to make it again."""
+
+    path: str
+    frames: int
+    backend: str  # "builtin" | "diffusers"
+    model: str  # weights file or model folder / hub id
+    seed: int
+    prompt: str  # the full prompt used (shot text plus character descriptions)
+    references: tuple[str, ...]  # reference images (and init image) it was conditioned on
+    seconds_taken: float  # wall seconds the generation took (when it was made)
+    cached: bool = False  # True when this call found it in the cache
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """Makes one clip per request; results are cached under ``cache_dir`` by request + model."""
+
+    backend: str
+    model: str
+
+    def identity(self) -> str:
+        """Identifies the model and its settings, for cache keys."""
+
+    def generate(self, request: GenerationRequest, *, cache_dir: Path,
+                 progress: bool = True) -> GeneratedClip: ...

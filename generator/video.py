@@ -1,0 +1,78 @@
+"""Write generated frames as an .mp4 at the film's size, rate and exact frame count.
+
+The model's few small frames are spread over the shot's length by linear blending at their own
+size, then ffmpeg scales them up (filling the frame, centre-cropped) and encodes H.264. ffmpeg
+runs through ``montage.ffmpeg``, the one module that starts ffmpeg processes (it imports
+nothing of the montage stage itself), so no encoder is ever left running.
+"""
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from generator.errors import GenerationFailed
+
+
+def fit_frame(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Centre-crop to the aspect of ``width`` x ``height`` and resize (area filter) to it."""
+    from PIL import Image
+
+    h, w = frame.shape[:2]
+    target = width / height
+    if w / h > target:
+        cw, ch = max(1, round(h * target)), h
+    else:
+        cw, ch = w, max(1, round(w / target))
+    x0, y0 = (w - cw) // 2, (h - ch) // 2
+    crop = np.ascontiguousarray(frame[y0:y0 + ch, x0:x0 + cw, :3])
+    return np.asarray(Image.fromarray(crop).resize((width, height), Image.Resampling.BOX))
+
+
+def spread(frames: np.ndarray, count: int) -> np.ndarray:
+    """``count`` frames blended linearly from ``frames`` (T, h, w, 3), first and last kept."""
+    frames = np.asarray(frames)
+    t = frames.shape[0]
+    if t == 1 or count == 1:
+        return np.repeat(frames[:1], count, axis=0)
+    pos = np.linspace(0.0, t - 1, count)
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, t - 1)
+    w = (pos - lo)[:, None, None, None]
+    mixed = frames[lo].astype(np.float32) * (1 - w) + frames[hi].astype(np.float32) * w
+    return np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+
+
+def write_clip(frames: np.ndarray, path: Path, *, count: int, width: int, height: int,
+               rate: Fraction, shot_id: str) -> Path:
+    """Encode ``count`` frames spread from ``frames`` to ``path`` (atomic; exact count checked)."""
+    from montage.ffmpeg import count_video_frames, file_arg, run_ffmpeg
+    from planner.errors import RenderError
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    full = spread(frames, count)
+    h, w = full.shape[1:3]
+    raw = path.with_name(f".{path.stem}.{os.getpid()}.rgb")
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.mp4")
+    try:
+        full.tofile(raw)
+        scale = (f"scale={width}:{height}:force_original_aspect_ratio=increase:flags=bicubic,"
+                 f"crop={width}:{height},setsar=1")
+        run_ffmpeg(["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-framerate", str(rate),
+                    "-i", file_arg(raw), "-vf", scale, "-frames:v", str(count), "-r", str(rate),
+                    "-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p",
+                    "-movflags", "+faststart", "-f", "mp4", file_arg(tmp)],
+                   what=f"encoding generated shot {shot_id}")
+        got = count_video_frames(tmp)
+        if got != count:
+            raise GenerationFailed(f"shot {shot_id}: the encoded clip has {got} frames, not {count}")
+        tmp.replace(path)
+    except RenderError as exc:
+        raise GenerationFailed(f"shot {shot_id}: {exc.message}", exc.hint) from exc
+    finally:
+        raw.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
+    return path

@@ -1,0 +1,106 @@
+"""Cuts as versions: list them, compare the last two shot by shot, and go back to one.
+
+A revert does not rewrite history: it makes a new cut equal to the old one (its clips come
+from the render cache, so going back is fast), and the next `montage make` recuts from there.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from planner.align import align
+from planner.errors import ProjectError
+from planner.shots import ShotPlan
+
+from montage.edl import EditDecision
+from montage.project import (copy_atomic, cut_dir, history, load_state, record_cut, save_state,
+                             write_atomic)
+from montage.render import render_edit
+from montage.subtitles import write_srt
+from montage.timeline import read_timeline
+
+
+def _require_state(project: Path):
+    state = load_state(project)
+    if state is None:
+        raise ProjectError(f"{project} holds no cut yet",
+                           "make one first: montage make SCRIPT --library DIR --project PROJECT")
+    return state
+
+
+def history_text(project: Path) -> str:
+    state = _require_state(project)
+    lines = []
+    for info in history(project):
+        mark = "*" if info.cut == state.cut else " "
+        lines.append(f"{mark} {info.cut:4d}  {info.time}  {info.shots:3d} shots  "
+                     f"{info.seconds:6.1f} s  {info.summary}")
+    return "\n".join(lines)
+
+
+def _clip(d: EditDecision) -> str:
+    if d.source == "placeholder":
+        return "title card"
+    return f"{d.library_shot} @{d.source_in}+{d.frames}"
+
+
+def diff_text(project: Path, old: int | None = None, new: int | None = None) -> str:
+    """Shot by shot, what changed between two cuts (default: the last two)."""
+    state = _require_state(project)
+    new = new or state.cut
+    old = old or new - 1
+    if old < 1:
+        return f"cut {new} is the first cut: nothing to compare"
+    edls, plans = [], []
+    for n in (old, new):
+        folder = cut_dir(project, n)
+        if not (folder / "edit.otio").is_file():
+            raise ProjectError(f"cut {n} is not in {project / 'history'}",
+                               "see the cuts with: montage history PROJECT")
+        edls.append(read_timeline(folder / "edit.otio"))
+        plans.append(ShotPlan.load(folder / "plan.json"))
+    before = {d.shot_id: d for d in edls[0].decisions}
+    alignment = align(plans[0], plans[1])
+    lines = [f"cut {old} -> cut {new}: {alignment.summary()}"]
+    same = 0
+    for i, (d, change) in enumerate(zip(edls[1].decisions, alignment.changes), 1):
+        b = before.get(change.previous or d.shot_id)
+        what = {"inserted": "new shot", "edited": f"edited (was {change.previous})",
+                "moved": "moved"}.get(change.status, "")
+        if b is not None and _clip(b) == _clip(d):
+            if not what:
+                same += 1
+                continue
+            lines.append(f"  {i:3d} {d.shot_id}  {what}, keeps {_clip(d)}")
+        elif b is None:
+            lines.append(f"+ {i:3d} {d.shot_id}  {what}: {_clip(d)}  \"{d.text}\"")
+        else:
+            lines.append(f"~ {i:3d} {d.shot_id}  {(what + ', ') if what else ''}"
+                         f"{_clip(b)} -> {_clip(d)}  ({d.reason})")
+    for change in alignment.changes:
+        if change.status == "deleted":
+            d = before[change.shot_id]
+            lines.append(f"-     {d.shot_id}  removed: {_clip(d)}  \"{d.text}\"")
+    lines.append(f"= {same} shots unchanged")
+    return "\n".join(lines)
+
+
+def revert(project: Path, n: int, *, progress: bool = False) -> int:
+    """Make cut ``n`` the current one again, as a new cut; returns the new cut's number."""
+    state = _require_state(project)
+    source = cut_dir(project, n)
+    if not (source / "edit.otio").is_file():
+        raise ProjectError(f"cut {n} is not in {project / 'history'}",
+                           "see the cuts with: montage history PROJECT")
+    new = state.cut + 1
+    files = {name: (source / name).read_text(encoding="utf-8")
+             for name in ("plan.json", "candidates.json", "edit.otio")}
+    edl = read_timeline(source / "edit.otio")
+    folder = record_cut(project, new, files, f"revert to cut {n}", len(edl.decisions), edl.seconds)
+    film = Path(state.film)
+    render_edit(folder / "edit.otio", film, cache=project / "cache", progress=progress)
+    for name in files:
+        copy_atomic(folder / name, project / name)
+    write_srt(edl, film.with_suffix(".srt"))
+    write_atomic(project / "report.md", f"# Cut {new}: revert to cut {n}\n\nSee history/{n:04d}/.\n")
+    save_state(project, type(state)(**{**state.__dict__, "cut": new}))
+    return new

@@ -1,0 +1,179 @@
+"""Everything about one media file that needs no learned embedding: shots, keyframes, features.
+
+:func:`analyse_file` runs in a worker process while the main process embeds, so it takes and
+returns plain picklable data and never imports torch. A file that cannot be read comes back
+with ``error`` set instead of raising, so one bad file never stops a pool.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from planner.errors import MediaError
+
+from .types import ShotFeatures
+
+# Where in a shot its keyframes are taken (fractions of its span): five for a long shot, three
+# for a normal one, two for a short one, the middle for a flash.
+LONG_KEYFRAMES = (0.1, 0.3, 0.5, 0.7, 0.9)
+KEYFRAMES = (0.25, 0.5, 0.75)
+SHORT_KEYFRAMES = (1 / 3, 2 / 3)
+LONG_SHOT = 8.0  # seconds
+SHORT_SHOT = 1.5
+FLASH = 0.2
+MAX_FRAME_SIDE = 720  # keyframes are stored scaled down to this longer side (memory, pickling)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What decides the shots and keyframes of a file; an index remembers it."""
+
+    threshold: float
+    min_shot: float
+
+    def as_dict(self) -> dict:
+        return {"threshold": self.threshold, "min_shot": self.min_shot,
+                "keyframes": [list(LONG_KEYFRAMES), list(KEYFRAMES), list(SHORT_KEYFRAMES),
+                              LONG_SHOT, SHORT_SHOT, FLASH], "features": 1}
+
+
+@dataclass(frozen=True)
+class FileAnalysis:
+    """One file, analysed: its shots, their keyframes (for the embedder) and features."""
+
+    path: str  # relative to the library root
+    kind: str
+    width: int = 0
+    height: int = 0
+    fps: float = 0.0
+    seconds: float = 0.0  # footage duration (0 for stills)
+    spans: tuple[tuple[float, float], ...] = ()
+    frames: tuple[np.ndarray, ...] = ()  # every shot's keyframes, in shot order
+    groups: tuple[tuple[int, ...], ...] = ()  # indices into ``frames`` per shot
+    features: tuple[ShotFeatures, ...] = ()
+    error: str = ""  # why the file was skipped; "" when it was read
+    cpu_seconds: float = 0.0
+
+
+def keyframe_fractions(duration: float) -> tuple[float, ...]:
+    if duration >= LONG_SHOT:
+        return LONG_KEYFRAMES
+    if duration >= SHORT_SHOT:
+        return KEYFRAMES
+    return SHORT_KEYFRAMES if duration >= FLASH else (0.5,)
+
+
+def analyse_file(root: str, rel: str, kind: str, settings: Settings) -> FileAnalysis:
+    """Decode, cut into shots and measure one file; never raises for a bad file."""
+    started = time.process_time()
+    try:
+        result = _analyse(Path(root), rel, kind, settings)
+    except MediaError as exc:
+        return FileAnalysis(rel, kind, error=exc.message)
+    except OSError as exc:
+        return FileAnalysis(rel, kind, error=f"cannot read {Path(root) / rel}: {exc.strerror or exc}")
+    return _with_cpu(result, time.process_time() - started)
+
+
+def _with_cpu(a: FileAnalysis, cpu: float) -> FileAnalysis:
+    from dataclasses import replace
+
+    return replace(a, cpu_seconds=round(cpu, 3))
+
+
+def _analyse(root: Path, rel: str, kind: str, settings: Settings) -> FileAnalysis:
+    from .detect import detect_shots
+    from .media import probe, read_frames, read_still
+    from .motion import STILL, analyse_motion, motion_times
+
+    path = root / rel
+    if kind == "still":
+        image = read_still(path)
+        h, w = image.shape[:2]
+        feats = shot_features([image], STILL)
+        return FileAnalysis(rel, kind, w, h, 0.0, 0.0, ((0.0, 0.0),), (_shrink(image),), ((0,),),
+                            (feats,))
+    info = probe(path)
+    spans = detect_shots(path, threshold=settings.threshold, min_shot=settings.min_shot)
+    times: list[float] = []
+    key_rows: list[list[int]] = []
+    motion_rows: list[list[list[int]]] = []
+    for a, b in spans:
+        picks = [a + f * (b - a) for f in keyframe_fractions(b - a)]
+        key_rows.append(list(range(len(times), len(times) + len(picks))))
+        times += picks
+        rows = []
+        for triplet in motion_times(a, b, info.fps):
+            rows.append(list(range(len(times), len(times) + len(triplet))))
+            times += triplet
+        motion_rows.append(rows)
+    decoded = read_frames(path, times)
+    if len(decoded) != len(times):
+        raise MediaError(f"cannot read {path}: only {len(decoded)} of {len(times)} frames decoded",
+                         hint="re-export or remove the file")
+    frames: list[np.ndarray] = []
+    groups, features = [], []
+    for keys, triplets in zip(key_rows, motion_rows):
+        shot_frames = [decoded[i] for i in keys]
+        motion = analyse_motion([[decoded[i] for i in t] for t in triplets], info.fps)
+        features.append(shot_features(shot_frames, motion))
+        groups.append(tuple(range(len(frames), len(frames) + len(shot_frames))))
+        frames += [_shrink(f) for f in shot_frames]
+    return FileAnalysis(rel, kind, info.width, info.height, info.fps, info.duration,
+                        tuple(spans), tuple(frames), tuple(groups), tuple(features))
+
+
+def shot_features(frames: list[np.ndarray], motion) -> ShotFeatures:
+    """The features of one shot from its keyframes and its motion (see each module)."""
+    from .faces import detect_faces, shot_scale
+    from .features import dominant_colors, histogram, tone
+    from .people import detect_people
+
+    t = tone(frames)
+    # Faces: the keyframe with the most faces (then the largest) is the shot's best view.
+    best, best_faces, best_key = 0, [], (-1, -1)
+    for n, frame in enumerate(frames):
+        faces = detect_faces(frame, descriptors=False)
+        key = (len(faces), faces[0].height if faces else 0)
+        if key > best_key:
+            best, best_faces, best_key = n, faces, key
+    frame = frames[best]
+    if best_faces:
+        best_faces = detect_faces(frame, descriptors=True)
+    people = len(detect_people(frame))
+    share = best_faces[0].height / frame.shape[0] if best_faces else 0.0
+    return ShotFeatures(
+        brightness=t["brightness"], contrast=t["contrast"], saturation=t["saturation"],
+        sharpness=t["sharpness"], stability=motion.stability, motion=motion.motion,
+        camera=motion.camera, histogram=histogram(frames), colors=dominant_colors(frames),
+        faces=len(best_faces), face_size=round(float(share), 4),
+        scale=shot_scale(share, people), people=people,
+        face_descriptors=tuple(f.descriptor for f in best_faces if f.descriptor),
+    )
+
+
+def _shrink(frame: np.ndarray) -> np.ndarray:
+    """A keyframe no larger than MAX_FRAME_SIDE (the embedders work at 224-256 px anyway)."""
+    h, w = frame.shape[:2]
+    if max(h, w) <= MAX_FRAME_SIDE:
+        return np.ascontiguousarray(frame)
+    from .features import resize
+
+    s = MAX_FRAME_SIDE / max(h, w)
+    return resize(frame, round(w * s), round(h * s))
+
+
+def check_models() -> None:
+    """Load the face and people detectors once, so a missing model fails before any work."""
+    from .faces import _models
+    from .people import _detector
+
+    _models()
+    _detector()
+
+
+__all__ = ["FileAnalysis", "Settings", "analyse_file", "check_models",
+           "keyframe_fractions", "shot_features"]

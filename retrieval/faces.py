@@ -1,0 +1,116 @@
+"""Faces and who they are: the one module that imports dlib.
+
+dlib's HOG frontal-face detector finds faces; its 5-point shape predictor aligns them and its
+ResNet turns each into a 128-d descriptor (same person: ~0.1-0.2 apart, different people:
+~0.7; the usual threshold is 0.6). The weights come from the ``face-recognition-models``
+wheel, found without importing it (its ``__init__`` needs ``pkg_resources``).
+"""
+from __future__ import annotations
+
+import importlib.util
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from planner.errors import ModelError
+
+MAX_SIDE = 640  # frames are scaled down to this longer side before detection
+UPSAMPLE = 1  # dlib pyramid upsampling: finds faces down to ~40 px at MAX_SIDE
+MIN_SCORE = 0.3  # detector score below this is dropped (0.0 is dlib's default; lower scores
+# were false positives on the test stills, e.g. the helmet in skimage's astronaut)
+MAX_FACES = 8  # descriptors computed for at most this many faces per frame (largest first)
+SAME_PERSON = 0.6  # descriptor distance under which two faces are taken as one person
+
+_INSTALL = "pip install dlib-bin==20.0.1.post1 face-recognition-models==0.3.0"
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face, in the coordinates of the frame it was found in."""
+
+    top: int
+    left: int
+    bottom: int
+    right: int
+    score: float
+    descriptor: tuple[float, ...]  # 128 floats
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+
+def models_dir() -> Path:
+    """The folder of dlib model files shipped by ``face-recognition-models``."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError("dlib's face models are not installed", hint=_INSTALL)
+    return Path(list(spec.submodule_search_locations)[0]) / "models"
+
+
+@lru_cache(maxsize=1)
+def _models():
+    try:
+        import dlib
+    except ImportError as exc:
+        raise ModelError(f"dlib is not importable ({exc})", hint=_INSTALL) from exc
+    folder = models_dir()
+    try:
+        detector = dlib.get_frontal_face_detector()
+        shapes = dlib.shape_predictor(str(folder / "shape_predictor_5_face_landmarks.dat"))
+        encoder = dlib.face_recognition_model_v1(str(folder / "dlib_face_recognition_resnet_model_v1.dat"))
+    except RuntimeError as exc:
+        raise ModelError(f"cannot load dlib's face models from {folder}: {exc}",
+                         hint="reinstall them: " + _INSTALL) from exc
+    return detector, shapes, encoder
+
+
+def detect_faces(frame: np.ndarray, *, descriptors: bool = True) -> list[Face]:
+    """Faces in an RGB frame, largest first, with boxes in the frame's own pixels."""
+    from .features import resize
+
+    detector, shapes, encoder = _models()
+    h, w = frame.shape[:2]
+    scale = min(1.0, MAX_SIDE / max(h, w))
+    img = np.ascontiguousarray(frame, dtype=np.uint8)
+    if scale < 1.0:
+        img = resize(img, round(w * scale), round(h * scale))
+    rects, scores, _ = detector.run(img, UPSAMPLE, 0.0)
+    found = sorted(((r, s) for r, s in zip(rects, scores) if s >= MIN_SCORE),
+                   key=lambda rs: -rs[0].height())
+    faces = []
+    for n, (r, s) in enumerate(found):
+        desc: tuple[float, ...] = ()
+        if descriptors and n < MAX_FACES:
+            shape = shapes(img, r)
+            desc = tuple(round(float(x), 5) for x in encoder.compute_face_descriptor(img, shape))
+        faces.append(Face(top=max(0, int(r.top() / scale)), left=max(0, int(r.left() / scale)),
+                          bottom=min(h, int(math.ceil(r.bottom() / scale))),
+                          right=min(w, int(math.ceil(r.right() / scale))),
+                          score=round(float(s), 3), descriptor=desc))
+    return faces
+
+
+def shot_scale(face_share: float, people: int = 0) -> str:
+    """Shot scale from the largest face's height as a share of the frame height.
+
+    dlib's box spans brow to chin, about 60 % of the head. Thresholds: >= 0.25 close-up (the
+    head fills about half the frame or more), >= 0.08 medium (head and shoulders to waist),
+    > 0 wide (full figure or further). No face but a detected person: wide (a body whose face
+    is too small or turned away). Nothing: unknown.
+    """
+    if face_share >= 0.25:
+        return "close-up"
+    if face_share >= 0.08:
+        return "medium"
+    if face_share > 0 or people > 0:
+        return "wide"
+    return "unknown"
+
+
+def distance(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """Euclidean distance between two face descriptors (< SAME_PERSON: probably one person)."""
+    return float(np.linalg.norm(np.asarray(a, np.float64) - np.asarray(b, np.float64)))

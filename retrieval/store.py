@@ -1,0 +1,142 @@
+"""The index's metadata in SQLite: files, shots (keyed by shot id) and keyword postings.
+
+The vectors live in a FAISS file beside it (``vectors-<id>.faiss``), row ``r`` of which is the
+shot whose ``row`` is ``r``. One transaction swaps in a new state (the meta row naming the new
+vectors file included), so a crash leaves either the old index or the new one, never a mix.
+The ``terms`` table is an inverted index of lemmatised keywords for the keyword stage of a
+search, so keywords are matched in SQL rather than by loading every shot.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import closing
+from dataclasses import asdict
+from pathlib import Path
+from typing import Iterable
+
+from .types import LibraryShot, shot_from_dict
+
+DB_NAME = "index.sqlite"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY, kind TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+    sha1 TEXT NOT NULL, text_sig TEXT NOT NULL, seconds REAL NOT NULL DEFAULT 0,
+    reason TEXT NOT NULL DEFAULT ''  -- why it was skipped; '' for an indexed file
+);
+CREATE TABLE IF NOT EXISTS shots (
+    id TEXT PRIMARY KEY, row INTEGER NOT NULL UNIQUE, path TEXT NOT NULL, data TEXT NOT NULL,
+    terms TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS shots_path ON shots (path);
+CREATE TABLE IF NOT EXISTS terms (term TEXT NOT NULL, row INTEGER NOT NULL,
+                                  PRIMARY KEY (term, row)) WITHOUT ROWID;
+"""
+
+
+def connect(folder: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """A connection to the index database in ``folder`` (created when writing)."""
+    path = Path(folder) / DB_NAME
+    if readonly:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    else:
+        con = sqlite3.connect(path)
+        con.executescript(SCHEMA)
+    con.row_factory = sqlite3.Row
+    return con
+
+
+def read_meta(con: sqlite3.Connection) -> dict:
+    try:
+        return {r["key"]: json.loads(r["value"]) for r in con.execute("SELECT key, value FROM meta")}
+    except sqlite3.OperationalError:
+        return {}
+
+
+def read_files(con: sqlite3.Connection) -> dict[str, dict]:
+    """path -> file record (with ``reason`` non-empty for skipped files)."""
+    return {r["path"]: dict(r) for r in con.execute("SELECT * FROM files")}
+
+
+def shots_of(con: sqlite3.Connection, path: str) -> list[tuple[int, dict, list[str]]]:
+    """(row, shot dict, terms) of one file's shots, in shot order."""
+    rows = con.execute("SELECT row, data, terms FROM shots WHERE path = ? ORDER BY row", (path,))
+    return [(r["row"], json.loads(r["data"]), json.loads(r["terms"])) for r in rows]
+
+
+def shots_by_rows(con: sqlite3.Connection, rows: Iterable[int]) -> dict[int, LibraryShot]:
+    """The shots stored at the given vector rows."""
+    wanted = sorted({int(r) for r in rows})
+    out: dict[int, LibraryShot] = {}
+    for i in range(0, len(wanted), 500):
+        chunk = wanted[i : i + 500]
+        marks = ",".join("?" * len(chunk))
+        for r in con.execute(f"SELECT row, data FROM shots WHERE row IN ({marks})", chunk):
+            out[r["row"]] = shot_from_dict(json.loads(r["data"]))
+    return out
+
+
+def all_shots(con: sqlite3.Connection) -> list[LibraryShot]:
+    return [shot_from_dict(json.loads(r["data"]))
+            for r in con.execute("SELECT data FROM shots ORDER BY row")]
+
+
+def count_shots(con: sqlite3.Connection) -> int:
+    return int(con.execute("SELECT COUNT(*) FROM shots").fetchone()[0])
+
+
+def postings(con: sqlite3.Connection, terms: Iterable[str], limit: int) -> tuple[dict[str, int], dict[int, set[str]]]:
+    """(document frequency per term, row -> the query terms it has), at most ``limit`` rows
+    per term (the rarest terms are the informative ones; a very common term is capped)."""
+    df: dict[str, int] = {}
+    hits: dict[int, set[str]] = {}
+    for term in sorted(set(terms)):
+        df[term] = int(con.execute("SELECT COUNT(*) FROM terms WHERE term = ?", (term,)).fetchone()[0])
+        for (row,) in con.execute("SELECT row FROM terms WHERE term = ? LIMIT ?", (term, limit)):
+            hits.setdefault(int(row), set()).add(term)
+    return df, hits
+
+
+def replace_all(con: sqlite3.Connection, meta: dict, files: dict[str, dict],
+                shots: list[tuple[int, LibraryShot, list[str]]]) -> None:
+    """Swap in a whole new state in one transaction (see the module docstring)."""
+    with con:
+        con.execute("DELETE FROM meta")
+        con.execute("DELETE FROM files")
+        con.execute("DELETE FROM shots")
+        con.execute("DELETE FROM terms")
+        con.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
+                        [(k, json.dumps(v)) for k, v in meta.items()])
+        con.executemany(
+            "INSERT INTO files (path, kind, size, mtime_ns, sha1, text_sig, seconds, reason) "
+            "VALUES (:path, :kind, :size, :mtime_ns, :sha1, :text_sig, :seconds, :reason)",
+            [{**f, "path": p} for p, f in files.items()])
+        con.executemany(
+            "INSERT INTO shots (id, row, path, data, terms) VALUES (?, ?, ?, ?, ?)",
+            [(s.id, row, s.path, json.dumps(asdict(s), ensure_ascii=False), json.dumps(terms))
+             for row, s, terms in shots])
+        con.executemany("INSERT OR IGNORE INTO terms (term, row) VALUES (?, ?)",
+                        [(t, row) for row, _, terms in shots for t in terms])
+
+
+def touch_files(con: sqlite3.Connection, mtimes: dict[str, int]) -> None:
+    """Record new modification times of files whose content did not change."""
+    with con:
+        con.executemany("UPDATE files SET mtime_ns = ? WHERE path = ?",
+                        [(m, p) for p, m in mtimes.items()])
+
+
+def is_index(folder: Path) -> bool:
+    return (Path(folder) / DB_NAME).is_file()
+
+
+def probe_meta(folder: Path) -> dict:
+    """The meta table of the index in ``folder`` ({} if it has none or it is unreadable)."""
+    if not is_index(folder):
+        return {}
+    try:
+        with closing(connect(folder, readonly=True)) as con:
+            return read_meta(con)
+    except sqlite3.Error:
+        return {}

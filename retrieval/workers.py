@@ -1,0 +1,77 @@
+"""Run :func:`retrieval.analyse.analyse_file` for many files, in worker processes.
+
+Decoding, shot detection and the face / people / motion analysis run in ``workers``
+processes while the calling process embeds keyframes with the model, so both cores are busy.
+Processes rather than threads: PySceneDetect and dlib hold the GIL for much of their work.
+Workers are spawned (not forked) so they never inherit the parent's torch threads; they import
+no torch. Results come back as they finish, at most ``2 * workers + 1`` files in flight so
+memory stays bounded.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from .analyse import FileAnalysis, Settings, analyse_file
+
+logger = logging.getLogger(__name__)
+
+
+def default_workers(jobs: int) -> int:
+    """Worker processes for ``jobs`` files: none for one file (spawning costs more than it
+    saves), else one fewer than the cores (the embedder uses the rest), at least one."""
+    cores = os.cpu_count() or 1
+    if jobs < 2 or cores < 2:
+        return 0
+    return max(1, min(jobs, cores - 1))
+
+
+def analyse_all(root: Path, files: list[tuple[str, str]], settings: Settings,
+                workers: int) -> Iterator[FileAnalysis]:
+    """Analyse ``files`` ((relative path, kind) pairs); yields results as they complete.
+
+    ``workers=0`` runs everything in this process, in order.
+    """
+    if workers <= 0:
+        for rel, kind in files:
+            yield analyse_file(str(root), rel, kind, settings)
+        return
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    context = multiprocessing.get_context("spawn")
+    todo = list(files)
+    limit = 2 * workers + 1
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    running: dict = {}  # future -> (rel, kind)
+    broken = False
+    try:
+        while todo or running:
+            while todo and len(running) < limit:
+                rel, kind = todo.pop(0)
+                running[pool.submit(analyse_file, str(root), rel, kind, settings)] = (rel, kind)
+            done, _ = wait(set(running), return_when=FIRST_COMPLETED)
+            for future in done:
+                job = running.pop(future)
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    todo.insert(0, job)
+                    broken = True
+                    continue
+                yield result
+            if broken:
+                break
+    finally:
+        for future in running:
+            future.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+    if broken:  # a worker died (killed, out of memory): finish the same work in this process
+        todo = sorted(set(todo) | set(running.values()), key=files.index)
+        logger.warning("an analysis worker process died; analysing the remaining %d files in "
+                       "this process", len(todo))
+        for rel, kind in todo:
+            yield analyse_file(str(root), rel, kind, settings)

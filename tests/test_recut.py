@@ -1,0 +1,178 @@
+"""Edit the text, recut the film: stable ids, kept clips, cached clips, history, pins, watch."""
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from montage.cli import main
+from montage.pipeline import MakeOptions, Recutter
+from montage.project import load_state
+from montage.timeline import read_timeline
+from planner.errors import ProjectError, ScriptError
+from tests.conftest import make_clip, make_cut_clip, make_still
+
+SENTENCES = [
+    "A red door opens slowly.",
+    "The blue sea is calm tonight.",
+    "A green field waits for the rain.",
+    "A yellow taxi drives through the night.",
+    "The white moon rises over the hills.",
+]
+OPTIONS = MakeOptions(threshold=0.0, width=64, height=36, progress=False, contact_sheet=False)
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("lib")
+    make_cut_clip(root / "colors.mp4", ["red", "blue", "green", "yellow", "white", "purple"],
+                  seconds=2.0)
+    make_clip(root / "pattern.mp4", duration=4.0)
+    make_still(root / "card.png")
+    make_still(root / "bars.png", source="smptebars")
+    return root
+
+
+def write(path: Path, sentences: list[str]) -> Path:
+    path.write_text(" ".join(sentences[:3]) + "\n\n" + " ".join(sentences[3:]) + "\n")
+    return path
+
+
+def clips(project: Path) -> dict[str, tuple[str, int, int]]:
+    edl = read_timeline(project / "edit.otio")
+    return {d.shot_id: (d.library_shot, d.source_in, d.frames) for d in edl.decisions}
+
+
+@pytest.fixture
+def cut1(tmp_path, library):
+    script = write(tmp_path / "story.txt", SENTENCES)
+    project, out = tmp_path / "proj", tmp_path / "film.mp4"
+    r = Recutter(library, project, OPTIONS)
+    first = r.cut(script, out)
+    assert first.cut == 1 and first.encoded == len(SENTENCES)
+    return r, script, project, out
+
+
+def test_one_sentence_edit_keeps_the_rest(cut1):
+    r, script, project, out = cut1
+    before = clips(project)
+    edited = list(SENTENCES)
+    edited[2] = "A bright green field waits for the rain."
+    write(script, edited)
+    res = r.cut(script, out)
+    assert res.cut == 2 and res.changes == "4 unchanged, 1 edited"
+    after = clips(project)
+    for sid in before:
+        if sid in after:
+            assert after[sid] == before[sid]  # untouched shots keep clip and trim
+    assert res.kept >= len(SENTENCES) - 1
+    assert res.encoded <= 1  # only the edited shot can need a new clip; the rest are cached
+
+
+def test_insert_delete_move_and_mix(cut1):
+    r, script, project, out = cut1
+    before = clips(project)
+    cases = [
+        SENTENCES[:2] + ["A small boat drifts past the pier."] + SENTENCES[2:],  # insert
+        SENTENCES[:1] + SENTENCES[2:],  # delete
+        SENTENCES[3:] + SENTENCES[:3],  # move a paragraph
+        [SENTENCES[4], "A grey cat sleeps.", SENTENCES[1], SENTENCES[2]],  # a mix
+    ]
+    for sentences in cases:
+        write(script, sentences)
+        res = r.cut(script, out)
+        after = clips(project)
+        surviving = [s for s in after if s in before]  # vs the previous cut
+        assert surviving and all(after[s] == before[s] for s in surviving), sentences
+        assert res.kept >= len(surviving)
+        before = after
+        used = [c for c, _, _ in after.values() if c]
+        assert len(used) == len(set(used))
+    assert [h for h in (project / "history").iterdir()].__len__() == 5
+
+
+def test_history_diff_revert(cut1, capsys):
+    r, script, project, out = cut1
+    edited = list(SENTENCES)
+    edited[4] = "The white moon rises over the dark hills."
+    write(script, edited)
+    r.cut(script, out)
+    capsys.readouterr()
+    assert main(["history", str(project)]) == 0
+    text = capsys.readouterr().out
+    assert "   1  " in text and "*    2" in text and "1 edited" in text
+    assert main(["diff", str(project)]) == 0
+    diff = capsys.readouterr().out
+    assert "cut 1 -> cut 2" in diff and "edited" in diff and "= 4 shots unchanged" in diff
+    first = read_timeline(project / "history" / "0001" / "edit.otio")
+    assert main(["revert", str(project), "1", "--quiet"]) == 0
+    assert load_state(project).cut == 3
+    assert read_timeline(project / "edit.otio") == first
+
+
+def test_pins_and_bans_survive_recuts(cut1, capsys):
+    r, script, project, out = cut1
+    before = clips(project)
+    ids = list(before)
+    unused = "bars.png#0" if all(c != "bars.png#0" for c, _, _ in before.values()) else "card.png#0"
+    assert main(["pin", str(project), "1", unused]) == 0
+    banned = before[ids[1]][0]
+    assert main(["ban", str(project), banned]) == 0
+    r.cut(script, out)
+    after = clips(project)
+    assert after[ids[0]][0] == unused
+    assert banned not in [c for c, _, _ in after.values()]
+    edited = list(SENTENCES)
+    edited[3] = "A yellow taxi drives slowly through the night."
+    write(script, edited)
+    r.cut(script, out)  # a recut after a text edit keeps the pin and the ban
+    again = clips(project)
+    assert again[ids[0]][0] == unused and banned not in [c for c, _, _ in again.values()]
+    capsys.readouterr()
+    assert main(["unpin", str(project), ids[0]]) == 0
+    assert main(["pin", str(project), "99", unused]) == 2
+    assert "no shot 99" in capsys.readouterr().err
+
+
+def test_failures_keep_the_previous_film_and_state(cut1, tmp_path):
+    r, script, project, out = cut1
+    film, state = out.read_bytes(), (project / "state.json").read_text()
+    script.write_text("   \n")
+    with pytest.raises(ScriptError):
+        r.cut(script, out)
+    other = tmp_path / "other_lib"
+    make_clip(other / "x.mp4")
+    with pytest.raises(ProjectError, match="was cut from the library"):
+        Recutter(other, project, OPTIONS).cut(write(script, SENTENCES), out)
+    assert out.read_bytes() == film and (project / "state.json").read_text() == state
+    (project / "state.json").write_text("{not json")
+    with pytest.raises(ProjectError, match="damaged"):
+        r.cut(script, out)
+    assert out.read_bytes() == film
+
+
+def test_watch_recuts_on_save(tmp_path, library):
+    from montage.watch import watch
+
+    script = write(tmp_path / "story.txt", SENTENCES)
+    project, out = tmp_path / "proj", tmp_path / "film.mp4"
+    stop, results = threading.Event(), []
+
+    def on_cut(result):
+        results.append(result)
+        if len(results) == 1:
+            edited = list(SENTENCES)
+            edited[0] = "A red door opens very slowly."
+            write(script, edited)
+        else:
+            stop.set()
+
+    thread = threading.Thread(target=watch, args=(Recutter(library, project, OPTIONS), script, out),
+                              kwargs={"poll": 0.05, "stop": stop, "on_cut": on_cut})
+    thread.start()
+    thread.join(timeout=120)
+    stop.set()
+    assert len(results) == 2
+    assert results[1].cut == 2 and results[1].changes == "4 unchanged, 1 edited"
