@@ -62,6 +62,13 @@ def _add_make_options(p: argparse.ArgumentParser) -> None:
                         "(default: the style's)")
     p.add_argument("--size", type=_size, default=(1280, 720), help="film size WxH (default: 1280x720)")
     p.add_argument("--fps", type=_fps, default=Fraction(25), help="film frame rate (default: 25)")
+    p.add_argument("--generator", default="off", metavar="SPEC",
+                   help="fill shots the library lacks: builtin, builtin:WEIGHTS, diffusers:MODEL "
+                        "(a local diffusers folder or hub id) or off (default: off: title cards)")
+    p.add_argument("--generate", action="append", default=[], metavar="SHOT_ID",
+                   help="generate this shot even if the library has a match (repeatable)")
+    p.add_argument("--cast", type=Path, default=None, metavar="cast.toml",
+                   help="characters: name, description, reference images, seed")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -92,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="make out/demo/film.mp4 from the bundled demo")
     p.add_argument("--out-dir", type=Path, default=Path("out/demo"), help="where the demo film goes")
     _add_make_options(p)
+    p.set_defaults(generator="builtin")  # the demo shows a generated shot
 
     p = sub.add_parser("watch", help="make the film, then recut it every time the script is saved")
     p.add_argument("script", type=Path)
@@ -161,7 +169,8 @@ def _options(args: argparse.Namespace):
         raise MontageError(f"--top must be at least 1, got {args.top}")
     return MakeOptions(embedder=args.embedder, style=args.style, top=args.top,
                        threshold=args.threshold, width=args.size[0], height=args.size[1],
-                       rate=args.fps, progress=not args.quiet)
+                       rate=args.fps, progress=not args.quiet, generator=args.generator,
+                       generate=frozenset(args.generate), cast=args.cast)
 
 
 def _make(args: argparse.Namespace, script: Path, library: Path, out: Path | None,

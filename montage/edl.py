@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-SOURCES = ("library", "placeholder")
+SOURCES = ("library", "placeholder", "generated")
 RUNNER_UP_CARD = "<title card>"  # EditDecision.runner_up when the runner-up is a placeholder
 
 
@@ -38,6 +38,8 @@ class EditDecision:
     bends: tuple[str, ...] = ()  # rules this clip bends (a cost of more than half the rule's weight)
     runner_up: str = ""  # the best other option (a LibraryShot.id, or RUNNER_UP_CARD); "" if none
     decided_by: str = ""  # which terms decided between the choice and the runner-up
+    # for a generated clip: how to make it again (backend, model, seed, prompt, references)
+    provenance: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

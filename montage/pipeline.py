@@ -26,6 +26,7 @@ from retrieval.types import CandidateSet, Hit, ShotCandidates
 
 from montage.contact import write_contact_sheet
 from montage.edl import EditDecisionList
+from montage.generate import fill_missing, mark_generated
 from montage.optimize import Kept, Solution, optimize
 from montage.project import (Choices, ProjectState, copy_atomic, cut_dir, load_choices, load_state,
                              record_cut, save_state, write_atomic)
@@ -50,6 +51,9 @@ class MakeOptions:
     rate: Fraction = Fraction(25)
     progress: bool = True
     contact_sheet: bool = True
+    generator: str = "off"  # "builtin", "builtin:WEIGHTS", "diffusers:MODEL" or "off"
+    generate: frozenset[str] = frozenset()  # shot ids to generate whatever the library has
+    cast: Path | None = None  # cast.toml: names, descriptions, reference images, seeds
 
 
 @dataclass(frozen=True)
@@ -114,7 +118,8 @@ class Recutter:
     def settings(self) -> str:
         o = self.options
         rules = json.dumps(self.rules.to_dict(), sort_keys=True, default=str)
-        return f"{rules}|{o.threshold}|{o.width}x{o.height}@{o.rate}|top{o.top}"
+        return (f"{rules}|{o.threshold}|{o.width}x{o.height}@{o.rate}|top{o.top}|"
+                f"{o.generator}|{sorted(o.generate)}|{o.cast}")
 
     def cut(self, script: Path, out: Path) -> MakeResult:
         """Plan, choose and render; a recut when the project already holds a cut."""
@@ -150,10 +155,22 @@ class Recutter:
         candidates = self._candidates(index, plan, previous, choices)
         lap("search")
 
+        generated = None
+        if o.generator != "off" or o.generate:
+            threshold = o.threshold if o.threshold is not None else self.rules.placeholder_threshold
+            generated = fill_missing(plan, candidates, spec=o.generator, threshold=threshold,
+                                     library=lib, cache=(project / "cache" / "generated").resolve(),
+                                     width=o.width, height=o.height, rate=o.rate,
+                                     force=o.generate, cast_file=o.cast, progress=o.progress)
+            candidates = generated.candidates
+            lap("generate")
+
         keep, free, alignment = self._stability(plan, previous, choices)
         solution = optimize(plan, candidates, rules=self.rules, threshold=o.threshold, rate=o.rate,
                             width=o.width, height=o.height, pins=choices.pins, bans=choices.bans, keep=keep,
                             free=free)
+        if generated is not None:
+            solution = replace(solution, edl=mark_generated(solution.edl, generated))
         lap("optimize")
 
         n = (state.cut if state else 0) + 1
@@ -227,6 +244,8 @@ class Recutter:
         for change in alignment.changes:  # an edited sentence starts from its old clip
             if change.status == "edited" and change.previous in keep:
                 keep[change.shot_id] = keep[change.previous]
+        for shot in self.options.generate:  # asked to generate: the old clip has no claim
+            keep.pop(shot, None)
         if not fresh:  # other settings or another index: re-solve all, still preferring the old
             return keep, None, alignment
         free = set(alignment.touched)

@@ -76,6 +76,8 @@ def _clip(d: EditDecision, rate: Fraction) -> "otio.schema.Clip":
         "runner_up": d.runner_up,
         "decided_by": d.decided_by,
     }
+    if d.provenance:
+        meta["provenance"] = dict(d.provenance)
     return otio.schema.Clip(
         name=d.shot_id, media_reference=ref, source_range=source_range,
         metadata={"montage": meta},
@@ -177,6 +179,7 @@ def _decision(clip: Any, rate: Fraction, path: Path, index: int) -> EditDecision
         bends=tuple(str(b) for b in meta.get("bends", ())),
         runner_up=str(meta.get("runner_up", "")),
         decided_by=str(meta.get("decided_by", "")),
+        provenance=tuple(sorted((str(k), str(v)) for k, v in dict(meta.get("provenance", {})).items())),
     )
 
 

@@ -176,3 +176,26 @@ def test_watch_recuts_on_save(tmp_path, library):
     stop.set()
     assert len(results) == 2
     assert results[1].cut == 2 and results[1].changes == "4 unchanged, 1 edited"
+
+
+def test_generated_shot_keeps_its_provenance(tmp_path, library):
+    """--generate puts a real generated clip (builtin model) in the edit, marked and traceable."""
+    script = write(tmp_path / "story.txt", SENTENCES)
+    project, out = tmp_path / "proj", tmp_path / "film.mp4"
+    first = Recutter(library, project, OPTIONS).cut(script, out)
+    target = read_timeline(project / "edit.otio").decisions[1].shot_id
+    opts = replace(OPTIONS, generator="builtin", generate=frozenset({target}))
+    Recutter(library, project, opts).cut(script, out)
+    d = {d.shot_id: d for d in read_timeline(project / "edit.otio").decisions}[target]
+    assert d.source == "generated" and d.library_shot.startswith("generated:")
+    prov = dict(d.provenance)
+    assert prov["backend"] == "builtin" and prov["prompt"].startswith(SENTENCES[1][:10])
+    assert Path(d.media).is_file() and first.cut == 1
+
+
+def test_unusable_generator_leaves_a_card_and_says_why(tmp_path, library, capsys):
+    script = write(tmp_path / "story.txt", SENTENCES)
+    opts = replace(OPTIONS, generator="diffusers:" + str(tmp_path / "no_such_model"),
+                   generate=frozenset())
+    res = Recutter(library, tmp_path / "proj", opts).cut(script, tmp_path / "film.mp4")
+    assert res.shots == len(SENTENCES) and (tmp_path / "film.mp4").is_file()

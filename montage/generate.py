@@ -1,0 +1,117 @@
+"""Fill shots the library cannot illustrate with generated clips (the generator package).
+
+A shot is generated when its best candidate scores under the placeholder threshold, or when
+the user names it (`--generate SHOT`), so it only competes with footage under the threshold.
+It joins the shot's candidates at the threshold plus a margin that covers the focus and
+resolution costs a low-resolution preview pays: it beats a title card unless a cut rule weighs
+against it, and the optimizer's rules still apply to it. Every generated clip keeps its
+provenance (backend, model, seed, prompt, references) so it can be made again at higher
+quality elsewhere.
+A generator that cannot load, or a shot that fails, is reported and the shot stays a card.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import sys
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from pathlib import Path
+
+from planner.shots import ShotPlan
+from retrieval.types import CandidateSet, Hit
+
+from generator.candidates import generated_hit, is_generated
+from generator.cast import identity_from_library, load_cast
+from generator.conditioning import init_frame, pick_init_hit
+from generator.errors import GeneratorError, GeneratorModelError
+from generator.factory import make_generator
+from generator.types import GenerationRequest
+
+from montage.edl import EditDecisionList
+
+logger = logging.getLogger(__name__)
+GENERATED_MARGIN = 0.15  # above the threshold by about what a blurry preview pays in focus and resolution costs
+
+
+@dataclass(frozen=True)
+class Generated:
+    candidates: CandidateSet
+    provenance: dict[str, tuple[tuple[str, str], ...]]  # generated clip id -> provenance
+    failed: tuple[str, ...]  # "shot id: why" for shots left as title cards
+
+
+def _seed(shot_id: str) -> int:
+    return int(hashlib.sha1(shot_id.encode()).hexdigest()[:8], 16) % (2**31)
+
+
+def fill_missing(plan: ShotPlan, candidates: CandidateSet, *, spec: str, threshold: float,
+                 library: Path, cache: Path, width: int, height: int, rate: Fraction,
+                 force: frozenset[str] = frozenset(), cast_file: Path | None = None,
+                 progress: bool = True) -> Generated:
+    """Generate the missing shots and add them to the candidates."""
+    # generated hits of an earlier cut are dropped: they are re-added (from the cache) if needed
+    cands = {c.shot_id: replace(c, hits=tuple(h for h in c.hits if not is_generated(h.shot)))
+             for c in candidates.shots}
+    unknown = sorted(force - set(cands))
+    if unknown:
+        from planner.errors import ScriptError
+
+        raise ScriptError(f"--generate names shots that are not in the script: {', '.join(unknown)}",
+                          "use shot ids from plan.json or report.md")
+    todo = [s for s in plan.shots
+            if s.id in force or max((h.score for h in cands[s.id].hits), default=0.0) < threshold]
+    rebuilt = replace(candidates, shots=tuple(cands[s.id] for s in plan.shots))
+    try:
+        gen = make_generator(spec)
+    except GeneratorModelError as exc:
+        print(f"warning: no generated shots: {exc}", file=sys.stderr)
+        return Generated(rebuilt, {}, tuple(f"{s.id}: {exc.message}" for s in todo))
+    if gen is None or not todo:
+        return Generated(rebuilt, {}, ())
+
+    names = sorted({n for s in plan.shots for n in s.characters})
+    cast = []
+    for character in load_cast(cast_file, names):
+        seen = [cands[s.id].hits[0].shot for s in plan.shots
+                if character.name in s.characters and cands[s.id].hits
+                and cands[s.id].hits[0].score >= threshold]
+        cast.append(identity_from_library(character, seen))
+    provenance: dict[str, tuple[tuple[str, str], ...]] = {}
+    failed: list[str] = []
+    for n, shot in enumerate(todo, 1):
+        if progress:
+            print(f"[montage] generating shot {n}/{len(todo)}: {shot.text}", file=sys.stderr)
+        hits = cands[shot.id].hits
+        members = [c for c in cast if c.name in shot.characters]
+        near = pick_init_hit(hits, members)
+        try:
+            init = str(init_frame(library, near.shot, cache)) if near else None
+            request = GenerationRequest(
+                shot_id=shot.id, prompt=shot.text, query=shot.query, characters=shot.characters,
+                seconds=shot.duration, width=width, height=height, rate=str(rate),
+                seed=_seed(shot.id), init_image=init, cast=tuple(cast))
+            clip = gen.generate(request, cache_dir=cache, progress=progress)
+            # a shot the user asked for enters above its best footage, any other above the threshold
+            base = max([threshold] + [h.score for h in hits if shot.id in force])
+            hit: Hit = generated_hit(clip, request, base + GENERATED_MARGIN)
+        except GeneratorError as exc:
+            print(f"warning: shot {shot.id} not generated: {exc}", file=sys.stderr)
+            failed.append(f"{shot.id}: {exc.message}")
+            continue
+        cands[shot.id] = replace(cands[shot.id], hits=(hit,) + cands[shot.id].hits)
+        provenance[hit.shot.id] = tuple(sorted({
+            "backend": clip.backend, "model": clip.model, "seed": str(clip.seed),
+            "prompt": clip.prompt, "references": ";".join(clip.references),
+            "seconds_taken": f"{clip.seconds_taken:.2f}"}.items()))
+    return Generated(replace(candidates, shots=tuple(cands[s.id] for s in plan.shots)),
+                     provenance, tuple(failed))
+
+
+def mark_generated(edl: EditDecisionList, generated: Generated) -> EditDecisionList:
+    """Decisions that chose a generated clip say so (source "generated") and keep provenance."""
+    decisions = tuple(
+        replace(d, source="generated", provenance=generated.provenance[d.library_shot])
+        if d.library_shot in generated.provenance else d
+        for d in edl.decisions)
+    return replace(edl, decisions=decisions)
