@@ -8,7 +8,6 @@ at the film's size and rate. Weights load on the first generated shot, not at co
 from __future__ import annotations
 
 import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -17,7 +16,6 @@ import numpy as np
 from generator import cache, conditioning
 from generator.errors import GeneratorModelError, memory_guard
 from generator.types import GeneratedClip, GenerationRequest
-from generator.video import write_clip
 from generator.weights import read_header
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,24 +108,10 @@ class BuiltinGenerator:
 
     def generate(self, request: GenerationRequest, *, cache_dir: Path,
                  progress: bool = True) -> GeneratedClip:
-        conditioning.check_request(request)
-        key = cache.request_key(request, self.identity())
-        hit = cache.lookup(cache_dir, key)
-        if hit is not None:
-            return hit
-        started = time.perf_counter()
-        frames, used = self.sample(request, progress=progress)
-        video, _ = cache.clip_paths(cache_dir, key)
-        write_clip(frames, video, count=request.frames, width=request.width,
-                   height=request.height, rate=request.fps, shot_id=request.shot_id)
-        clip = GeneratedClip(path=str(video), frames=request.frames, backend=self.backend,
-                             model=self.model, seed=used["seed"], prompt=used["prompt"],
-                             references=used["references"],
-                             seconds_taken=round(time.perf_counter() - started, 3))
-        cache.store(cache_dir, key, clip, request,
-                    {"backend": self.backend, "identity": self.identity(),
-                     **asdict(self.settings), **used})
-        return clip
+        return cache.generate_cached(
+            request, cache_dir, identity=self.identity(), backend=self.backend, model=self.model,
+            sample=lambda: self.sample(request, progress=progress),
+            references=lambda used: used["references"], settings=asdict(self.settings))
 
 
 def _sample(net, vector, ident, **kw) -> np.ndarray:

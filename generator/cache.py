@@ -72,3 +72,34 @@ def store(cache_dir: Path, key: str, clip: GeneratedClip, request: GenerationReq
     tmp = meta.with_name(f".{meta.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(record, indent=2, ensure_ascii=False), encoding="utf-8")
     tmp.replace(meta)
+
+
+def generate_cached(request: GenerationRequest, cache_dir: Path, *, identity: str, backend: str,
+                    model: str, sample, references, settings: dict) -> GeneratedClip:
+    """The flow every backend shares: check, look in the cache, sample, write the clip, store.
+
+    ``sample()`` returns (frames, used) where ``used`` holds at least seed and prompt;
+    ``references(used)`` names the images the clip was conditioned on; ``settings`` are saved
+    beside the clip (with ``used``) so it can be made again.
+    """
+    import time
+
+    from generator import conditioning
+    from generator.video import write_clip
+
+    conditioning.check_request(request)
+    key = request_key(request, identity)
+    hit = lookup(cache_dir, key)
+    if hit is not None:
+        return hit
+    started = time.perf_counter()
+    frames, used = sample()
+    video, _ = clip_paths(cache_dir, key)
+    write_clip(frames, video, count=request.frames, width=request.width,
+               height=request.height, rate=request.fps, shot_id=request.shot_id)
+    clip = GeneratedClip(path=str(video), frames=request.frames, backend=backend, model=model,
+                         seed=used["seed"], prompt=used["prompt"], references=references(used),
+                         seconds_taken=round(time.perf_counter() - started, 3))
+    store(cache_dir, key, clip, request,
+          {"backend": backend, "identity": identity, **settings, **used})
+    return clip

@@ -18,7 +18,6 @@ import inspect
 import json
 import logging
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +26,6 @@ import numpy as np
 from generator import cache, conditioning
 from generator.errors import GenerationFailed, GeneratorModelError, is_out_of_memory, memory_guard
 from generator.types import GeneratedClip, GenerationRequest
-from generator.video import write_clip
 
 logger = logging.getLogger(__name__)
 
@@ -292,28 +290,16 @@ class DiffusersGenerator:
 
     def generate(self, request: GenerationRequest, *, cache_dir: Path,
                  progress: bool = True) -> GeneratedClip:
-        conditioning.check_request(request)
-        key = cache.request_key(request, self.identity())
-        hit = cache.lookup(cache_dir, key)
-        if hit is not None:
-            return hit
-        started = time.perf_counter()
-        frames, used = self.sample(request, progress=progress)
-        video, _ = cache.clip_paths(cache_dir, key)
-        write_clip(frames, video, count=request.frames, width=request.width,
-                   height=request.height, rate=request.fps, shot_id=request.shot_id)
-        refs = tuple(r for c in conditioning.members(request) for r in c.references)
-        if used["init_image"]:
-            refs += (used["init_image"],)
-        model = self.model + (f"+{self.i2v}" if self.i2v else "")
-        clip = GeneratedClip(path=str(video), frames=request.frames, backend=self.backend,
-                             model=model, seed=used["seed"], prompt=used["prompt"],
-                             references=refs, seconds_taken=round(time.perf_counter() - started, 3))
-        cache.store(cache_dir, key, clip, request,
-                    {"backend": self.backend, "identity": self.identity(), **used,
-                     "steps": self.settings.steps, "guidance": self.settings.guidance,
-                     "strength": self.settings.strength})
-        return clip
+        def references(used: dict) -> tuple[str, ...]:
+            refs = tuple(r for c in conditioning.members(request) for r in c.references)
+            return refs + ((used["init_image"],) if used["init_image"] else ())
+
+        return cache.generate_cached(
+            request, cache_dir, identity=self.identity(), backend=self.backend,
+            model=self.model + (f"+{self.i2v}" if self.i2v else ""),
+            sample=lambda: self.sample(request, progress=progress), references=references,
+            settings={"steps": self.settings.steps, "guidance": self.settings.guidance,
+                      "strength": self.settings.strength})
 
 
 def _to_uint8(a, shot_id: str) -> np.ndarray:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
-from planner.align import Alignment, align
+from planner.align import align
 from planner.errors import ProjectError
 from planner.plan import load_script
 from planner.shots import ShotPlan
@@ -110,6 +110,7 @@ class Recutter:
         self.project = Path(project)
         self.options = options
         self.rules: RuleSet = load_rules(options.style)
+        self._last: tuple | None = None  # (cut, plan, candidates, edl) of this object's last cut
 
     def _say(self, text: str) -> None:
         if self.options.progress:
@@ -187,6 +188,7 @@ class Recutter:
         save_state(project, ProjectState(library=str(lib.resolve()), embedder=index.embedder_name,
                                          index_id=index_id, script=str(script.resolve()),
                                          film=str(out.resolve()), settings=self.settings(), cut=n))
+        self._last = (n, plan, candidates, solution.edl)
         lap("publish")
         kept = sum(1 for d in solution.edl.decisions
                    if d.shot_id in keep and _same(keep[d.shot_id], d))
@@ -201,6 +203,10 @@ class Recutter:
         if state is None:
             return None
         folder = cut_dir(self.project, state.cut)
+        if self._last is not None and self._last[0] == state.cut:  # watch mode: still in memory
+            plan, cands, edl = self._last[1:]
+            fresh = state.index_id == index_id and state.settings == self.settings()
+            return plan, cands if fresh else None, edl, fresh
         try:
             plan = ShotPlan.load(folder / "plan.json")
             cands = CandidateSet.from_json((folder / "candidates.json").read_text(encoding="utf-8"))
