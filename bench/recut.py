@@ -99,8 +99,10 @@ def main() -> None:
     first = recutter.cut(script, out)
     full = time.perf_counter() - t
     shots = len(read_timeline(project / "edit.otio").decisions)
-    emit(stage="first cut", shots=shots, film_seconds=round(first.seconds, 1),
-         seconds=round(full, 2), timings=first.timings)
+    from retrieval.index import open_index
+
+    emit(stage="first cut", shots=shots, library_shots=len(open_index(library)),
+         film_seconds=round(first.seconds, 1), seconds=round(full, 2), timings=first.timings)
     full_render = first.timings["render"]
 
     edits = {
