@@ -211,33 +211,32 @@ class _Run:
                    disable=not progress or not todo, dynamic_ncols=True)
         waiting: list[FileAnalysis] = []
         done = 0
+
+        def finished(path: str) -> None:
+            nonlocal done
+            done += 1
+            bar.update(1)
+            if on_file:
+                on_file(path, done, len(todo))
+
         try:
             jobs = analyse_all(self.root, [(m.path, m.kind) for m in todo], self.settings, n_workers)
             for analysis in jobs:
                 bar.set_postfix_str(analysis.path[-40:], refresh=False)
                 if analysis.error:
                     self._skip(analysis)
-                    done += 1
-                    bar.update(1)
-                    if on_file:
-                        on_file(analysis.path, done, len(todo))
+                    finished(analysis.path)
                     continue
                 waiting.append(analysis)
                 if sum(len(a.frames) for a in waiting) >= EMBED_BATCH:
                     for path in self._embed(waiting):
-                        done += 1
-                        bar.update(1)
-                        if on_file:
-                            on_file(path, done, len(todo))
+                        finished(path)
                     waiting = []
                     due = max(self.checkpoint_s, 5 * self._commit_cost)  # commits: <= 1/6 of the time
                     if time.monotonic() - self._committed_at >= due:
                         self.commit(final=False)
             for path in self._embed(waiting):
-                done += 1
-                bar.update(1)
-                if on_file:
-                    on_file(path, done, len(todo))
+                finished(path)
             waiting = []
         except BaseException:
             bar.close()

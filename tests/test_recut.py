@@ -90,7 +90,7 @@ def test_insert_delete_move_and_mix(cut1):
         before = after
         used = [c for c, _, _ in after.values() if c]
         assert len(used) == len(set(used))
-    assert [h for h in (project / "history").iterdir()].__len__() == 5
+    assert len(list((project / "history").iterdir())) == 5
 
 
 def test_history_diff_revert(cut1, capsys):
