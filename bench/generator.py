@@ -165,29 +165,15 @@ def bench_identity(gen, root: Path, index, work: Path) -> None:
 
 
 def bench_diffusers(work: Path) -> None:
-    try:
-        import diffusers
-        import torch
-    except ImportError as exc:
-        emit(bench="diffusers_time", skipped=f"diffusers not installed ({exc})")
-        return
-    from generator.diffusers_backend import DiffusersGenerator, DiffusersSettings
+    import importlib.util
 
-    torch.manual_seed(0)
-    vae = diffusers.AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4,
-                                  norm_num_groups=8, block_out_channels=(8, 16),
-                                  down_block_types=("DownEncoderBlock2D",) * 2,
-                                  up_block_types=("UpDecoderBlock2D",) * 2)
-    unet = diffusers.UNet2DConditionModel(
-        sample_size=32, in_channels=4, out_channels=4, layers_per_block=1,
-        block_out_channels=(16, 32), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=384,
-        attention_head_dim=4, norm_num_groups=8)
-    pipe = diffusers.StableDiffusionPipeline(
-        vae=vae, unet=unet, text_encoder=None, tokenizer=None, safety_checker=None,
-        feature_extractor=None, requires_safety_checker=False,
-        scheduler=diffusers.DDIMScheduler(num_train_timesteps=1000, clip_sample=False, steps_offset=1))
-    pipe.save_pretrained(work / "tiny-sd")
+    if importlib.util.find_spec("diffusers") is None:
+        emit(bench="diffusers_time", skipped="diffusers not installed")
+        return
+    from generator.diffusers_backend import (DiffusersGenerator, DiffusersSettings,
+                                             build_tiny_pipeline)
+
+    build_tiny_pipeline(work / "tiny-sd", sample_size=32)
     gen = DiffusersGenerator(str(work / "tiny-sd"), DiffusersSettings(steps=20))
     times = []
     for k in range(3):

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from montage.demo import fetch_demo_library  # noqa: E402
-from montage.ffmpeg import ffmpeg_exe  # noqa: E402
+from retrieval.ffmpeg import ffmpeg_exe  # noqa: E402
 from montage.pipeline import MakeOptions, Recutter  # noqa: E402
 from montage.timeline import read_timeline  # noqa: E402
 

@@ -325,3 +325,37 @@ def _fit(image: np.ndarray, width: int, height: int) -> np.ndarray:
     from generator.video import fit_frame
 
     return fit_frame(image, width, height)
+
+
+def build_tiny_pipeline(folder: Path, *, video: bool = False, sample_size: int = 16) -> Path:
+    """Save a tiny random-weight pipeline (the real diffusers classes) to ``folder``.
+
+    For tests and benchmarks on machines without model weights: text-to-image
+    (UNet2DConditionModel) or text-to-video (UNet3DConditionModel), an AutoencoderKL and DDIM,
+    cross_attention_dim=384 so MiniLM vectors condition it. Seeded: the same folder each time.
+    """
+    import diffusers
+    import torch
+
+    torch.manual_seed(0)
+    kind = "3D" if video else "2D"
+    unet_class = diffusers.UNet3DConditionModel if video else diffusers.UNet2DConditionModel
+    unet = unet_class(
+        sample_size=sample_size, in_channels=4, out_channels=4, layers_per_block=1,
+        block_out_channels=(16, 32), down_block_types=(f"CrossAttnDownBlock{kind}", f"DownBlock{kind}"),
+        up_block_types=(f"UpBlock{kind}", f"CrossAttnUpBlock{kind}"), cross_attention_dim=384,
+        attention_head_dim=4, norm_num_groups=8)
+    vae = diffusers.AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=8, sample_size=32,
+        block_out_channels=(8, 16), down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2)
+    scheduler = diffusers.DDIMScheduler(num_train_timesteps=1000, clip_sample=False, steps_offset=1)
+    if video:
+        pipe = diffusers.TextToVideoSDPipeline(vae=vae, unet=unet, scheduler=scheduler,
+                                               text_encoder=None, tokenizer=None)
+    else:
+        pipe = diffusers.StableDiffusionPipeline(
+            vae=vae, unet=unet, scheduler=scheduler, text_encoder=None, tokenizer=None,
+            safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe.save_pretrained(folder)
+    return Path(folder)

@@ -2,7 +2,7 @@
 
 The model's few small frames are spread over the shot's length by linear blending at their own
 size, then ffmpeg scales them up (filling the frame, centre-cropped) and encodes H.264. ffmpeg
-runs through ``montage.ffmpeg``, the one module that starts ffmpeg processes (it imports
+runs through ``retrieval.ffmpeg``, the one module that starts ffmpeg processes (it imports
 nothing of the montage stage itself), so no encoder is ever left running.
 """
 from __future__ import annotations
@@ -48,7 +48,7 @@ def spread(frames: np.ndarray, count: int) -> np.ndarray:
 def write_clip(frames: np.ndarray, path: Path, *, count: int, width: int, height: int,
                rate: Fraction, shot_id: str) -> Path:
     """Encode ``count`` frames spread from ``frames`` to ``path`` (atomic; exact count checked)."""
-    from montage.ffmpeg import count_video_frames, file_arg, run_ffmpeg
+    from retrieval.ffmpeg import count_video_frames, file_arg, run_ffmpeg
     from planner.errors import RenderError
 
     path = Path(path)

@@ -70,6 +70,18 @@ class MakeResult:
     timings: dict[str, float] = field(default_factory=dict)  # stage -> wall seconds
 
 
+@dataclass(frozen=True)
+class _Previous:
+    """The last cut of a project; ``fresh`` when it used the same index and settings, so its
+    candidates can be reused."""
+
+    cut: int
+    plan: ShotPlan
+    candidates: CandidateSet
+    edl: EditDecisionList
+    fresh: bool
+
+
 def default_project(out: Path) -> Path:
     """The project folder that goes with a film: `film.mp4` -> `film.montage/` beside it."""
     return out.with_name(out.stem + ".montage")
@@ -110,7 +122,7 @@ class Recutter:
         self.project = Path(project)
         self.options = options
         self.rules: RuleSet = load_rules(options.style)
-        self._last: tuple | None = None  # (cut, plan, candidates, edl) of this object's last cut
+        self._last: _Previous | None = None  # this object's last cut (kept for watch mode)
 
     def _say(self, text: str) -> None:
         if self.options.progress:
@@ -188,7 +200,7 @@ class Recutter:
         save_state(project, ProjectState(library=str(lib.resolve()), embedder=index.embedder_name,
                                          index_id=index_id, script=str(script.resolve()),
                                          film=str(out.resolve()), settings=self.settings(), cut=n))
-        self._last = (n, plan, candidates, solution.edl)
+        self._last = _Previous(n, plan, candidates, solution.edl, fresh=True)
         lap("publish")
         kept = sum(1 for d in solution.edl.decisions
                    if d.shot_id in keep and _same(keep[d.shot_id], d))
@@ -198,30 +210,29 @@ class Recutter:
                           encoded=rendered.encoded, timings=t)
 
     # -- steps -----------------------------------------------------------------------------
-    def _previous(self, state: ProjectState | None, index_id: str):
-        """(plan, candidates, edit) of the last cut when they can seed this one, else None."""
+    def _previous(self, state: ProjectState | None, index_id: str) -> "_Previous | None":
+        """The last cut, to seed this one; None for a new project."""
         if state is None:
             return None
+        fresh = state.index_id == index_id and state.settings == self.settings()
+        if self._last is not None and self._last.cut == state.cut:  # watch mode: still in memory
+            return replace(self._last, fresh=fresh)
         folder = cut_dir(self.project, state.cut)
-        if self._last is not None and self._last[0] == state.cut:  # watch mode: still in memory
-            plan, cands, edl = self._last[1:]
-            fresh = state.index_id == index_id and state.settings == self.settings()
-            return plan, cands if fresh else None, edl, fresh
         try:
-            plan = ShotPlan.load(folder / "plan.json")
-            cands = CandidateSet.from_json((folder / "candidates.json").read_text(encoding="utf-8"))
-            edl = read_timeline(folder / "edit.otio")
+            return _Previous(
+                cut=state.cut, plan=ShotPlan.load(folder / "plan.json"),
+                candidates=CandidateSet.from_json((folder / "candidates.json").read_text(encoding="utf-8")),
+                edl=read_timeline(folder / "edit.otio"), fresh=fresh)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ProjectError(f"{folder}: the last cut is damaged ({exc})",
                                "delete state.json to cut afresh (the history is kept)") from None
-        fresh = state.index_id == index_id and state.settings == self.settings()
-        return plan, cands if fresh else None, edl, fresh
 
-    def _candidates(self, index, plan: ShotPlan, previous, choices: Choices) -> CandidateSet:
+    def _candidates(self, index, plan: ShotPlan, previous: "_Previous | None",
+                    choices: Choices) -> CandidateSet:
         """Reuse the last cut's candidates for shots it already had; search only new text."""
         reuse = {}
-        if previous is not None and previous[1] is not None:
-            reuse = {c.shot_id: c for c in previous[1].shots}
+        if previous is not None and previous.fresh:  # same index and settings: same hits
+            reuse = {c.shot_id: c for c in previous.candidates.shots}
         todo = ShotPlan(source=plan.source, shots=tuple(s for s in plan.shots if s.id not in reuse))
         found = {c.shot_id: c for c in candidates_for_plan(index, todo, top=self.options.top).shots} \
             if todo.shots else {}
@@ -240,19 +251,18 @@ class Recutter:
         return CandidateSet(library=str(self.library.resolve()), embedder=index.embedder_name,
                             shots=tuple(ShotCandidates(c.shot_id, c.query, c.hits) for c in shots))
 
-    def _stability(self, plan: ShotPlan, previous, choices: Choices):
+    def _stability(self, plan: ShotPlan, previous: "_Previous | None", choices: Choices):
         """What the last cut chose (kept where possible) and which shots are re-solved."""
         if previous is None:
             return {}, None, None
-        old_plan, _, old_edl, fresh = previous
-        alignment = align(old_plan, plan)
-        keep = {d.shot_id: Kept(d.library_shot, d.source_in, d.frames) for d in old_edl.decisions}
+        alignment = align(previous.plan, plan)
+        keep = {d.shot_id: Kept(d.library_shot, d.source_in, d.frames) for d in previous.edl.decisions}
         for change in alignment.changes:  # an edited sentence starts from its old clip
             if change.status == "edited" and change.previous in keep:
                 keep[change.shot_id] = keep[change.previous]
         for shot in self.options.generate:  # asked to generate: the old clip has no claim
             keep.pop(shot, None)
-        if not fresh:  # other settings or another index: re-solve all, still preferring the old
+        if not previous.fresh:  # other settings or another index: re-solve all, still preferring the old
             return keep, None, alignment
         free = set(alignment.touched)
         free |= {s for s, clip in choices.pins.items() if keep.get(s, Kept("", 0, 0)).library_shot != clip}

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from generator.placeholder import render_card
 from montage.edl import EditDecision, EditDecisionList
-from montage.ffmpeg import (Job, MediaInfo, count_video_frames, file_arg, probe, run_ffmpeg,
+from retrieval.ffmpeg import (Job, MediaInfo, count_video_frames, file_arg, probe, run_ffmpeg,
                             run_ffmpeg_jobs)
 from montage.timeline import read_timeline
 from planner.errors import RenderError

@@ -54,7 +54,3 @@ def report_text(plan: ShotPlan, candidates: CandidateSet, solution: Solution, fi
     lines += ["", edl_text(edl, film.name).replace("# Why each shot", "## Why each shot")]
     return "\n".join(lines) + "\n"
 
-
-def write_report(path: Path, plan: ShotPlan, candidates: CandidateSet, solution: Solution,
-                 film: Path) -> None:
-    path.write_text(report_text(plan, candidates, solution, film), encoding="utf-8")

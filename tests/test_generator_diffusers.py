@@ -12,49 +12,20 @@ diffusers = pytest.importorskip("diffusers")
 import torch  # noqa: E402
 
 from generator import GenerationFailed, GenerationRequest, GeneratorModelError, make_generator  # noqa: E402
-from generator.diffusers_backend import DiffusersGenerator, DiffusersSettings, is_local  # noqa: E402
+from generator.diffusers_backend import (DiffusersGenerator, DiffusersSettings,  # noqa: E402
+                                         build_tiny_pipeline, is_local)
 from generator.errors import is_out_of_memory, memory_guard  # noqa: E402
-from montage.ffmpeg import count_video_frames  # noqa: E402
+from retrieval.ffmpeg import count_video_frames  # noqa: E402
 from retrieval.media import probe, read_frames  # noqa: E402
 from tests.conftest import make_still  # noqa: E402
 
 
-def _vae():
-    return diffusers.AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=8, sample_size=32,
-        block_out_channels=(8, 16), down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2)
-
-
 def _tiny_sd(folder: Path) -> Path:
-    """UNet2DConditionModel (cross_attention_dim=384: MiniLM vectors) + AutoencoderKL + DDIM."""
-    torch.manual_seed(0)
-    unet = diffusers.UNet2DConditionModel(
-        sample_size=16, in_channels=4, out_channels=4, layers_per_block=1,
-        block_out_channels=(16, 32), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=384,
-        attention_head_dim=4, norm_num_groups=8)
-    pipe = diffusers.StableDiffusionPipeline(
-        vae=_vae(), unet=unet, scheduler=diffusers.DDIMScheduler(num_train_timesteps=1000, clip_sample=False, steps_offset=1),
-        text_encoder=None, tokenizer=None, safety_checker=None, feature_extractor=None,
-        requires_safety_checker=False)
-    pipe.save_pretrained(folder)
-    return folder
+    return build_tiny_pipeline(folder)
 
 
 def _tiny_t2v(folder: Path) -> Path:
-    """A text-to-video pipeline: UNet3DConditionModel + AutoencoderKL + DDIM."""
-    torch.manual_seed(0)
-    unet = diffusers.UNet3DConditionModel(
-        sample_size=16, in_channels=4, out_channels=4, layers_per_block=1,
-        block_out_channels=(16, 32), down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
-        up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"), cross_attention_dim=384,
-        attention_head_dim=4, norm_num_groups=8)
-    pipe = diffusers.TextToVideoSDPipeline(
-        vae=_vae(), unet=unet, scheduler=diffusers.DDIMScheduler(num_train_timesteps=1000, clip_sample=False, steps_offset=1),
-        text_encoder=None, tokenizer=None)
-    pipe.save_pretrained(folder)
-    return folder
+    return build_tiny_pipeline(folder, video=True)
 
 
 @pytest.fixture(scope="module")

@@ -195,7 +195,14 @@ def test_generated_shot_keeps_its_provenance(tmp_path, library):
 
 def test_unusable_generator_leaves_a_card_and_says_why(tmp_path, library, capsys):
     script = write(tmp_path / "story.txt", SENTENCES)
-    opts = replace(OPTIONS, generator="diffusers:" + str(tmp_path / "no_such_model"),
-                   generate=frozenset())
-    res = Recutter(library, tmp_path / "proj", opts).cut(script, tmp_path / "film.mp4")
-    assert res.shots == len(SENTENCES) and (tmp_path / "film.mp4").is_file()
+    project, out = tmp_path / "proj", tmp_path / "film.mp4"
+    Recutter(library, project, OPTIONS).cut(script, out)
+    target = read_timeline(project / "edit.otio").decisions[0].shot_id
+    missing = tmp_path / "no_such_model"
+    opts = replace(OPTIONS, generator=f"diffusers:{missing}", generate=frozenset({target}))
+    capsys.readouterr()
+    res = Recutter(library, project, opts).cut(script, out)
+    err = capsys.readouterr().err
+    assert "warning: no generated shots" in err and str(missing) in err
+    d = {d.shot_id: d for d in read_timeline(project / "edit.otio").decisions}[target]
+    assert d.source != "generated" and res.shots == len(SENTENCES) and out.is_file()

@@ -15,7 +15,7 @@ from PIL import Image
 from tests.conftest import FFMPEG, make_clip, make_cut_clip, make_still
 
 from montage.edl import EditDecision, EditDecisionList
-from montage.ffmpeg import count_video_frames, ffmpeg_exe, run_ffmpeg
+from retrieval.ffmpeg import count_video_frames, ffmpeg_exe, run_ffmpeg
 from montage.render import render_timeline
 from montage.timeline import write_timeline
 from planner.errors import RenderError

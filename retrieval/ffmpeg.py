@@ -4,6 +4,8 @@ Every ffmpeg process is started here, waited for here and killed here if the cal
 interrupted or a time limit passes, so no encoder is ever left running behind a failed call
 (a known hurt in moviepy). stderr goes to a temporary file rather than a pipe, so several
 processes can run at once without a pipe filling up and blocking one of them.
+It lives in retrieval, upstream of both its users (the generator writes clips with it, montage
+renders with it), so dependencies keep pointing one way.
 """
 from __future__ import annotations
 
