@@ -6,9 +6,11 @@
 - ``text_match``: cosine between the shot's query and a generated frame with the project's proxy
   embedder, against random library frames, the init frame itself, and generation without an
   init frame (what the model adds on its own);
-- ``identity``: dlib descriptor distances between faces in generated shots of the same
-  character and of different characters (characters taken from the library's faces), and to
-  the character's library identity;
+- ``identity``: two people of the demo library become characters (identity and portraits from
+  their face clusters); each is generated in 4 shots set in another library shot's scene and
+  from noise, with the face pass and without it (the model alone). dlib then looks for faces in
+  3 frames of each encoded clip; distances between the same character's faces in different
+  shots, to that character's library faces, and between the two characters;
 - ``diffusers_time``: the diffusers path end to end with a tiny random pipeline (CPU here).
 Numbers depend on machine load; the load average is printed with them.
 """
@@ -36,7 +38,7 @@ from generator.types import Character, GenerationRequest  # noqa: E402
 from montage.demo import DEMO, fetch_demo_library  # noqa: E402
 from planner.plan import load_script  # noqa: E402
 from retrieval.index import build_index, open_index  # noqa: E402
-from retrieval.media import read_frames, read_still  # noqa: E402
+from retrieval.media import probe, read_frames, read_still  # noqa: E402
 
 
 def emit(**data) -> None:
@@ -48,8 +50,6 @@ def load() -> list[float]:
 
 
 def middle(path: str) -> np.ndarray:
-    from retrieval.media import probe
-
     return read_frames(Path(path), [probe(Path(path)).duration / 2])[0]
 
 
@@ -107,61 +107,102 @@ def bench_builtin(gen, root: Path, index, plan, work: Path, n: int):
          no_init_beats_random=int(sum(g > r for g, r in zip(free_s, rand_s))))
 
 
+def _clusters(shots) -> list[list]:
+    """Library faces grouped by person (greedy, dlib's 0.6), biggest group first: [(shot, desc)]."""
+    groups: list[list] = []
+    for shot in shots:
+        for d in shot.features.face_descriptors:
+            v = np.asarray(d)
+            best = min(groups, key=lambda g: np.linalg.norm(np.mean([x for _, x in g], 0) - v),
+                       default=None)
+            if best is not None and np.linalg.norm(np.mean([x for _, x in best], 0) - v) < 0.6:
+                best.append((shot, v))
+            else:
+                groups.append([(shot, v)])
+    return sorted(groups, key=len, reverse=True)
+
+
+def _pairs(a, b=None) -> list[float]:
+    if b is None:
+        return [float(np.linalg.norm(x - y)) for x, y in itertools.combinations(a, 2)]
+    return [float(np.linalg.norm(x - y)) for x in a for y in b]
+
+
+def _mean(xs) -> float | None:
+    return round(float(np.mean(xs)), 4) if xs else None
+
+
 def bench_identity(gen, root: Path, index, work: Path) -> None:
+    """Two people of the library as characters; each generated in 4 shots, in a scene of
+    another library shot (SDEdit) and from noise, with and without the face pass."""
+    from generator.builtin import BuiltinGenerator
+    from generator.cast import portraits_from_library
     from retrieval.faces import detect_faces
 
     faced = [s for s in index.shots if s.features and s.features.face_descriptors]
-    if len(faced) < 2:
-        emit(bench="identity", skipped="the library has fewer than two shots with faces")
+    groups = [g for g in _clusters(faced) if g][:2]
+    if len(groups) < 2:
+        emit(bench="identity", skipped="the library shows fewer than two different people")
         return
-    cast = [Character(name=f"P{i}", seed=100 + i, descriptor=tuple(s.features.face_descriptors[0]))
-            for i, s in enumerate(faced[:2])]
-    # the identity signal itself: faces in several frames of the same library shots
-    per_shot = []
-    for shot in faced[:2]:
-        times = [shot.start + (shot.end - shot.start) * f for f in (0.2, 0.5, 0.8)]
-        frames = ([read_still(root / shot.path)] if shot.is_still
-                  else read_frames(root / shot.path, times))
-        per_shot.append([np.asarray(f[0].descriptor) for f in map(detect_faces, frames)
-                         if f and f[0].descriptor])
-    same = [float(np.linalg.norm(a - b)) for faces in per_shot
-            for a, b in itertools.combinations(faces, 2)]
-    diff = [float(np.linalg.norm(a - b)) for a in per_shot[0] for b in per_shot[1]]
-    emit(bench="identity", mode="library_frames", characters=[s.id for s in faced[:2]],
-         faces_found=sum(map(len, per_shot)),
-         same_character_mean=round(float(np.mean(same)), 4) if same else None,
-         different_character_mean=round(float(np.mean(diff)), 4) if diff else None)
+    cast, library_faces = [], {}
+    for i, g in enumerate(groups):
+        c = Character(name=f"P{i}", seed=100 + i,
+                      descriptor=tuple(float(x) for x in np.mean([v for _, v in g], 0)))
+        c = portraits_from_library(c, [s for s, _ in g], root, work / "portraits", limit=3)
+        cast.append(c)
+        library_faces[c.name] = []  # the person's faces in several frames of their shots
+        for shot in {s.id: s for s, _ in g}.values():
+            times = [shot.start + (shot.end - shot.start) * f for f in (0.2, 0.5, 0.8)]
+            for f in ([read_still(root / shot.path)] if shot.is_still
+                      else read_frames(root / shot.path, times)):
+                near = [np.asarray(x.descriptor) for x in detect_faces(f) if x.descriptor
+                        and np.linalg.norm(np.subtract(x.descriptor, c.descriptor)) < 0.6]
+                library_faces[c.name] += near[:1]
+    emit(bench="identity", mode="library", people=[sorted({s.path for s, _ in g}) for g in groups],
+         faces=[len(library_faces[c.name]) for c in cast], portraits=[len(c.portraits) for c in cast],
+         same_character_mean=_mean(_pairs(library_faces["P0"]) + _pairs(library_faces["P1"])),
+         different_character_mean=_mean(_pairs(library_faces["P0"], library_faces["P1"])))
+    scenes = [s for s in index.shots if not (s.features and s.features.faces)]
+    rng = np.random.default_rng(1)
     actions = ["looks at the camera", "smiles", "talks on the phone", "turns around"]
-    found: dict[tuple[str, str], list] = {}
-    tried = 0
-    for c, shot in zip(cast, faced[:2]):
-        init = str(init_frame(root, shot, work / "init"))
-        for mode in ("sdedit", "no_init"):
-            for k, act in enumerate(actions):
-                req = GenerationRequest(f"id-{c.name}-{mode}-{k}", f"{c.name} {act}.",
-                                        f"{c.name} {act}", (c.name,), 2.0, 1280, 720, "25",
-                                        seed=k, init_image=init if mode == "sdedit" else None,
-                                        cast=tuple(cast))
-                clip = gen.generate(req, cache_dir=work / "id", progress=False)
-                tried += 1
-                faces = detect_faces(middle(clip.path))
-                if faces and faces[0].descriptor:
-                    found.setdefault((mode, c.name), []).append(np.asarray(faces[0].descriptor))
-    for mode in ("sdedit", "no_init"):
-        same, diff, to_lib = [], [], []
-        for c in cast:
-            mine = found.get((mode, c.name), [])
-            same += [float(np.linalg.norm(a - b)) for a, b in itertools.combinations(mine, 2)]
-            to_lib += [float(np.linalg.norm(a - np.asarray(c.descriptor))) for a in mine]
-        a_faces, b_faces = (found.get((mode, c.name), []) for c in cast)
-        diff = [float(np.linalg.norm(a - b)) for a in a_faces for b in b_faces]
-        emit(bench="identity", mode=mode, characters=[s.id for s in faced[:2]],
-             shots=len(actions) * 2, faces_found=sum(len(found.get((mode, c.name), [])) for c in cast),
-             same_character_mean=round(float(np.mean(same)), 4) if same else None,
-             different_character_mean=round(float(np.mean(diff)), 4) if diff else None,
-             to_library_identity_mean=round(float(np.mean(to_lib)), 4) if to_lib else None,
-             library_between_characters=round(float(np.linalg.norm(
-                 np.subtract(cast[0].descriptor, cast[1].descriptor))), 4))
+    no_faces = BuiltinGenerator(gen.weights, replace(gen.settings, face_pass=False))
+    for label, g in (("face_pass", gen), ("model_only", no_faces)):
+        for mode in ("sdedit_other_scene", "no_init"):
+            found: dict[str, list] = {c.name: [] for c in cast}
+            frames = detected = 0
+            times = []
+            for c in cast:
+                for k, act in enumerate(actions):
+                    scene = scenes[int(rng.integers(len(scenes)))]
+                    init = (str(init_frame(root, scene, work / "init"))
+                            if mode != "no_init" else None)
+                    req = GenerationRequest(f"id-{c.name}-{k}", f"{c.name} {act}.", act,
+                                            (c.name,), 2.0, 1280, 720, "25", seed=k,
+                                            init_image=init, cast=tuple(cast))
+                    t = time.perf_counter()
+                    clip = g.generate(req, cache_dir=work / "id", progress=False)
+                    times.append(time.perf_counter() - t)
+                    dur = probe(Path(clip.path)).duration
+                    for f in read_frames(Path(clip.path), [dur * x for x in (0.1, 0.5, 0.9)]):
+                        frames += 1
+                        faces = detect_faces(f)
+                        if faces and faces[0].descriptor:
+                            detected += 1
+                            found[c.name].append((k, np.asarray(faces[0].descriptor)))
+            a, b = ([v for _, v in found[n]] for n in ("P0", "P1"))
+            # same character: faces of different shots only (frames of one shot are near-copies)
+            same = [float(np.linalg.norm(x - y)) for faces in found.values()
+                    for (i, x), (j, y) in itertools.combinations(faces, 2) if i != j]
+            emit(bench="identity", mode=f"{label}/{mode}", shots=len(actions) * len(cast),
+                 frames_checked=frames, frames_with_a_face=detected,
+                 same_character_generated=_mean(same),
+                 generated_to_own_library_faces=_mean(
+                     _pairs(a, library_faces["P0"]) + _pairs(b, library_faces["P1"])),
+                 generated_to_other_library_faces=_mean(
+                     _pairs(a, library_faces["P1"]) + _pairs(b, library_faces["P0"])),
+                 different_character_generated=_mean(_pairs(a, b)),
+                 seconds_per_shot_median=round(float(np.median(times)), 3), load_avg=load(),
+                 shots_per_character=len(actions))
 
 
 def bench_diffusers(work: Path) -> None:

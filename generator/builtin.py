@@ -20,7 +20,7 @@ from generator.weights import read_header
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WEIGHTS = ROOT / "assets" / "generator" / "builtin.safetensors"
-VERSION = "builtin-1"  # bump when sampling changes what the same weights produce
+VERSION = "builtin-2"  # bump when sampling changes what the same weights produce (2: face pass)
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class BuiltinSettings:
     steps: int = 16  # DDIM steps over the whole schedule (fewer with SDEdit)
     strength: float = 0.6  # SDEdit: how far the init frame is noised (1.0 = from pure noise)
     guidance: float = 2.0  # classifier-free guidance scale
+    face_pass: bool = True  # lay the characters' faces in from their portraits (generator.identity)
 
 
 class BuiltinGenerator:
@@ -58,7 +59,8 @@ class BuiltinGenerator:
         if self._identity is None:
             s = self.settings
             self._identity = (f"{VERSION}:{cache.file_digest(self.weights)}:"
-                              f"steps={s.steps}:strength={s.strength}:guidance={s.guidance}")
+                              f"steps={s.steps}:strength={s.strength}:guidance={s.guidance}:"
+                              f"faces={int(s.face_pass)}")
         return self._identity
 
     def net(self):
@@ -100,18 +102,37 @@ class BuiltinGenerator:
         finally:
             if bar:
                 bar.close()
+        faces = []
+        if s.face_pass:
+            from generator.identity import place, work_size
+
+            faces = [p.to_dict() for p in place(cast, request.init_image,
+                                                *work_size(request.width, request.height), seed)]
         refs = tuple(r for c in cast for r in c.references)
+        refs += tuple(f["portrait"]["path"] for f in faces if f["portrait"]["path"] not in refs)
         used = {"seed": seed, "prompt": conditioning.full_prompt(request, cast),
                 "condition_text": text, "identity": ident is not None, "steps": steps,
+                "faces": faces,
                 "references": refs + ((request.init_image,) if request.init_image else ())}
         return frames, used
+
+    def face_pass(self, request: GenerationRequest, used: dict):
+        """The per-frame face pass for ``write_clip`` (None when no face was placed)."""
+        if not used.get("faces"):
+            return None
+        from generator.identity import FacePass, Placement, work_size
+
+        step = FacePass([Placement.from_dict(f) for f in used["faces"]],
+                        *work_size(request.width, request.height), request.frames)
+        return step or None
 
     def generate(self, request: GenerationRequest, *, cache_dir: Path,
                  progress: bool = True) -> GeneratedClip:
         return cache.generate_cached(
             request, cache_dir, identity=self.identity(), backend=self.backend, model=self.model,
             sample=lambda: self.sample(request, progress=progress),
-            references=lambda used: used["references"], settings=asdict(self.settings))
+            references=lambda used: used["references"], settings=asdict(self.settings),
+            finish=lambda used: self.face_pass(request, used))
 
 
 def _sample(net, vector, ident, **kw) -> np.ndarray:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from generator.types import GeneratedClip, GenerationRequest
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: portraits (the face pass) are part of the key
 
 
 def file_digest(path: str | Path) -> str:
@@ -35,7 +35,8 @@ def request_key(request: GenerationRequest, model_identity: str) -> str:
     """A hex key for the request as this model would render it."""
     members = [{"name": c.name.lower(), "description": c.description, "seed": c.seed,
                 "descriptor": list(c.descriptor) if c.descriptor is not None else None,
-                "references": [file_digest(r) for r in c.references]}
+                "references": [file_digest(r) for r in c.references],
+                "portraits": [file_digest(r) for r in c.portraits]}
                for c in request.members()]
     data = {"v": CACHE_VERSION, "model": model_identity, "prompt": request.prompt,
             "query": request.query, "seconds": round(request.seconds, 6),
@@ -75,12 +76,14 @@ def store(cache_dir: Path, key: str, clip: GeneratedClip, request: GenerationReq
 
 
 def generate_cached(request: GenerationRequest, cache_dir: Path, *, identity: str, backend: str,
-                    model: str, sample, references, settings: dict) -> GeneratedClip:
+                    model: str, sample, references, settings: dict,
+                    finish=None) -> GeneratedClip:
     """The flow every backend shares: check, look in the cache, sample, write the clip, store.
 
     ``sample()`` returns (frames, used) where ``used`` holds at least seed and prompt;
     ``references(used)`` names the images the clip was conditioned on; ``settings`` are saved
-    beside the clip (with ``used``) so it can be made again.
+    beside the clip (with ``used``) so it can be made again. ``finish(used)``, when given,
+    returns a per-frame step for ``write_clip`` (or None), e.g. the face pass.
     """
     import time
 
@@ -96,7 +99,8 @@ def generate_cached(request: GenerationRequest, cache_dir: Path, *, identity: st
     frames, used = sample()
     video, _ = clip_paths(cache_dir, key)
     write_clip(frames, video, count=request.frames, width=request.width,
-               height=request.height, rate=request.fps, shot_id=request.shot_id)
+               height=request.height, rate=request.fps, shot_id=request.shot_id,
+               finish=finish(used) if finish else None)
     clip = GeneratedClip(path=str(video), frames=request.frames, backend=backend, model=model,
                          seed=used["seed"], prompt=used["prompt"], references=references(used),
                          seconds_taken=round(time.perf_counter() - started, 3))

@@ -137,7 +137,11 @@ def resolve_identity(character: Character) -> Character:
     Remembered per character and reference contents, so a film's many shots of one character
     run face detection once.
     """
-    if character.descriptor is not None or not character.references:
+    if not character.references:
+        return character
+    if not character.portraits:
+        character = replace(character, portraits=character.references)
+    if character.descriptor is not None:
         return character
     from generator.cache import file_digest
 
@@ -180,6 +184,67 @@ def identity_from_library(character: Character, shots: Iterable[LibraryShot]) ->
         return character
     top = max(clusters, key=lambda c: (len(c["shots"]), c["n"]))  # max keeps the first on ties
     return replace(character, descriptor=_mean([tuple(top["sum"] / top["n"])]))
+
+
+def portraits_from_library(character: Character, shots: Iterable[LibraryShot], library: Path,
+                           out_dir: Path, *, limit: int = 3) -> Character:
+    """The character with up to ``limit`` library frames that show its face as portraits.
+
+    Frames come from the shots whose faces are within dlib's threshold of the identity, largest
+    face first, one per shot before a second from the same shot (so the portraits vary); each
+    is checked by detecting the face again. Characters with portraits already, or without an
+    identity, are left as they are.
+    """
+    if character.portraits or character.descriptor is None:
+        return character
+    from generator.identity import choose_portrait
+
+    near = {}
+    for shot in shots:
+        d = face_distance(character, shot)
+        if d is not None and d < SAME_PERSON and shot.id not in near:
+            near[shot.id] = shot
+    ranked = sorted(near.values(), key=lambda s: -s.features.face_size)
+    found: list[str] = []
+    for frac in (0.5, 0.25, 0.75):
+        for shot in ranked:
+            if len(found) >= limit:
+                break
+            if shot.is_still and frac != 0.5:
+                continue
+            path = _library_frame(Path(library), shot, frac, Path(out_dir))
+            if path is None or str(path) in found:
+                continue
+            if choose_portrait(replace(character, portraits=(str(path),)), 0) is not None:
+                found.append(str(path))
+    return replace(character, portraits=tuple(found)) if found else character
+
+
+def _library_frame(library: Path, shot: LibraryShot, frac: float, out_dir: Path) -> Path | None:
+    """A still's own file, or a video shot's frame at ``frac`` of its length saved as a PNG."""
+    import hashlib
+
+    from PIL import Image
+
+    from planner.errors import MediaError
+    from retrieval.media import read_frames
+
+    src = (library / shot.path).resolve()
+    if shot.is_still:
+        return src
+    key = hashlib.sha1(f"{shot.id}|{shot.start}|{shot.end}|{frac}".encode()).hexdigest()[:16]
+    path = out_dir / f"portrait-{key}.png"
+    if path.is_file():
+        return path
+    try:
+        frame = read_frames(src, [shot.start + (shot.end - shot.start) * frac])[0]
+    except MediaError:
+        return None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    Image.fromarray(frame).save(tmp)
+    tmp.replace(path)
+    return path
 
 
 def face_distance(character: Character, shot: LibraryShot) -> float | None:

@@ -10,7 +10,8 @@ Three shapes of pipeline are served through one call:
   sentence vectors as ``prompt_embeds`` (the project's offline convention, used by the tests).
 Identity: the character's fixed seed and description, SDEdit from a library frame showing
 them, and, where the pipeline has an IP-Adapter loaded (an ``ip_adapter/`` folder in the model
-folder), the character's reference images. CPU and float32 unless a GPU is present.
+folder: the weights and ``image_encoder/``), the first character's first portrait or reference
+image (shots without one run the adapter at scale 0). CPU and float32 unless a GPU is present.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 _INSTALL = "pip install diffusers==0.42.1"
 MAX_VIDEO_FRAMES = 16  # frames asked of a text-to-video model; the rest are blended
+IP_ADAPTER_SCALE = 1.0  # weight of the reference image's attention (diffusers' default)
 
 
 @dataclass(frozen=True)
@@ -171,15 +173,84 @@ class DiffusersGenerator:
         self._pipes[which] = p
         return p
 
+    def has_ip_adapter(self) -> bool:
+        """Whether the main pipeline (loaded now if it is not yet) has an IP-Adapter loaded."""
+        self.pipe("main")
+        return "main" in self._ip_adapter
+
     def _load_ip_adapter(self, p, model: str, which: str) -> None:
-        """Load ``MODEL/ip_adapter/*.safetensors`` when there is one (identity from references)."""
+        """Load ``MODEL/ip_adapter/*.safetensors`` when there is one (identity from references).
+
+        The image encoder is read from ``ip_adapter/image_encoder/`` (diffusers' default) unless
+        the pipeline has one of its own. A file that cannot be read is a GeneratorModelError
+        naming it: a model folder with a broken adapter is a broken model, not a silent fallback.
+        """
         folder = Path(model) / "ip_adapter" if is_local(model) else None
-        if folder is None or not folder.is_dir() or not hasattr(p, "load_ip_adapter"):
+        if folder is None or not folder.is_dir():
             return
-        weights = sorted(f.name for f in folder.iterdir() if f.suffix in (".safetensors", ".bin"))
-        if weights:
-            p.load_ip_adapter(str(Path(model)), subfolder="ip_adapter", weight_name=weights[0])
-            self._ip_adapter.add(which)
+        if not hasattr(p, "load_ip_adapter"):
+            logger.warning("%s has an ip_adapter folder but %s cannot load one; reference "
+                           "images are not used", model, type(p).__name__)
+            return
+        weights = sorted(f for f in folder.iterdir()
+                         if f.is_file() and f.suffix in (".safetensors", ".bin"))
+        if not weights:
+            logger.warning("%s has no .safetensors or .bin weights; no IP-Adapter is loaded", folder)
+            return
+        if len(weights) > 1:
+            logger.warning("%s holds %d weight files; loading %s", folder, len(weights),
+                           weights[0].name)
+        encoder = folder / "image_encoder"
+        if getattr(p, "image_encoder", None) is None and not (encoder / "config.json").is_file():
+            raise GeneratorModelError(
+                f"the IP-Adapter {weights[0]} has no image encoder: {encoder} is missing or has "
+                f"no config.json",
+                "save the adapter's CLIP image encoder (CLIPVisionModelWithProjection."
+                "save_pretrained) there, or remove the ip_adapter folder")
+        keys = _safetensors_keys(weights[0]) if weights[0].suffix == ".safetensors" else None
+        if keys is not None and not any(k.startswith("image_proj.") for k in keys):
+            raise GeneratorModelError(
+                f"{weights[0]} is not an IP-Adapter: it has no image_proj.* tensors",
+                "use the adapter's .safetensors file (image_proj.* and ip_adapter.* tensors), "
+                "or remove the ip_adapter folder")
+        for f in sorted(encoder.glob("*.safetensors")):
+            _safetensors_keys(f)
+        try:
+            p.load_ip_adapter(str(Path(model)), subfolder="ip_adapter", weight_name=weights[0].name,
+                              local_files_only=True)
+        except Exception as exc:  # noqa: BLE001 - safetensors, torch and transformers all raise
+            first = " ".join(str(exc).split())[:300] or type(exc).__name__
+            if is_out_of_memory(exc):
+                raise GeneratorModelError(f"the IP-Adapter {weights[0]} does not fit in memory "
+                                          f"({first[:200]})", "remove the ip_adapter folder, "
+                                          "or use a smaller model") from None
+            raise GeneratorModelError(
+                f"cannot load the IP-Adapter {weights[0]} (image encoder {encoder}): "
+                f"{type(exc).__name__}: {first[:300]}",
+                "replace the adapter's files with ones made for this model's UNet, or remove "
+                "the ip_adapter folder to generate without reference images") from None
+        self._ip_adapter.add(which)
+
+    def _ip_adapter_args(self, p, refs: list[str], shot_id: str) -> tuple[dict, str | None]:
+        """``ip_adapter_image`` for a pipeline with an IP-Adapter loaded, and the image used.
+
+        The first reference/portrait at full scale; without one, a blank image at scale 0 (the
+        adapter's attention is skipped, so the picture is exactly the plain model's: a loaded
+        adapter otherwise makes the UNet fail on every shot without a character).
+        """
+        from PIL import Image, UnidentifiedImageError
+
+        if not refs:
+            p.set_ip_adapter_scale(0.0)
+            return {"ip_adapter_image": [Image.new("RGB", (64, 64))]}, None
+        try:
+            with Image.open(refs[0]) as im:
+                image = im.convert("RGB")
+        except (OSError, UnidentifiedImageError) as exc:
+            raise GenerationFailed(f"shot {shot_id}: reference image unusable: {refs[0]} ({exc})",
+                                   "replace it with a photo (jpg, png, webp)") from None
+        p.set_ip_adapter_scale(IP_ADAPTER_SCALE)
+        return {"ip_adapter_image": [image]}, refs[0]
 
     # -- generating ------------------------------------------------------------------------
     def _size(self, p, request: GenerationRequest) -> tuple[int, int]:
@@ -231,14 +302,14 @@ class DiffusersGenerator:
         gen = torch.Generator(device="cpu").manual_seed(seed)
         common = dict(num_inference_steps=self.settings.steps, guidance_scale=self.settings.guidance,
                       generator=gen, output_type="np", **self._text_args(p, prompt))
-        refs = [r for c in cast for r in c.references]
-        if refs and "main" in self._ip_adapter:
-            from PIL import Image
-
-            common["ip_adapter_image"] = [Image.open(r).convert("RGB") for r in refs[:1]]
+        refs = [r for c in cast for r in (c.portraits or c.references)]  # library portraits too
+        ip_image = None
+        if "main" in self._ip_adapter:
+            ip_args, ip_image = self._ip_adapter_args(p, refs, request.shot_id)
+            common.update(ip_args)
         init = conditioning.load_init(request)
         used = {"seed": seed, "prompt": prompt, "size": [width, height], "kind": "",
-                "init_image": None}
+                "init_image": None, "ip_adapter_image": ip_image}
         for pipe in self._pipes.values():
             if pipe is not None:
                 pipe.set_progress_bar_config(desc=f"generate {request.shot_id}",
@@ -291,7 +362,8 @@ class DiffusersGenerator:
     def generate(self, request: GenerationRequest, *, cache_dir: Path,
                  progress: bool = True) -> GeneratedClip:
         def references(used: dict) -> tuple[str, ...]:
-            refs = tuple(r for c in conditioning.members(request) for r in c.references)
+            refs = tuple(dict.fromkeys(r for c in conditioning.members(request)
+                                       for r in c.references + c.portraits))
             return refs + ((used["init_image"],) if used["init_image"] else ())
 
         return cache.generate_cached(
@@ -300,6 +372,20 @@ class DiffusersGenerator:
             sample=lambda: self.sample(request, progress=progress), references=references,
             settings={"steps": self.settings.steps, "guidance": self.settings.guidance,
                       "strength": self.settings.strength})
+
+
+def _safetensors_keys(path: Path) -> list[str]:
+    """The tensor names of a .safetensors file (header only); GeneratorModelError naming it
+    when it is truncated or not a safetensors file."""
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            return list(f.keys())
+    except Exception as exc:  # noqa: BLE001 - SafetensorError, OSError
+        first = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise GeneratorModelError(f"{path} is unreadable or truncated ({first})",
+                                  "download or save that file again") from None
 
 
 def _to_uint8(a, shot_id: str) -> np.ndarray:
@@ -327,16 +413,21 @@ def _fit(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return fit_frame(image, width, height)
 
 
-def build_tiny_pipeline(folder: Path, *, video: bool = False, sample_size: int = 16) -> Path:
+def build_tiny_pipeline(folder: Path, *, video: bool = False, sample_size: int = 16,
+                        ip_adapter: bool = False) -> Path:
     """Save a tiny random-weight pipeline (the real diffusers classes) to ``folder``.
 
     For tests and benchmarks on machines without model weights: text-to-image
     (UNet2DConditionModel) or text-to-video (UNet3DConditionModel), an AutoencoderKL and DDIM,
     cross_attention_dim=384 so MiniLM vectors condition it. Seeded: the same folder each time.
+    ``ip_adapter`` (text-to-image only) adds ``ip_adapter/`` as a real IP-Adapter release lays
+    it out (see ``build_tiny_ip_adapter``); the pipeline's own weights stay the same.
     """
     import diffusers
     import torch
 
+    if video and ip_adapter:
+        raise ValueError("diffusers' text-to-video pipeline cannot load an IP-Adapter")
     torch.manual_seed(0)
     kind = "3D" if video else "2D"
     unet_class = diffusers.UNet3DConditionModel if video else diffusers.UNet2DConditionModel
@@ -358,4 +449,59 @@ def build_tiny_pipeline(folder: Path, *, video: bool = False, sample_size: int =
             vae=vae, unet=unet, scheduler=scheduler, text_encoder=None, tokenizer=None,
             safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     pipe.save_pretrained(folder)
+    if ip_adapter:
+        build_tiny_ip_adapter(Path(folder) / "ip_adapter", unet)
     return Path(folder)
+
+
+TINY_IP_ADAPTER = "ip-adapter_tiny.safetensors"
+
+
+def build_tiny_ip_adapter(folder: Path, unet, *, clip_dim: int = 32, image_size: int = 32) -> Path:
+    """Save a random-weight IP-Adapter for ``unet`` to ``folder`` (returns the weights file).
+
+    The layout of the released ``ip-adapter_sd15.safetensors`` that diffusers'
+    ``load_ip_adapter`` reads: ``image_proj.proj.*`` (CLIP image embedding -> 4 tokens of the
+    UNet's cross-attention width) and ``image_proj.norm.*``, then ``ip_adapter.{k}.to_k_ip`` /
+    ``to_v_ip`` for the k-th cross-attention layer (k = 1, 3, 5, ... in ``attn_processors``
+    order, hidden size by block as diffusers derives it), and beside them ``image_encoder/``, a
+    tiny CLIPVisionModelWithProjection whose projection gives the ``clip_dim``-d embedding.
+    diffusers makes the CLIPImageProcessor itself (at the encoder's ``image_size``).
+    """
+    import torch
+    from diffusers.models.embeddings import ImageProjection
+    from safetensors.torch import save_file
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(1)
+    config = unet.config
+    cross = int(config.cross_attention_dim)
+    tokens = 4  # the base IP-Adapter's image tokens
+    proj = ImageProjection(cross_attention_dim=cross, image_embed_dim=clip_dim,
+                           num_image_text_embeds=tokens)
+    tensors = {f"image_proj.{k.replace('image_embeds', 'proj')}": v
+               for k, v in proj.state_dict().items()}
+    key_id = 1
+    channels = list(config.block_out_channels)
+    for name in unet.attn_processors:
+        if name.endswith("attn1.processor") or "motion_modules" in name:
+            continue  # self-attention: no image branch
+        if name.startswith("mid_block"):
+            hidden = channels[-1]
+        elif name.startswith("up_blocks"):
+            hidden = channels[::-1][int(name.split(".")[1])]
+        else:
+            hidden = channels[int(name.split(".")[1])]
+        for which in ("to_k_ip", "to_v_ip"):
+            layer = torch.nn.Linear(cross, hidden, bias=False)
+            tensors[f"ip_adapter.{key_id}.{which}.weight"] = layer.weight
+        key_id += 2
+    weights = folder / TINY_IP_ADAPTER
+    save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(weights))
+    encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
+        hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=2,
+        image_size=image_size, patch_size=8, projection_dim=clip_dim))
+    encoder.save_pretrained(folder / "image_encoder")
+    return weights

@@ -19,6 +19,8 @@ class Character:
 
     ``descriptor`` is a 128-d dlib face descriptor: from ``references`` (images of the person)
     or, without them, from the face cluster of the library shots chosen for the character.
+    ``portraits`` are images that show that face (the references, or library frames of the
+    cluster): the face pass lays the character's face into generated frames from them.
     """
 
     name: str
@@ -26,6 +28,7 @@ class Character:
     references: tuple[str, ...] = ()  # absolute paths of reference images
     seed: int = 0
     descriptor: tuple[float, ...] | None = None
+    portraits: tuple[str, ...] = ()  # absolute paths of images showing the character's face
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from fractions import Fraction
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -46,8 +47,14 @@ def spread(frames: np.ndarray, count: int) -> np.ndarray:
 
 
 def write_clip(frames: np.ndarray, path: Path, *, count: int, width: int, height: int,
-               rate: Fraction, shot_id: str) -> Path:
-    """Encode ``count`` frames spread from ``frames`` to ``path`` (atomic; exact count checked)."""
+               rate: Fraction, shot_id: str,
+               finish: Callable[[np.ndarray, int], np.ndarray] | None = None) -> Path:
+    """Encode ``count`` frames spread from ``frames`` to ``path`` (atomic; exact count checked).
+
+    ``finish(frame, index)``, when given, turns each spread frame into the frame to encode (any
+    one size, e.g. the face pass's work size); frames are written one at a time, so a long
+    shot at a large work size never sits in memory whole.
+    """
     from retrieval.ffmpeg import count_video_frames, file_arg, run_ffmpeg
     from planner.errors import RenderError
 
@@ -58,7 +65,17 @@ def write_clip(frames: np.ndarray, path: Path, *, count: int, width: int, height
     raw = path.with_name(f".{path.stem}.{os.getpid()}.rgb")
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.mp4")
     try:
-        full.tofile(raw)
+        if finish is None:
+            full.tofile(raw)
+        else:
+            with open(raw, "wb") as fh:
+                for i, frame in enumerate(full):
+                    done = np.ascontiguousarray(finish(frame, i), dtype=np.uint8)
+                    if i == 0:
+                        h, w = done.shape[:2]
+                    elif done.shape[:2] != (h, w):
+                        raise GenerationFailed(f"shot {shot_id}: frame {i} changed size")
+                    fh.write(done.tobytes())
         scale = (f"scale={width}:{height}:force_original_aspect_ratio=increase:flags=bicubic,"
                  f"crop={width}:{height},setsar=1")
         run_ffmpeg(["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-framerate", str(rate),

@@ -206,6 +206,8 @@ def _run(args: argparse.Namespace) -> int:
         from montage.demo import DEMO, fetch_demo_library
 
         library = fetch_demo_library()
+        if args.cast is None:
+            args.cast = DEMO / "cast.toml"
         out_dir: Path = args.out_dir
         return _make(args, DEMO / "script.txt", library, out_dir / "film.mp4", out_dir / "project")
     if args.command == "plan":

@@ -22,7 +22,7 @@ from planner.shots import ShotPlan
 from retrieval.types import CandidateSet, Hit
 
 from generator.candidates import generated_hit, is_generated
-from generator.cast import identity_from_library, load_cast
+from generator.cast import identity_from_library, load_cast, portraits_from_library
 from generator.conditioning import init_frame, pick_init_hit
 from generator.errors import GeneratorError, GeneratorModelError
 from generator.factory import make_generator
@@ -39,6 +39,8 @@ class Generated:
     candidates: CandidateSet
     provenance: dict[str, tuple[tuple[str, str], ...]]  # generated clip id -> provenance
     failed: tuple[str, ...]  # "shot id: why" for shots left as title cards
+    attempted: frozenset[str] = frozenset()  # shots it tried to generate (made or failed)
+    usable: bool = True  # False when there was no generator to use (off, or it did not load)
 
 
 def _seed(shot_id: str) -> int:
@@ -48,8 +50,13 @@ def _seed(shot_id: str) -> int:
 def fill_missing(plan: ShotPlan, candidates: CandidateSet, *, spec: str, threshold: float,
                  library: Path, cache: Path, width: int, height: int, rate: Fraction,
                  force: frozenset[str] = frozenset(), cast_file: Path | None = None,
-                 progress: bool = True) -> Generated:
-    """Generate the missing shots and add them to the candidates."""
+                 only: frozenset[str] | None = None, progress: bool = True) -> Generated:
+    """Generate the missing shots and add them to the candidates.
+
+    ``only`` names the shots to generate instead, as if their footage scored under the
+    threshold: the caller's second round, for shots the optimizer left as cards because their
+    only good footage went to another shot (see ``merge``).
+    """
     # generated hits of an earlier cut are dropped: they are re-added (from the cache) if needed
     cands = {c.shot_id: replace(c, hits=tuple(h for h in c.hits if not is_generated(h.shot)))
              for c in candidates.shots}
@@ -60,23 +67,32 @@ def fill_missing(plan: ShotPlan, candidates: CandidateSet, *, spec: str, thresho
         raise ScriptError(f"--generate names shots that are not in the script: {', '.join(unknown)}",
                           "use shot ids from plan.json or report.md")
     todo = [s for s in plan.shots
-            if s.id in force or max((h.score for h in cands[s.id].hits), default=0.0) < threshold]
+            if (s.id in only if only is not None else
+                s.id in force or max((h.score for h in cands[s.id].hits), default=0.0) < threshold)]
+    attempted = frozenset(s.id for s in todo)
     rebuilt = replace(candidates, shots=tuple(cands[s.id] for s in plan.shots))
     try:
         gen = make_generator(spec)
     except GeneratorModelError as exc:
         print(f"warning: no generated shots: {exc}", file=sys.stderr)
-        return Generated(rebuilt, {}, tuple(f"{s.id}: {exc.message}" for s in todo))
+        return Generated(rebuilt, {}, tuple(f"{s.id}: {exc.message}" for s in todo), attempted,
+                         usable=False)
     if gen is None or not todo:
-        return Generated(rebuilt, {}, ())
+        return Generated(rebuilt, {}, (), attempted, usable=gen is not None)
 
     names = sorted({n for s in plan.shots for n in s.characters})
+    wanted = {n for s in todo for n in s.characters}
     cast = []
     for character in load_cast(cast_file, names):
         seen = [cands[s.id].hits[0].shot for s in plan.shots
                 if character.name in s.characters and cands[s.id].hits
                 and cands[s.id].hits[0].score >= threshold]
-        cast.append(identity_from_library(character, seen))
+        character = identity_from_library(character, seen)
+        if character.name in wanted:  # portraits for the face pass, from every hit of theirs
+            shown = [h.shot for s in plan.shots if character.name in s.characters
+                     for h in cands[s.id].hits]
+            character = portraits_from_library(character, shown, library, cache)
+        cast.append(character)
     provenance: dict[str, tuple[tuple[str, str], ...]] = {}
     failed: list[str] = []
     for n, shot in enumerate(todo, 1):
@@ -105,7 +121,17 @@ def fill_missing(plan: ShotPlan, candidates: CandidateSet, *, spec: str, thresho
             "prompt": clip.prompt, "references": ";".join(clip.references),
             "seconds_taken": f"{clip.seconds_taken:.2f}"}.items()))
     return Generated(replace(candidates, shots=tuple(cands[s.id] for s in plan.shots)),
-                     provenance, tuple(failed))
+                     provenance, tuple(failed), attempted)
+
+
+def merge(first: Generated, second: Generated) -> Generated:
+    """``first`` with the shots ``second`` attempted taken from ``second`` (a second round)."""
+    mine = {c.shot_id: c for c in second.candidates.shots}
+    shots = tuple(mine[c.shot_id] if c.shot_id in second.attempted else c
+                  for c in first.candidates.shots)
+    return Generated(replace(first.candidates, shots=shots),
+                     {**first.provenance, **second.provenance}, first.failed + second.failed,
+                     first.attempted | second.attempted, first.usable and second.usable)
 
 
 def mark_generated(edl: EditDecisionList, generated: Generated) -> EditDecisionList:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
+from generator.candidates import is_generated
 from planner.align import align
 from planner.errors import ProjectError
 from planner.plan import load_script
@@ -26,7 +27,7 @@ from retrieval.types import CandidateSet, Hit, ShotCandidates
 
 from montage.contact import write_contact_sheet
 from montage.edl import EditDecisionList
-from montage.generate import fill_missing, mark_generated
+from montage.generate import fill_missing, mark_generated, merge
 from montage.optimize import Kept, Solution, optimize
 from montage.project import (Choices, ProjectState, copy_atomic, cut_dir, load_choices, load_state,
                              record_cut, save_state, write_atomic)
@@ -169,20 +170,26 @@ class Recutter:
         lap("search")
 
         generated = None
+        searched = candidates
         if o.generator != "off" or o.generate:
-            threshold = o.threshold if o.threshold is not None else self.rules.placeholder_threshold
-            generated = fill_missing(plan, candidates, spec=o.generator, threshold=threshold,
-                                     library=lib, cache=(project / "cache" / "generated").resolve(),
-                                     width=o.width, height=o.height, rate=o.rate,
-                                     force=o.generate, cast_file=o.cast, progress=o.progress)
+            generated = self._generate(plan, searched)
             candidates = generated.candidates
             lap("generate")
 
         keep, free, alignment = self._stability(plan, previous, choices)
-        solution = optimize(plan, candidates, rules=self.rules, threshold=o.threshold, rate=o.rate,
-                            width=o.width, height=o.height, pins=choices.pins, bans=choices.bans, keep=keep,
-                            free=free)
+
+        def solve(cands: CandidateSet):
+            return optimize(plan, cands, rules=self.rules, threshold=o.threshold, rate=o.rate,
+                            width=o.width, height=o.height, pins=choices.pins, bans=choices.bans,
+                            keep=keep, free=free)
+
+        solution = solve(candidates)
         if generated is not None:
+            cards = _reuse_cards(solution.edl, searched, self._threshold()) - generated.attempted
+            if cards and generated.usable:  # generate them, then solve again
+                generated = merge(generated, self._generate(plan, searched, only=cards))
+                candidates = generated.candidates
+                solution = solve(candidates)
             solution = replace(solution, edl=mark_generated(solution.edl, generated))
         lap("optimize")
 
@@ -210,6 +217,20 @@ class Recutter:
                           encoded=rendered.encoded, timings=t)
 
     # -- steps -----------------------------------------------------------------------------
+    def _threshold(self) -> float:
+        o = self.options
+        return o.threshold if o.threshold is not None else self.rules.placeholder_threshold
+
+    def _generate(self, plan: ShotPlan, candidates: CandidateSet,
+                  only: frozenset[str] | None = None):
+        """Generated clips for the shots the library cannot illustrate (montage.generate)."""
+        o = self.options
+        return fill_missing(plan, candidates, spec=o.generator, threshold=self._threshold(),
+                            library=self.library,
+                            cache=(self.project / "cache" / "generated").resolve(),
+                            width=o.width, height=o.height, rate=o.rate, force=o.generate,
+                            cast_file=o.cast, only=only, progress=o.progress)
+
     def _previous(self, state: ProjectState | None, index_id: str) -> "_Previous | None":
         """The last cut, to seed this one; None for a new project."""
         if state is None:
@@ -303,3 +324,16 @@ def make_film(script: Path, library: Path, out: Path, project: Path | None = Non
               options: MakeOptions = MakeOptions()) -> MakeResult:
     """Make (or recut) `out` from `script` and the footage under `library`."""
     return Recutter(library, project or default_project(out), options).cut(script, out)
+
+
+def _reuse_cards(edl, candidates: CandidateSet, threshold: float) -> frozenset[str]:
+    """Shots left as title cards only because all their good footage (scoring at least the
+    threshold) went to other shots: the generator's second round. A card chosen over free
+    footage for other reasons (a cut rule) stays a card."""
+    used = {d.library_shot for d in edl.decisions if d.source != "placeholder"}
+    hits = {c.shot_id: c.hits for c in candidates.shots}
+    return frozenset(
+        d.shot_id for d in edl.decisions if d.source == "placeholder"
+        and (good := [h for h in hits.get(d.shot_id, ())
+                      if h.score >= threshold and not is_generated(h.shot)])
+        and all(h.shot.id in used for h in good))

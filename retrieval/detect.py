@@ -1,4 +1,4 @@
-"""Split a video into shots at hard cuts: the one module that imports PySceneDetect (and cv2).
+"""Split a video into shots at hard cuts: the one module that imports PySceneDetect.
 
 Uses PySceneDetect's ContentDetector on its PyAV backend (the same decoder as media.py, so a
 file that probes also detects). Shots shorter than ``min_shot`` are too short to edit with and

@@ -2,11 +2,14 @@
 
 Every number is resolution-independent (frames are scaled to a fixed working size first) and
 normalised to 0..1, so a rule weight means the same on a phone clip and on 4K footage. OpenCV
-does the pixel work; motion, faces and people live in their own modules.
+does the pixel work (through :mod:`retrieval.vision`); motion, faces and people live in their
+own modules.
 """
 from __future__ import annotations
 
 import numpy as np
+
+from . import vision
 
 WORK_SHORT_SIDE = 256  # frames are scaled down so their shorter side is at most this
 HIST_BINS = 8  # per RGB channel
@@ -18,39 +21,30 @@ SHARP_HALF = 150.0
 
 def resize(frame: np.ndarray, width: int, height: int) -> np.ndarray:
     """``frame`` resized to ``width`` x ``height`` (area-averaged down, linear up)."""
-    import cv2
-
     h, w = frame.shape[:2]
-    interp = cv2.INTER_AREA if width * height < w * h else cv2.INTER_LINEAR
-    return cv2.resize(np.ascontiguousarray(frame), (max(1, width), max(1, height)),
-                      interpolation=interp)
+    return vision.resize(frame, max(1, width), max(1, height),
+                         "area" if width * height < w * h else "linear")
 
 
 def working_size(frame: np.ndarray, short_side: int = WORK_SHORT_SIDE) -> np.ndarray:
     """``frame`` area-averaged down so its shorter side is ``short_side`` (never scaled up:
     upscaling would blur a small frame and make it read as out of focus)."""
-    import cv2
-
     h, w = frame.shape[:2]
     scale = short_side / max(1, min(h, w))
     if scale >= 1.0 - 1e-3:
         return np.ascontiguousarray(frame)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(np.ascontiguousarray(frame), size, interpolation=cv2.INTER_AREA)
+    return vision.resize(frame, max(1, round(w * scale)), max(1, round(h * scale)), "area")
 
 
 def tone(frames: list[np.ndarray]) -> dict[str, float]:
     """Brightness, contrast, saturation and sharpness, averaged over ``frames`` (RGB uint8)."""
-    import cv2
-
     values: dict[str, list[float]] = {"brightness": [], "contrast": [], "saturation": [],
                                       "sharpness": []}
     for frame in frames:
         small = working_size(frame)
-        gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
-        hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
-        lap = cv2.Laplacian(gray, cv2.CV_64F)
-        v = float(lap.var())
+        gray = vision.rgb_to_gray(small)
+        hsv = vision.rgb_to_hsv(small)
+        v = float(vision.laplacian(gray).var())
         values["brightness"].append(float(gray.mean()) / 255.0)
         values["contrast"].append(float(gray.std()) / 255.0)
         values["saturation"].append(float(hsv[..., 1].mean()) / 255.0)

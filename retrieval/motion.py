@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import vision
+
 ANCHORS = (0.2, 0.5, 0.8)  # where in a shot the frame triplets are taken (fractions)
 WORK_WIDTH = 320
 MIN_TRACKS = 8
@@ -56,35 +58,29 @@ def motion_times(start: float, end: float, fps: float) -> list[list[float]]:
 
 
 def _gray(frame: np.ndarray) -> np.ndarray:
-    import cv2
-
     h, w = frame.shape[:2]
-    gray = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
+    gray = vision.rgb_to_gray(frame)
     if w > WORK_WIDTH:
-        gray = cv2.resize(gray, (WORK_WIDTH, max(1, round(h * WORK_WIDTH / w))),
-                          interpolation=cv2.INTER_AREA)
+        gray = vision.resize(gray, WORK_WIDTH, max(1, round(h * WORK_WIDTH / w)), "area")
     return gray
 
 
 def _pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, float, float] | None:
     """(camera displacement of the centre (x, y), zoom factor - 1, mean track length) in
     pixels of ``a``; None when the frames have too little texture to track."""
-    import cv2
-
-    p0 = cv2.goodFeaturesToTrack(a, maxCorners=200, qualityLevel=0.01, minDistance=7)
+    p0 = vision.good_features(a, max_corners=200, quality=0.01, min_distance=7)
     if p0 is None or len(p0) < MIN_TRACKS:
         return None
-    params = {"winSize": (21, 21), "maxLevel": 3,
-              "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01)}
-    p1, st1, _ = cv2.calcOpticalFlowPyrLK(a, b, p0, None, **params)
-    back, st2, _ = cv2.calcOpticalFlowPyrLK(b, a, p1, None, **params)
+    params = {"window": 21, "levels": 3, "max_iter": 30, "eps": 0.01}
+    p1, st1 = vision.track_points(a, b, p0, **params)
+    back, st2 = vision.track_points(b, a, p1, **params)
     good = (st1.ravel() == 1) & (st2.ravel() == 1) & (
         np.linalg.norm((back - p0).reshape(-1, 2), axis=1) < 1.0)
     if good.sum() < MIN_TRACKS:
         return None
     q0, q1 = p0.reshape(-1, 2)[good], p1.reshape(-1, 2)[good]
     flow = float(np.linalg.norm(q1 - q0, axis=1).mean())
-    m, _ = cv2.estimateAffinePartial2D(q0, q1, method=cv2.RANSAC, ransacReprojThreshold=1.5)
+    m = vision.fit_similarity(q0, q1, threshold=1.5)
     if m is None:
         return np.zeros(2), 0.0, flow
     h, w = a.shape[:2]

@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from planner.errors import ModelError
+from . import vision
 
 MAX_WIDTH = 640
 MIN_HEIGHT = 256  # at least twice the 128 px window, so a person filling the frame fits
@@ -22,39 +22,29 @@ NMS_OVERLAP = 0.4
 
 @lru_cache(maxsize=1)
 def _detector():
-    import cv2
-
-    if not hasattr(cv2, "HOGDescriptor_getDefaultPeopleDetector"):
-        raise ModelError(f"OpenCV {cv2.__version__} has no HOG people detector",
-                         hint="pip install 'opencv-python-headless>=4.9,<5'")
-    hog = cv2.HOGDescriptor()
-    hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
-    return hog
+    """The HOG people detector, built once (ModelError when this OpenCV lacks it)."""
+    return vision.hog_people_detector()
 
 
 def detect_people(frame: np.ndarray) -> list[tuple[int, int, int, int, float]]:
     """People in an RGB frame as ``(x, y, w, h, weight)`` in the frame's pixels, tallest first."""
-    import cv2
-
     h, w = frame.shape[:2]
     scale = min(MAX_WIDTH / w, 1.0)
     scale = max(scale, MIN_HEIGHT / h, MIN_WIDTH / w)
     img = np.ascontiguousarray(frame, dtype=np.uint8)
     if abs(scale - 1.0) > 1e-3:
-        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        img = cv2.resize(img, (max(1, round(w * scale)), max(1, round(h * scale))),
-                         interpolation=interp)
-    gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
-    rects, weights = _detector().detectMultiScale(gray, winStride=(8, 8), padding=(8, 8),
-                                                  scale=1.05)
+        img = vision.resize(img, max(1, round(w * scale)), max(1, round(h * scale)),
+                            "area" if scale < 1 else "linear")
+    gray = vision.rgb_to_gray(img)
+    rects, weights = vision.hog_detect(_detector(), gray, stride=8, padding=8, scale=1.05)
     if len(rects) == 0:
         return []
     weights = np.ravel(weights).astype(float)
     boxes = [[int(v) for v in r] for r in rects]
-    keep = cv2.dnn.NMSBoxes(boxes, weights.tolist(), MIN_WEIGHT, NMS_OVERLAP)
     out = []
-    for i in np.ravel(keep) if len(keep) else []:
-        x, y, bw, bh = boxes[int(i)]
+    for i in vision.nms_boxes(boxes, weights.tolist(), min_score=MIN_WEIGHT,
+                              max_overlap=NMS_OVERLAP):
+        x, y, bw, bh = boxes[i]
         out.append((int(x / scale), int(y / scale), int(bw / scale), int(bh / scale),
-                    round(float(weights[int(i)]), 3)))
+                    round(float(weights[i]), 3)))
     return sorted(out, key=lambda b: -b[3])

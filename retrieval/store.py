@@ -9,6 +9,7 @@ search, so keywords are matched in SQL rather than by loading every shot.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from contextlib import closing
 from dataclasses import asdict
@@ -38,7 +39,10 @@ CREATE TABLE IF NOT EXISTS terms (term TEXT NOT NULL, row INTEGER NOT NULL,
 def connect(folder: Path, *, readonly: bool = False) -> sqlite3.Connection:
     """A connection to the index database in ``folder`` (created when writing)."""
     path = Path(folder) / DB_NAME
-    if readonly:
+    hot = path.with_name(path.name + "-journal")  # left by a run killed mid-commit
+    if readonly and hot.is_file() and hot.stat().st_size and os.access(path.parent, os.W_OK):
+        con = sqlite3.connect(path)  # a writable connection rolls the half-written commit back
+    elif readonly:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     else:
         con = sqlite3.connect(path)

@@ -5,18 +5,34 @@ processes while the calling process embeds keyframes with the model, so both cor
 Processes rather than threads: PySceneDetect and dlib hold the GIL for much of their work.
 Workers are spawned (not forked) so they never inherit the parent's torch threads; they import
 no torch. Results come back as they finish, at most ``2 * workers + 1`` files in flight so
-memory stays bounded.
+memory stays bounded. A worker whose parent dies without shutting the pool down (SIGKILL, the
+OOM killer) ends itself instead of waiting for work forever.
 """
 from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from .analyse import FileAnalysis, Settings, analyse_file
 
 logger = logging.getLogger(__name__)
+
+PARENT_POLL_S = 0.5  # how often a worker checks that the indexing process is still alive
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Worker initializer: end this process once ``parent`` is gone (it is then re-parented)."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def default_workers(jobs: int) -> int:
@@ -45,7 +61,8 @@ def analyse_all(root: Path, files: list[tuple[str, str]], settings: Settings,
     context = multiprocessing.get_context("spawn")
     todo = list(files)
     limit = 2 * workers + 1
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                               initializer=_exit_with_parent, initargs=(os.getpid(),))
     running: dict = {}  # future -> (rel, kind)
     broken = False
     try:

@@ -4,16 +4,25 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import signal
+import sqlite3
 import stat
+import subprocess
+import sys
+import time
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from montage.cli import main
 from planner.errors import LibraryError
 from retrieval import build_index, open_index, search_library
 from retrieval.location import READONLY_ENV, cache_index_dir, is_writable
 from retrieval.proxy import ProxyEmbedder
+from retrieval.store import DB_NAME
 from tests.conftest import make_clip, make_cut_clip, make_still
 
 
@@ -150,3 +159,133 @@ def test_new_files_are_added_without_touching_the_others(tmp_path, proxy) -> Non
     after = {s.id: s for s in open_index(root).shots}
     assert set(after) == set(before) | {"new/extra.mp4#0"}
     assert all(after[k] == v for k, v in before.items())
+
+
+# `montage index` as the console script runs it, but committing after every file (as a long
+# run does every CHECKPOINT_S seconds), so a kill lands between checkpoints of a tiny library.
+_INDEX_COMMITTING_EACH_FILE = """
+import functools, sys
+import retrieval.index as index
+index.EMBED_BATCH = 1
+index.build_index = functools.partial(index.build_index, checkpoint_s=0.0)
+from montage.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _committed_files(db: Path) -> int:
+    """Files in the last state committed to the index database (0 while none is readable)."""
+    try:
+        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as con:
+            return int(con.execute("SELECT COUNT(*) FROM files").fetchone()[0])
+    except sqlite3.Error:  # not created yet, or a commit holds the lock
+        return 0
+
+
+def _live_processes_in_group(pgid: int) -> list[str]:
+    """Command lines of the processes (zombies aside) in process group ``pgid`` (Linux)."""
+    out = []
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+            cmd = (stat_file.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError):
+            continue  # the process ended while we looked
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            out.append(f"{stat_file.parent.name}: {cmd[:100]}")
+    return out
+
+
+def test_an_index_killed_with_sigkill_resumes_without_duplicates(tmp_path, proxy, pytestconfig,
+                                                                 monkeypatch, capsys) -> None:
+    """SIGKILL (the OOM killer, a closed laptop lid) gives the index no chance to clean up:
+    the next run must start from the last checkpoint and leave each file in it exactly once,
+    and the killed run's analysis workers must not linger."""
+    cache = pytestconfig.cache.mkdir("montage-models")  # the proxy fixture's label cache
+    monkeypatch.setenv("MONTAGE_CACHE_DIR", str(cache))
+    colours = ["red", "green", "blue", "yellow", "white", "black", "orange"]
+    root = tmp_path / "lib"
+    for i in range(6):  # numbered names: no footage words, so no text model to load
+        make_cut_clip(root / f"{i:02d}.mp4", colours[i : i + 2], size="48x48")
+    db = root / ".montage" / DB_NAME
+    with open(tmp_path / "killed.log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _INDEX_COMMITTING_EACH_FILE, "index", str(root), "--quiet",
+             "--workers", "1"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=Path(__file__).resolve().parents[1])
+    try:
+        deadline = time.monotonic() + 90
+        while _committed_files(db) < 2:  # two checkpoints in: four files still to go
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"montage index ended or stalled before it could be killed "
+                            f"(rc {proc.returncode}):\n{(tmp_path / 'killed.log').read_text()}")
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)  # the main process only, as the OOM killer does
+        assert proc.wait(timeout=30) == -signal.SIGKILL, "it finished before the kill landed"
+        if Path("/proc/self/stat").is_file():
+            deadline = time.monotonic() + 10
+            while (left := _live_processes_in_group(proc.pid)) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert not left, f"processes of the killed run are still alive: {left}"
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever the run left behind
+        except ProcessLookupError:
+            pass
+    partial = open_index(root)  # the last checkpoint is a usable index
+    assert 2 <= len({s.path for s in partial.shots}) < 6
+    assert len(partial.vectors) == len(partial.shots) == partial.meta["rows"]
+    kept = {s.id: (s, v) for s, v in zip(partial.shots, partial.vectors.vectors())}
+
+    capsys.readouterr()
+    assert main(["index", str(root), "--quiet", "--workers", "0"]) == 0
+    said = capsys.readouterr().out
+    counts = re.search(r"indexed (\d+) files, reused (\d+)", said)
+    assert counts, said
+    indexed, reused = int(counts[1]), int(counts[2])
+    assert indexed >= 1 and reused >= 2 and indexed + reused == 6, said  # resumed, not redone
+
+    index = open_index(root)
+    ids = [s.id for s in index.shots]
+    assert sorted(ids) == sorted(f"{i:02d}.mp4#{n}" for i in range(6) for n in (0, 1))
+    assert len(index.vectors) == len(ids) == index.meta["rows"]
+    with closing(sqlite3.connect(db)) as con:
+        files = con.execute("SELECT path, reason FROM files ORDER BY path").fetchall()
+        assert files == [(f"{i:02d}.mp4", "") for i in range(6)]
+        assert con.execute("SELECT COUNT(*), COUNT(DISTINCT path || '@' || json_extract(data, "
+                           "'$.start')) FROM shots").fetchone() == (len(ids), len(ids))
+    left = sorted(p.name for p in db.parent.iterdir())
+    assert left == [DB_NAME, index.meta["vectors"]], left  # no journal, stale or temp vectors
+    # The checkpointed files were reused as they were: each shot keeps its own vector.
+    now = {s.id: (s, v) for s, v in zip(index.shots, index.vectors.vectors())}
+    for shot_id, (shot, vector) in kept.items():
+        assert now[shot_id][0] == shot and np.allclose(now[shot_id][1], vector, atol=1e-6)
+    hits = index.search(["red", "a green field"], 3, proxy)
+    assert [len(h) for h in hits] == [3, 3] and all(h.shot.id in now for q in hits for h in q)
+
+
+def test_a_commit_killed_halfway_is_rolled_back_when_reading(tmp_path) -> None:
+    """A run killed while SQLite writes a big commit leaves a hot journal; a read-only open
+    cannot roll it back ("attempt to write a readonly database"), so reading opens writable."""
+    from retrieval import store
+
+    with closing(store.connect(tmp_path)) as con:
+        con.execute("INSERT INTO meta (key, value) VALUES ('rows', '3')")
+        con.commit()
+    db = tmp_path / store.DB_NAME
+    killed = (f"import os, sqlite3\ncon = sqlite3.connect({str(db)!r})\n"
+              "con.execute('PRAGMA cache_size=1')\ncon.execute('BEGIN')\n"
+              "for i in range(20000):\n"
+              "    con.execute('INSERT INTO meta VALUES (?, ?)', (f'k{i}', '\"' + 'x' * 200 + '\"'))\n"
+              "con.execute(\"UPDATE meta SET value = '99' WHERE key = 'rows'\")\n"
+              "os.kill(os.getpid(), 9)\n")
+    subprocess.run([sys.executable, "-c", killed], check=False)
+    journal = db.with_name(db.name + "-journal")
+    assert journal.is_file() and journal.stat().st_size > 0, "the kill left no hot journal"
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as raw:
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            raw.execute("SELECT count(*) FROM meta").fetchone()
+    with closing(store.connect(tmp_path, readonly=True)) as con:
+        assert store.read_meta(con) == {"rows": 3}  # the half-written commit is gone
+    assert not journal.exists() or journal.stat().st_size == 0

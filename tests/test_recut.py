@@ -203,6 +203,48 @@ def test_unusable_generator_leaves_a_card_and_says_why(tmp_path, library, capsys
     capsys.readouterr()
     res = Recutter(library, project, opts).cut(script, out)
     err = capsys.readouterr().err
-    assert "warning: no generated shots" in err and str(missing) in err
+    assert err.count("warning: no generated shots") == 1 and str(missing) in err
     d = {d.shot_id: d for d in read_timeline(project / "edit.otio").decisions}[target]
     assert d.source != "generated" and res.shots == len(SENTENCES) and out.is_file()
+
+
+def test_a_card_left_by_reuse_is_generated_in_a_second_round(tmp_path):
+    """Both sentences match the one still; it can be used once, so the first solve leaves a
+    card; the generator then makes that shot and the second solve takes it."""
+    lib = tmp_path / "lib"
+    make_still(lib / "red_door.png", size="64x36:color=red", source="color")
+    script = tmp_path / "story.txt"
+    script.write_text("A red door opens slowly. The red door closes again.\n")
+    project, out = tmp_path / "proj", tmp_path / "film.mp4"
+    res = Recutter(lib, project, replace(OPTIONS, generator="builtin")).cut(script, out)
+    sources = sorted(d.source for d in read_timeline(project / "edit.otio").decisions)
+    assert sources == ["generated", "library"] and res.placeholders == 0
+    plain = Recutter(lib, tmp_path / "p2", OPTIONS).cut(script, tmp_path / "f2.mp4")
+    assert plain.placeholders == 1  # without a generator, the reuse rule leaves a card
+
+
+def test_only_cards_left_by_reuse_go_to_the_second_round():
+    from fractions import Fraction
+
+    from montage.edl import EditDecision, EditDecisionList
+    from montage.pipeline import _reuse_cards
+    from retrieval.types import CandidateSet, Hit, LibraryShot, ShotCandidates
+
+    def shot(name):
+        return LibraryShot(id=name, path=name, kind="still", start=0.0, end=0.0, width=64,
+                           height=36, fps=0.0)
+
+    def decision(sid, clip=""):
+        return EditDecision(shot_id=sid, text="", source="library" if clip else "placeholder",
+                            kind="still" if clip else "card", media="", source_in=0, frames=25,
+                            score=0.5, library_shot=clip)
+
+    edl = EditDecisionList(Fraction(25), 64, 36, (decision("a", "door"), decision("b"),
+                                                  decision("c"), decision("d")))
+    cands = CandidateSet("/lib", "proxy", (
+        ShotCandidates("a", "", (Hit(shot("door"), 0.6),)),
+        ShotCandidates("b", "", (Hit(shot("door"), 0.5), Hit(shot("sea"), 0.1))),  # door taken
+        ShotCandidates("c", "", (Hit(shot("door"), 0.5), Hit(shot("sky"), 0.4))),  # sky free
+        ShotCandidates("d", "", (Hit(shot("sea"), 0.1),)),  # nothing good: round one's job
+    ))
+    assert _reuse_cards(edl, cands, 0.3) == {"b"}

@@ -1,0 +1,119 @@
+"""Thin typed wrappers over OpenCV: the one module that imports ``cv2``.
+
+Tone (features.py), optical flow (motion.py) and the people detector (people.py) all need
+OpenCV's pixel routines. Keeping the import here means one place decides how a missing or
+broken OpenCV is reported (a :class:`ModelError` with the install hint), one place to look when
+an OpenCV upgrade changes a signature, and ``import retrieval`` stays cheap: cv2 is imported on
+first use, never at module import. PySceneDetect (detect.py) uses OpenCV internally; that is
+its business.
+
+Every function takes and returns numpy arrays and plain Python values, does exactly what the
+cv2 call it wraps does (no rescaling, no clipping, no defaults that differ from the callers'),
+and works on contiguous uint8 images.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Literal
+
+import numpy as np
+
+from planner.errors import ModelError
+
+_HINT = "pip install 'opencv-python-headless>=4.9,<5'"  # 5.x has no HOGDescriptor
+
+Interpolation = Literal["area", "linear"]
+
+
+@lru_cache(maxsize=1)
+def _cv2() -> Any:
+    try:
+        import cv2
+    except ImportError as exc:
+        raise ModelError(f"OpenCV (cv2) cannot be imported: {exc}", hint=_HINT) from exc
+    return cv2
+
+
+def resize(image: np.ndarray, width: int, height: int, interpolation: Interpolation) -> np.ndarray:
+    """``image`` scaled to exactly ``width`` x ``height`` pixels; "area" averages (for shrinking),
+    "linear" interpolates (for enlarging)."""
+    cv2 = _cv2()
+    flag = cv2.INTER_AREA if interpolation == "area" else cv2.INTER_LINEAR
+    return cv2.resize(np.ascontiguousarray(image), (width, height), interpolation=flag)
+
+
+def rgb_to_gray(image: np.ndarray) -> np.ndarray:
+    """Luma (BT.601 weights) of an RGB uint8 image, as a 2-D uint8 array."""
+    cv2 = _cv2()
+    return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
+
+
+def rgb_to_hsv(image: np.ndarray) -> np.ndarray:
+    """An RGB uint8 image in OpenCV's 8-bit HSV (H 0..179, S and V 0..255)."""
+    cv2 = _cv2()
+    return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2HSV)
+
+
+def laplacian(gray: np.ndarray) -> np.ndarray:
+    """The 3x3 Laplacian of a grey image, in float64 (its variance measures focus)."""
+    cv2 = _cv2()
+    return cv2.Laplacian(gray, cv2.CV_64F)
+
+
+def good_features(gray: np.ndarray, *, max_corners: int, quality: float,
+                  min_distance: float) -> np.ndarray | None:
+    """Shi-Tomasi corners of a grey image as float32 ``(n, 1, 2)`` (x, y); None when none."""
+    return _cv2().goodFeaturesToTrack(gray, maxCorners=max_corners, qualityLevel=quality,
+                                      minDistance=min_distance)
+
+
+def track_points(a: np.ndarray, b: np.ndarray, points: np.ndarray, *, window: int,
+                 levels: int, max_iter: int, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """``points`` of grey frame ``a`` followed into ``b`` by pyramidal Lucas-Kanade:
+    (their positions in ``b``, status: 1 where the point was found)."""
+    cv2 = _cv2()
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, max_iter, eps)
+    moved, status, _ = cv2.calcOpticalFlowPyrLK(a, b, points, None, winSize=(window, window),
+                                                maxLevel=levels, criteria=criteria)
+    return moved, status
+
+
+def fit_similarity(src: np.ndarray, dst: np.ndarray, *, threshold: float) -> np.ndarray | None:
+    """The 2x3 similarity transform (rotation, uniform scale, shift) taking ``src`` points to
+    ``dst``, fitted with RANSAC (inliers within ``threshold`` px); None when it cannot be fitted."""
+    cv2 = _cv2()
+    m, _ = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC,
+                                       ransacReprojThreshold=threshold)
+    return m
+
+
+def hog_people_detector() -> Any:
+    """A fresh HOG descriptor loaded with OpenCV's default people SVM (64x128 window);
+    :class:`ModelError` on an OpenCV build without it."""
+    cv2 = _cv2()
+    if not hasattr(cv2, "HOGDescriptor_getDefaultPeopleDetector"):
+        raise ModelError(f"OpenCV {cv2.__version__} has no HOG people detector", hint=_HINT)
+    hog = cv2.HOGDescriptor()
+    hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+    return hog
+
+
+def hog_detect(detector: Any, gray: np.ndarray, *, stride: int, padding: int,
+               scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Multi-scale HOG detection on a grey image: (boxes ``(n, 4)`` x, y, w, h; SVM weights)."""
+    rects, weights = detector.detectMultiScale(gray, winStride=(stride, stride),
+                                               padding=(padding, padding), scale=scale)
+    return rects, weights
+
+
+def nms_boxes(boxes: list[list[int]], scores: list[float], *, min_score: float,
+              max_overlap: float) -> list[int]:
+    """Indices of the boxes kept by non-maximum suppression, best score first: boxes scoring
+    below ``min_score`` are dropped, and any overlapping a kept one by more than ``max_overlap``
+    (intersection over union)."""
+    keep = _cv2().dnn.NMSBoxes(boxes, scores, min_score, max_overlap)
+    return [int(i) for i in np.ravel(keep)] if len(keep) else []
+
+
+__all__ = ["fit_similarity", "good_features", "hog_detect", "hog_people_detector", "laplacian",
+           "nms_boxes", "resize", "rgb_to_gray", "rgb_to_hsv", "track_points"]
