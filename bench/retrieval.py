@@ -9,7 +9,9 @@ under neutral names) and the demo library, then prints JSON lines:
   combinations (weighted sum at several keyword weights, cascade);
 - indexing: seconds cold (no index yet; the models are loaded once beforehand and timed
   apart) and warm (nothing changed), per minute of video;
-- search: end-to-end latency of one query on the real index (embedding + FAISS + SQLite).
+- search: end-to-end latency of one query on the real index (embedding + FAISS + SQLite);
+- moments: long takes that dissolve from one still to another; how much of the trim shows
+  what the query asked for, trimmed at the search's best keyframe or in the middle.
 """
 from __future__ import annotations
 
@@ -23,7 +25,10 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -160,6 +165,68 @@ def load_models() -> None:
                       "seconds": round(time.perf_counter() - t, 2)}), flush=True)
 
 
+def moments(work: Path, names: dict[str, str], library: Path) -> None:
+    """Long takes without a cut: still A holds 4 s, dissolves into still B over 3 s, B holds 4 s.
+    For each query about A or B, how much of the 3 s trim shows the asked-for still (opacity at
+    least one half), trimming at the search's moment against trimming the middle."""
+    import subprocess
+    from fractions import Fraction
+
+    import imageio_ffmpeg
+
+    from montage.problem import shot_options
+    from planner.shots import PlannedShot
+
+    stills = {i: n for i, n in names.items() if not n.endswith(".mp4")}
+    by_item: dict[str, str] = {}
+    for q in _rows(EVAL / "queries.csv"):
+        ids = q["relevant"].split()
+        if len(ids) == 1 and ids[0] in stills:
+            by_item.setdefault(ids[0], q["query"])
+    items = sorted(by_item)
+    takes = work / "takes"
+    takes.mkdir()
+    pairs = list(zip(items[0::2], items[1::2]))
+    chain = ("[0]scale=320:240:force_original_aspect_ratio=increase,crop=320:240,setsar=1,"
+             "fps=25[a];[1]scale=320:240:force_original_aspect_ratio=increase,crop=320:240,"
+             "setsar=1,fps=25[b];[a][b]xfade=transition=fade:duration=3:offset=4,format=yuv420p")
+    for n, (a, b) in enumerate(pairs):
+        subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y",
+                        "-loop", "1", "-t", "7", "-i", str(library / stills[a]),
+                        "-loop", "1", "-t", "7", "-i", str(library / stills[b]),
+                        "-filter_complex", chain, "-c:v", "libx264", "-preset", "veryfast",
+                        str(takes / f"take{n:02d}.mp4")], check=True, capture_output=True)
+    build_index(takes, "proxy", progress=False)
+    index = open_index(takes)
+    rate = Fraction(25)
+    asked = [(by_item[x], f"take{n:02d}.mp4", side) for n, pair in enumerate(pairs)
+             for side, x in enumerate(pair)]
+    results = index.search([q for q, _, _ in asked], top=len(pairs))
+
+    def shows(side: int, t0: float, t1: float) -> float:
+        ts = np.linspace(t0, t1, 61)
+        b = np.clip((ts - 4.0) / 3.0, 0.0, 1.0)  # B's opacity during the dissolve
+        return float(np.mean((b >= 0.5) if side else (b < 0.5)))
+
+    rows = {"moment": [], "middle": []}
+    found = 0
+    for (query, take, side), hits in zip(asked, results):
+        hit = next((h for h in hits if h.shot.path == take), None)
+        if hit is None:
+            continue
+        found += 1
+        shot = PlannedShot("q", 0, query, query, (), 3.0, 1)
+        for label, h in (("moment", hit), ("middle", replace(hit, moment=None))):
+            (opt,) = shot_options(shot, (h,), rate)
+            rows[label].append(shows(side, opt.source_in / 25, (opt.source_in + opt.frames) / 25))
+    print(json.dumps({"bench": "moments", "takes": len(pairs), "queries": len(asked),
+                      "take_found_in_top": found,
+                      "share_showing_the_asked_still": {k: round(float(np.mean(v)), 3)
+                                                        for k, v in rows.items()},
+                      "windows_mostly_right": {k: int(sum(x > 0.5 for x in v))
+                                               for k, v in rows.items()}}), flush=True)
+
+
 def main() -> None:
     print(json.dumps({"bench": "retrieval", "machine": platform.machine(), "cpus": os.cpu_count(),
                       "python": platform.python_version(),
@@ -180,6 +247,7 @@ def main() -> None:
         names = fetch_eval_library(library)
         timed_index(library, "evaluation library")
         quality(library, names, "neutral names, no tags")
+        moments(Path(tmp), names, library)
         tagged = tag_library(library, names)
         report = build_index(library, "proxy", progress=False)
         print(json.dumps({"bench": "indexing", "library": "evaluation library, tags added",

@@ -79,9 +79,9 @@ def shot_options(shot: PlannedShot, hits: tuple[Hit, ...], rate: Fraction,
                  rules: RuleSet | None = None, kept: Kept | None = None) -> list[Option]:
     """The usable trims of each hit for this shot; videos too short for the shot are dropped.
 
-    A longer clip is trimmed to its middle (furthest from both detected cuts): features are
-    measured per library shot, so no window inside it is known to be better. A kept choice
-    keeps its own trim when it still fits.
+    A longer clip is trimmed around the moment the search found closest to the shot's words
+    (its best-matching keyframe), else to its middle (furthest from both detected cuts). A kept
+    choice keeps its own trim when it still fits.
     """
     rules = rules or default_rules()
     want = frames_for(planned_seconds(shot, rules), rate)
@@ -99,6 +99,9 @@ def shot_options(shot: PlannedShot, hits: tuple[Hit, ...], rate: Fraction,
             continue
         frames = min(want, span)
         source_in = first + (span - frames) // 2
+        if hit.moment is not None:
+            centre = round(Fraction(hit.moment).limit_denominator(1000) * rate)
+            source_in = min(max(first, centre - frames // 2), last - frames)
         if kept is not None and kept.library_shot == ls.id and first <= kept.source_in <= last - frames:
             source_in = kept.source_in
         shortfall = (want - frames) / want

@@ -37,7 +37,8 @@ class Settings:
     def as_dict(self) -> dict:
         return {"threshold": self.threshold, "min_shot": self.min_shot,
                 "keyframes": [list(LONG_KEYFRAMES), list(KEYFRAMES), list(SHORT_KEYFRAMES),
-                              LONG_SHOT, SHORT_SHOT, FLASH], "features": 1}
+                              LONG_SHOT, SHORT_SHOT, FLASH], "features": 2}
+        # features 2: keyframe times and vectors are kept (moments), so an index from 1 is rebuilt
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class FileAnalysis:
     seconds: float = 0.0  # footage duration (0 for stills)
     spans: tuple[tuple[float, float], ...] = ()
     frames: tuple[np.ndarray, ...] = ()  # every shot's keyframes, in shot order
+    times: tuple[float, ...] = ()  # where each keyframe was taken (seconds into the file)
     groups: tuple[tuple[int, ...], ...] = ()  # indices into ``frames`` per shot
     features: tuple[ShotFeatures, ...] = ()
     error: str = ""  # why the file was skipped; "" when it was read
@@ -94,8 +96,8 @@ def _analyse(root: Path, rel: str, kind: str, settings: Settings) -> FileAnalysi
         image = read_still(path)
         h, w = image.shape[:2]
         feats = shot_features([image], STILL)
-        return FileAnalysis(rel, kind, w, h, 0.0, 0.0, ((0.0, 0.0),), (_shrink(image),), ((0,),),
-                            (feats,))
+        return FileAnalysis(rel, kind, w, h, 0.0, 0.0, ((0.0, 0.0),), (_shrink(image),), (0.0,),
+                            ((0,),), (feats,))
     info = probe(path)
     spans = detect_shots(path, threshold=settings.threshold, min_shot=settings.min_shot)
     times: list[float] = []
@@ -115,6 +117,7 @@ def _analyse(root: Path, rel: str, kind: str, settings: Settings) -> FileAnalysi
         raise MediaError(f"cannot read {path}: only {len(decoded)} of {len(times)} frames decoded",
                          hint="re-export or remove the file")
     frames: list[np.ndarray] = []
+    key_times: list[float] = []
     groups, features = [], []
     for keys, triplets in zip(key_rows, motion_rows):
         shot_frames = [decoded[i] for i in keys]
@@ -122,8 +125,10 @@ def _analyse(root: Path, rel: str, kind: str, settings: Settings) -> FileAnalysi
         features.append(shot_features(shot_frames, motion))
         groups.append(tuple(range(len(frames), len(frames) + len(shot_frames))))
         frames += [_shrink(f) for f in shot_frames]
+        key_times += [round(times[i], 4) for i in keys]
     return FileAnalysis(rel, kind, info.width, info.height, info.fps, info.duration,
-                        tuple(spans), tuple(frames), tuple(groups), tuple(features))
+                        tuple(spans), tuple(frames), tuple(key_times), tuple(groups),
+                        tuple(features))
 
 
 def shot_features(frames: list[np.ndarray], motion) -> ShotFeatures:

@@ -10,6 +10,8 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
+import numpy as np
+
 from planner.errors import LibraryError
 
 from . import store
@@ -82,8 +84,20 @@ class FootageIndex:
             ranked = [rank(self.vectors, lambda t, lim: store.postings(con, t, lim), self._n, q,
                            None if query_vectors is None else query_vectors[i], top, mode)
                       for i, q in enumerate(queries)]
-            shots = store.shots_by_rows(con, {r for hits in ranked for r, _ in hits})
-        return [[Hit(shot=shots[r], score=s) for r, s in hits] for hits in ranked]
+            wanted = {r for hits in ranked for r, _ in hits}
+            shots = store.shots_by_rows(con, wanted)
+            moments = store.moments_by_rows(con, wanted) if query_vectors is not None else {}
+        return [[Hit(shot=shots[r], score=s,
+                     moment=best_moment(moments.get(r), query_vectors[i]) if moments else None)
+                 for r, s in hits] for i, hits in enumerate(ranked)]
+
+
+def best_moment(moments, query) -> float | None:
+    """The time of the keyframe closest to the query (None without keyframe vectors)."""
+    if moments is None:
+        return None
+    times, vectors = moments
+    return float(times[int(np.argmax(vectors.astype(np.float32) @ np.asarray(query, np.float32)))])
 
 
 def find_index_folder(root: Path) -> Path:

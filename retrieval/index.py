@@ -70,6 +70,7 @@ class _Entry:
     shots: list[LibraryShot]
     terms: list[list[str]]
     vectors: np.ndarray
+    moments: dict[int, store.Moments] | None = None  # shot number -> keyframe times, vectors
 
 
 def build_index(root: Path, embedder: str | Embedder = "proxy", *, progress: bool = True,
@@ -171,8 +172,10 @@ def _load_kept(folder: Path, con, meta: dict, plan: Plan) -> dict[str, _Entry]:
         stored = store.shots_of(con, path)
         rows = [r for r, _, _ in stored]
         record = {**files[path], "mtime_ns": plan.touched.get(path, files[path]["mtime_ns"])}
+        found = store.moments_by_rows(con, rows)
         kept[path] = _Entry(record, [shot_from_dict(d) for _, d, _ in stored],
-                            [t for _, _, t in stored], vectors[rows])
+                            [t for _, _, t in stored], vectors[rows],
+                            {n: found[r] for n, r in enumerate(rows) if r in found})
     return kept
 
 
@@ -279,7 +282,7 @@ class _Run:
                     frames.append(a.frames[r])
                     texts.append(text)
                     hints.append(people_hints(a.features[shot_n]))
-                    owners.append((a.path, shot_n))
+                    owners.append((a.path, shot_n, a.times[r] if r < len(a.times) else None))
         if self._hints:
             analysis = self.emb.analyse(frames, texts, hints=hints)
         else:
@@ -288,10 +291,13 @@ class _Run:
         for a in batch:
             idx = [i for i, o in enumerate(owners) if o[0] == a.path]
             words = footage_words(self.plan.texts[a.path])
-            shots, terms, vectors = [], [], []
+            shots, terms, vectors, moments = [], [], [], {}
             for shot_n, ((start, end), feats) in enumerate(zip(a.spans, a.features)):
                 rows = [i for i in idx if owners[i][1] == shot_n]
                 vectors.append(analysis.vectors[rows].mean(axis=0))
+                times = tuple(owners[i][2] for i in rows)
+                if a.kind == "video" and len(rows) > 1 and None not in times:
+                    moments[shot_n] = (times, normalise(analysis.vectors[rows]))
                 labels = merge_labels([analysis.labels[r] for r in rows],
                                       people_words(feats) + [w for w in words])
                 shot = LibraryShot(id=f"{a.path}#{shot_n}", path=a.path, kind=a.kind,
@@ -301,7 +307,8 @@ class _Run:
                 shots.append(shot)
                 terms.append(label_terms(labels))
             record = {**self._file_record(self._media[a.path]), "seconds": round(a.seconds, 3)}
-            self.fresh[a.path] = _Entry(record, shots, terms, normalise(np.stack(vectors)))
+            self.fresh[a.path] = _Entry(record, shots, terms, normalise(np.stack(vectors)),
+                                        moments)
             self.skipped.pop(a.path, None)
             self.footage_seconds += a.seconds
             finished.append(a.path)
@@ -320,14 +327,16 @@ class _Run:
         vectors = VectorIndex(dim, stacked, kind="auto")
         name = f"vectors-{uuid.uuid4().hex[:12]}.faiss"
         vectors.save(self.folder / name)
-        rows, files = [], {}
+        rows, files, moments = [], {}, []
         row = 0
         for p in paths:
             e = entries[p]
             files[p] = {k: e.record[k] for k in ("kind", "size", "mtime_ns", "sha1", "text_sig",
                                                    "seconds", "reason")}
-            for shot, terms in zip(e.shots, e.terms):
+            for n, (shot, terms) in enumerate(zip(e.shots, e.terms)):
                 rows.append((row, shot, terms))
+                if e.moments and n in e.moments:
+                    moments.append((row, e.moments[n]))
                 row += 1
         for p, rec in self.skipped.items():
             files[p] = {k: rec.get(k, d) for k, d in (("kind", ""), ("size", 0), ("mtime_ns", 0),
@@ -335,7 +344,7 @@ class _Run:
         meta = {"version": INDEX_VERSION, "embedder": self.emb.name, "dim": dim,
                 "settings": self.settings.as_dict(), "vectors": name, "rows": row,
                 "vector_index": vectors.kind, "complete": final}
-        store.replace_all(self.con, meta, files, rows)
+        store.replace_all(self.con, meta, files, rows, moments)
         for stale in self.folder.glob("vectors-*.faiss"):
             if stale.name != name:
                 stale.unlink(missing_ok=True)

@@ -88,7 +88,8 @@ def search_library(root: Path, queries: list[str], top: int = 5,
 
 
 def hits_to_json(root: Path, queries: list[str], results: list[list[Hit]]) -> list[dict]:
-    """``[{"query", "hits": [{"path", "start", "end", "score"}]}]``; paths relative to ``root``."""
+    """``[{"query", "hits": [{"path", "start", "end", "score", "moment"}]}]``; paths relative
+    to ``root``; ``moment``: the best-matching keyframe's time, null when not known."""
     root = Path(root)
     out = []
     for query, hits in zip(queries, results):
@@ -96,7 +97,7 @@ def hits_to_json(root: Path, queries: list[str], results: list[list[Hit]]) -> li
             "query": query,
             "hits": [
                 {"path": _relative(root, h.shot.path), "start": h.shot.start,
-                 "end": h.shot.end, "score": float(h.score)}
+                 "end": h.shot.end, "score": float(h.score), "moment": h.moment}
                 for h in hits
             ],
         })

@@ -4,7 +4,9 @@ The vectors live in a FAISS file beside it (``vectors-<id>.faiss``), row ``r`` o
 shot whose ``row`` is ``r``. One transaction swaps in a new state (the meta row naming the new
 vectors file included), so a crash leaves either the old index or the new one, never a mix.
 The ``terms`` table is an inverted index of lemmatised keywords for the keyword stage of a
-search, so keywords are matched in SQL rather than by loading every shot.
+search, so keywords are matched in SQL rather than by loading every shot. The ``moments``
+table keeps each video shot's keyframe times and vectors (float16), read only for the hits of a
+search, to say where in a long shot the query is best met.
 """
 from __future__ import annotations
 
@@ -16,7 +18,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
+
 from .types import LibraryShot, shot_from_dict
+
+Moments = tuple[tuple[float, ...], np.ndarray]  # keyframe times (s), their unit vectors (k x dim)
 
 DB_NAME = "index.sqlite"
 SCHEMA = """
@@ -33,6 +39,9 @@ CREATE TABLE IF NOT EXISTS shots (
 CREATE INDEX IF NOT EXISTS shots_path ON shots (path);
 CREATE TABLE IF NOT EXISTS terms (term TEXT NOT NULL, row INTEGER NOT NULL,
                                   PRIMARY KEY (term, row)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS moments (  -- a video shot's keyframes: times and unit vectors
+    row INTEGER PRIMARY KEY, times TEXT NOT NULL, vectors BLOB NOT NULL  -- float16, k x dim
+);
 """
 
 
@@ -102,14 +111,38 @@ def postings(con: sqlite3.Connection, terms: Iterable[str], limit: int) -> tuple
     return df, hits
 
 
+def moments_by_rows(con: sqlite3.Connection, rows: Iterable[int]) -> dict[int, Moments]:
+    """The keyframe times and unit vectors of the shots at ``rows`` that have them ({} for an
+    index made before they were kept)."""
+    wanted = sorted({int(r) for r in rows})
+    out: dict[int, Moments] = {}
+    try:
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for r in con.execute(f"SELECT row, times, vectors FROM moments WHERE row IN ({marks})",
+                                 chunk):
+                times = tuple(json.loads(r["times"]))
+                vectors = np.frombuffer(r["vectors"], np.float16).reshape(len(times), -1)
+                out[int(r["row"])] = (times, vectors)
+    except sqlite3.OperationalError:  # no moments table: an index from before they were kept
+        return {}
+    return out
+
+
 def replace_all(con: sqlite3.Connection, meta: dict, files: dict[str, dict],
-                shots: list[tuple[int, LibraryShot, list[str]]]) -> None:
+                shots: list[tuple[int, LibraryShot, list[str]]],
+                moments: Iterable[tuple[int, Moments]] = ()) -> None:
     """Swap in a whole new state in one transaction (see the module docstring)."""
     with con:
         con.execute("DELETE FROM meta")
         con.execute("DELETE FROM files")
         con.execute("DELETE FROM shots")
         con.execute("DELETE FROM terms")
+        con.execute("DELETE FROM moments")
+        con.executemany("INSERT INTO moments (row, times, vectors) VALUES (?, ?, ?)",
+                        [(row, json.dumps(list(t)), np.asarray(v, np.float16).tobytes())
+                         for row, (t, v) in moments])
         con.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
                         [(k, json.dumps(v)) for k, v in meta.items()])
         con.executemany(

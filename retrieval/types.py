@@ -69,6 +69,10 @@ class Hit:
 
     shot: LibraryShot
     score: float
+    # the keyframe of the shot that matches the query best (seconds into the file), so a long
+    # shot is trimmed around what was asked for; None for stills, one-keyframe shots, indexes
+    # built before moments were kept, and keyword-only searches
+    moment: float | None = None
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,8 @@ class CandidateSet:
                 {
                     "shot_id": c.shot_id,
                     "query": c.query,
-                    "hits": [{"score": h.score, "shot": shot_to_dict(h.shot)} for h in c.hits],
+                    "hits": [{"score": h.score, "moment": h.moment, "shot": shot_to_dict(h.shot)}
+                             for h in c.hits],
                 }
                 for c in self.shots
             ],
@@ -115,6 +120,7 @@ class CandidateSet:
                     Hit(
                         shot=shot_from_dict(h["shot"]),
                         score=float(h["score"]),
+                        moment=None if h.get("moment") is None else float(h["moment"]),
                     )
                     for h in c["hits"]
                 ),

@@ -71,7 +71,7 @@ def test_search_json_shape(library: Path, made: Path, capsys):
     for entry in data:
         assert 1 <= len(entry["hits"]) <= 2
         for hit in entry["hits"]:
-            assert set(hit) == {"path", "start", "end", "score"}
+            assert set(hit) == {"path", "start", "end", "score", "moment"}
             assert (library / hit["path"]).is_file()
 
 

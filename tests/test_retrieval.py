@@ -336,7 +336,7 @@ def test_search_returns_hits_in_the_json_shape(library, proxy) -> None:
         scores = [h["score"] for h in entry["hits"]]
         assert scores == sorted(scores, reverse=True)
         for hit in entry["hits"]:
-            assert set(hit) == {"path", "start", "end", "score"}
+            assert set(hit) == {"path", "start", "end", "score", "moment"}
             assert (library / hit["path"]).is_file() and hit["end"] >= hit["start"]
     json.dumps(data)  # plain JSON types only
     # the sidecar says "test pattern": keywords and the text blend put that clip first
@@ -375,6 +375,51 @@ def test_proxy_index_finds_the_cat_and_the_coffee(tmp_path: Path, proxy) -> None
     cat, coffee = search_library(tmp_path, ["a cat", "a cup of coffee"], top=2)
     assert [h.shot.path for h in cat] == ["img1.png", "img2.png"]
     assert [h.shot.path for h in coffee] == ["img2.png", "img1.png"]
+
+
+def test_a_long_take_is_trimmed_around_the_moment_that_matches(tmp_path: Path, proxy) -> None:
+    """One 11 s shot that dissolves from the coffee to the cat (no cut): the search says where
+    each is, and the trim for a 3 s shot goes there instead of the middle."""
+    import importlib.util
+    import sqlite3
+    import subprocess
+    from fractions import Fraction
+
+    from montage.problem import shot_options
+    from tests.conftest import FFMPEG
+
+    data = Path(importlib.util.find_spec("skimage").submodule_search_locations[0]) / "data"
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    chain = ("[0]scale=160:120,setsar=1,fps=25[a];[1]scale=160:120,setsar=1,fps=25[b];"
+             "[a][b]xfade=transition=fade:duration=3:offset=4,format=yuv420p")
+    subprocess.run([FFMPEG, "-v", "error", "-y", "-loop", "1", "-t", "7", "-i", str(data / "coffee.png"),
+                    "-loop", "1", "-t", "7", "-i", str(data / "chelsea.png"), "-filter_complex",
+                    chain, "-c:v", "libx264", "-preset", "veryfast", str(lib / "take.mp4")],
+                   check=True, capture_output=True)
+    build_index(lib, proxy, progress=False, workers=0)
+    index = open_index(lib)
+    assert len(index.shots) == 1 and index.shots[0].duration > 10
+    coffee, cat = (hits[0] for hits in index.search(["a cup of coffee", "a cat"], top=1, embedder=proxy))
+    assert coffee.moment is not None and cat.moment is not None
+    assert coffee.moment < 4.0 < 7.0 < cat.moment  # before and after the dissolve
+    shot = PlannedShot(id="s1", scene=0, text="A cat.", query="cat", characters=(), duration=3.0,
+                       line=1)
+    rate = Fraction(25)
+    (near_cat,) = shot_options(shot, (cat,), rate)
+    (near_coffee,) = shot_options(shot, (coffee,), rate)
+    assert near_coffee.source_in / 25 < 4.0 < 7.0 < near_cat.source_in / 25 + near_cat.frames / 25
+    assert abs((near_cat.source_in + near_cat.frames / 2) / 25 - cat.moment) < 0.1
+    cands = CandidateSet(str(lib), "proxy-v3", ())
+    assert CandidateSet.from_json(cands.to_json()) == cands
+    from retrieval.types import ShotCandidates
+
+    one = CandidateSet(str(lib), "proxy-v3", (ShotCandidates("s1", "cat", (cat, coffee)),))
+    assert CandidateSet.from_json(one.to_json()) == one  # the moments survive a recut's reload
+    with sqlite3.connect(index.folder / DB_NAME) as con:  # an index from before moments were kept
+        con.execute("DROP TABLE moments")
+    (old,) = open_index(lib).search(["a cat"], top=1, embedder=proxy)
+    assert old[0].moment is None and old[0].score == pytest.approx(cat.score)
 
 
 def test_vector_index_round_trip(tmp_path: Path) -> None:
