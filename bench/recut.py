@@ -73,9 +73,12 @@ def script_sentences(n: int = 75) -> list[str]:
     return out
 
 
-def write(path: Path, sentences: list[str]) -> None:
-    paragraphs = [" ".join(sentences[i:i + 5]) for i in range(0, len(sentences), 5)]
-    path.write_text("\n\n".join(paragraphs) + "\n")
+def paragraphs_of(sentences: list[str]) -> list[list[str]]:
+    return [sentences[i:i + 5] for i in range(0, len(sentences), 5)]
+
+
+def write(path: Path, paragraphs: list[list[str]]) -> None:
+    path.write_text("\n\n".join(" ".join(p) for p in paragraphs) + "\n")
 
 
 def emit(**data) -> None:
@@ -92,8 +95,8 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     script, out, project = work / "story.txt", work / "film.mp4", work / "project"
-    sentences = script_sentences()
-    write(script, sentences)
+    paragraphs = paragraphs_of(script_sentences())
+    write(script, paragraphs)
     recutter = Recutter(library, project, MakeOptions(progress=False, contact_sheet=False))
     t = time.perf_counter()
     first = recutter.cut(script, out)
@@ -105,17 +108,22 @@ def main() -> None:
          film_seconds=round(first.seconds, 1), seconds=round(full, 2), timings=first.timings)
     full_render = first.timings["render"]
 
+    # edits as a writer makes them: each touches one paragraph (the rest keep their text)
+    def at(n: int, change):
+        return lambda ps: ps[:n] + [change(ps[n])] + ps[n + 1:]
+
     edits = {
-        "modify one sentence": lambda s: s[:40] + [s[40].replace(".", " again.")] + s[41:],
-        "insert one sentence": lambda s: s[:20] + ["A violinist plays on the bridge at dawn."] + s[20:],
-        "delete one sentence": lambda s: s[:60] + s[61:],
-        "move a paragraph": lambda s: s[:10] + s[50:55] + s[10:50] + s[55:],
+        "modify one sentence": at(8, lambda p: [p[0].replace(".", " again.")] + p[1:]),
+        "insert one sentence": at(4, lambda p: p[:2] + ["A violinist plays on the bridge at dawn."]
+                                  + p[2:]),
+        "delete one sentence": at(12, lambda p: p[1:]),
+        "move a paragraph": lambda ps: ps[:2] + ps[10:11] + ps[2:10] + ps[11:],
     }
     for name, edit in edits.items():
         before = {d.shot_id: (d.library_shot, d.source_in, d.frames)
                   for d in read_timeline(project / "edit.otio").decisions}
-        sentences = edit(sentences)
-        write(script, sentences)
+        paragraphs = edit(paragraphs)
+        write(script, paragraphs)
         res = recutter.cut(script, out)
         after = {d.shot_id: (d.library_shot, d.source_in, d.frames)
                  for d in read_timeline(project / "edit.otio").decisions}

@@ -42,6 +42,9 @@ logger = logging.getLogger(__name__)
 
 INDEX_VERSION = 2  # 1: index.json + FAISS (montage 0.1); 2: SQLite + FAISS, shot features
 EMBED_BATCH = 32  # keyframes per embedder call
+# shots at least this long keep their keyframe vectors (moments): in a shorter one any trim
+# covers most of it, so knowing where the query is met would not move the trim much
+MOMENT_MIN_SECONDS = 3.0
 CHECKPOINT_S = 60.0  # commit finished work at least this often (and at the end, and on Ctrl-C)
 
 __all__ = ["INDEX_VERSION", "FootageIndex", "IndexReport", "build_index", "open_index"]
@@ -296,7 +299,8 @@ class _Run:
                 rows = [i for i in idx if owners[i][1] == shot_n]
                 vectors.append(analysis.vectors[rows].mean(axis=0))
                 times = tuple(owners[i][2] for i in rows)
-                if a.kind == "video" and len(rows) > 1 and None not in times:
+                if (a.kind == "video" and len(rows) > 1 and None not in times
+                        and end - start >= MOMENT_MIN_SECONDS):
                     moments[shot_n] = (times, normalise(analysis.vectors[rows]))
                 labels = merge_labels([analysis.labels[r] for r in rows],
                                       people_words(feats) + [w for w in words])
