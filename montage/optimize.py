@@ -33,7 +33,7 @@ from montage.explain import Explanation, explain
 from montage.instance import build_problem
 from montage.lagrange import lagrangian
 from montage.problem import (Kept, Option, OptimizeError, Problem, frames_for, planned_seconds,
-                             shot_options)
+                             shot_options, usable_span)
 from montage.rules import RuleSet, default_rules
 
 __all__ = ["Kept", "OptimizeError", "Option", "Solution", "frames_for", "optimize", "shot_options",
@@ -94,7 +94,7 @@ def optimize(
     choice, value, bound, optimal, method, stats = _solve(p, limit)
     explanations = explain(p, choice)
     root = Path(candidates.library)
-    decisions = tuple(_decision(p, i, choice[i], explanations[i], root, choice)
+    decisions = tuple(_decision(p, i, choice[i], explanations[i], root, choice, rate)
                       for i in range(p.n))
     edl = EditDecisionList(rate=rate, width=width, height=height, decisions=decisions)
     objective = value / SCALE
@@ -165,7 +165,7 @@ def _infeasible(p: Problem, status: str) -> OptimizeError:
 
 
 def _decision(p: Problem, i: int, k: int, ex: Explanation, root: Path,
-              choice: list[int]) -> EditDecision:
+              choice: list[int], rate: Fraction) -> EditDecision:
     shot, opt = p.shots[i], p.options[i][k]
     extra = dict(costs=ex.costs, bends=ex.bends, runner_up=ex.runner_up, decided_by=ex.decided_by)
     runner = f"; runner-up {_describe(ex.runner_option, ex.used_by)}" if ex.runner_option else ""
@@ -184,12 +184,20 @@ def _decision(p: Problem, i: int, k: int, ex: Explanation, root: Path,
     why = f"matches '{shot.query}': {_describe(opt, {})}"
     if labels:
         why += f", shows {labels}"
+    if opt.hit.moment is not None and not ls.is_still and _longer_than(ls, opt, rate):
+        why += f"; best at {opt.hit.moment:.1f} s of the file, trimmed around it"
     if ex.bends:
         why += f"; bends {', '.join(ex.bends)}"
     return EditDecision(shot_id=shot.id, text=shot.text, source="library",
                         kind="still" if ls.is_still else "video", media=str(root / ls.path),
                         source_in=opt.source_in, frames=opt.frames, score=round(opt.value, 4),
                         library_shot=ls.id, reason=why + runner, **extra)
+
+
+def _longer_than(shot, option: Option, rate) -> bool:
+    """Whether the shot's usable span is longer than the option's trim (a choice was made)."""
+    first, last = usable_span(shot.start, shot.end, rate)
+    return last - first > option.frames
 
 
 def _describe(option: Option, used_by: dict[str, str]) -> str:

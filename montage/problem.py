@@ -69,7 +69,8 @@ def planned_seconds(shot: PlannedShot, rules: RuleSet) -> float:
 
 
 @lru_cache(maxsize=65536)
-def _span(start: float, end: float, rate: Fraction) -> tuple[int, int]:
+def usable_span(start: float, end: float, rate: Fraction) -> tuple[int, int]:
+    """The first and last frame of a shot a trim may use (clear of the detected cuts)."""
     first = math.ceil(Fraction(start).limit_denominator(1000) * rate) + EDGE_FRAMES
     last = math.floor(Fraction(end).limit_denominator(1000) * rate) - EDGE_FRAMES
     return first, last
@@ -93,7 +94,7 @@ def shot_options(shot: PlannedShot, hits: tuple[Hit, ...], rate: Fraction,
         if ls.is_still:
             out.append(Option(hit, 0, want, hit.score))
             continue
-        first, last = _span(ls.start, ls.end, rate)
+        first, last = usable_span(ls.start, ls.end, rate)
         span = last - first
         if span < shortest:
             continue

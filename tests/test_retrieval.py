@@ -410,11 +410,13 @@ def test_a_long_take_is_trimmed_around_the_moment_that_matches(tmp_path: Path, p
     (near_coffee,) = shot_options(shot, (coffee,), rate)
     assert near_coffee.source_in / 25 < 4.0 < 7.0 < near_cat.source_in / 25 + near_cat.frames / 25
     assert abs((near_cat.source_in + near_cat.frames / 2) / 25 - cat.moment) < 0.1
-    cands = CandidateSet(str(lib), "proxy-v3", ())
-    assert CandidateSet.from_json(cands.to_json()) == cands
+    from montage.optimize import optimize
     from retrieval.types import ShotCandidates
 
     one = CandidateSet(str(lib), "proxy-v3", (ShotCandidates("s1", "cat", (cat, coffee)),))
+    chosen = optimize(ShotPlan(source="t", shots=(shot,)), one, threshold=0.0,
+                      rate=rate).edl.decisions[0]
+    assert chosen.source_in == near_cat.source_in and "trimmed around it" in chosen.reason
     assert CandidateSet.from_json(one.to_json()) == one  # the moments survive a recut's reload
     with sqlite3.connect(index.folder / DB_NAME) as con:  # an index from before moments were kept
         con.execute("DROP TABLE moments")
