@@ -58,7 +58,7 @@ class Placement:
         """JSON-ready, for the clip's provenance (and to rebuild the pass from it)."""
         from dataclasses import asdict
 
-        return {**asdict(self), "portrait": asdict(self.portrait)}
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "Placement":
@@ -110,8 +110,9 @@ def _mtime(path: str) -> float:
 
 
 @lru_cache(maxsize=64)
-def _faces(path: str, _mtime: float) -> tuple[tuple, ...]:
-    """(top, left, bottom, right, descriptor) of each face in an image, largest first."""
+def _faces(path: str, mtime: float) -> tuple[tuple, ...]:
+    """(top, left, bottom, right, descriptor) of each face in an image, largest first
+    (remembered per file version: ``mtime`` is part of the cache key)."""
     from planner.errors import MediaError
     from retrieval.faces import detect_faces
     from retrieval.media import read_still
