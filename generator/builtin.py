@@ -20,7 +20,7 @@ from generator.weights import read_header
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WEIGHTS = ROOT / "assets" / "generator" / "builtin.safetensors"
-VERSION = "builtin-2"  # bump when sampling changes what the same weights produce (2: face pass)
+VERSION = "builtin-3"  # bump when sampling changes what the same weights produce (2, 3: face pass)
 
 
 @dataclass(frozen=True)

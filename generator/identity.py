@@ -10,7 +10,8 @@ the character's, so the optimizer's continuity rule and dlib see the same person
 and library shots; the rest of the frame is the model's.
 
 Where the face goes: where the init frame (the near-miss library frame SDEdit started from)
-shows a face, else a medium close-up on a third of the frame (the first character left or right
+shows a face (moved inwards if the head would leave the frame), else a medium close-up on a
+third of the frame (the first character left or right
 by seed, a second character on the other third).
 """
 from __future__ import annotations
@@ -29,6 +30,7 @@ from generator.types import Character
 WORK_HEIGHT = 360  # frames are composed at this height (ffmpeg scales them to the film's size)
 FACE_HEIGHT = 0.24  # default face box height / frame height: a medium close-up
 MIN_FACE_HEIGHT = 0.16  # a face taken from the init frame is never drawn smaller than this
+MAX_FACE_HEIGHT = 0.4  # nor larger than this (the head, hair and chin must fit in the frame)
 PUSH_IN = 0.05  # the face grows by this share over the shot (a slow push-in)
 DRIFT = 0.015  # and drifts sideways by this share of the frame width
 TONE_MATCH = 0.35  # how far the face's colour statistics move toward the frame's (0..1)
@@ -158,7 +160,10 @@ def place(cast: Sequence[Character], init_image: str | None, width: int, height:
             continue
         if n < len(found):
             cx, cy, fh = found[n]
-            fh = max(fh, MIN_FACE_HEIGHT * height)
+            fh = min(max(fh, MIN_FACE_HEIGHT * height), MAX_FACE_HEIGHT * height)
+            # the whole head in frame: a face the centre crop left at an edge moves inwards
+            cx = min(max(cx, 0.9 * fh), width - 0.9 * fh)
+            cy = min(max(cy, 1.2 * fh), height - 0.9 * fh)
         else:
             third = side if n == 0 else -side
             cx, cy, fh = width * (0.5 + third / 6), height * 0.4, FACE_HEIGHT * height

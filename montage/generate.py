@@ -22,11 +22,12 @@ from planner.shots import ShotPlan
 from retrieval.types import CandidateSet, Hit
 
 from generator.candidates import generated_hit, is_generated
-from generator.cast import identity_from_library, load_cast, portraits_from_library
+from generator.cast import (identity_from_library, load_cast, portraits_from_library,
+                            resolve_identity)
 from generator.conditioning import init_frame, pick_init_hit
-from generator.errors import GeneratorError, GeneratorModelError
+from generator.errors import CastError, GeneratorError, GeneratorModelError
 from generator.factory import make_generator
-from generator.types import GenerationRequest
+from generator.types import Character, GenerationRequest
 
 from montage.edl import EditDecisionList
 
@@ -41,6 +42,7 @@ class Generated:
     failed: tuple[str, ...]  # "shot id: why" for shots left as title cards
     attempted: frozenset[str] = frozenset()  # shots it tried to generate (made or failed)
     usable: bool = True  # False when there was no generator to use (off, or it did not load)
+    cast: tuple[Character, ...] = ()  # the film's characters as the generator saw them
 
 
 def _seed(shot_id: str) -> int:
@@ -92,6 +94,10 @@ def fill_missing(plan: ShotPlan, candidates: CandidateSet, *, spec: str, thresho
             shown = [h.shot for s in plan.shots if character.name in s.characters
                      for h in cands[s.id].hits]
             character = portraits_from_library(character, shown, library, cache)
+        try:  # reference photos: checked here once (a bad one fails its shots, below)
+            character = resolve_identity(character)
+        except CastError:
+            pass
         cast.append(character)
     provenance: dict[str, tuple[tuple[str, str], ...]] = {}
     failed: list[str] = []
@@ -121,7 +127,7 @@ def fill_missing(plan: ShotPlan, candidates: CandidateSet, *, spec: str, thresho
             "prompt": clip.prompt, "references": ";".join(clip.references),
             "seconds_taken": f"{clip.seconds_taken:.2f}"}.items()))
     return Generated(replace(candidates, shots=tuple(cands[s.id] for s in plan.shots)),
-                     provenance, tuple(failed), attempted)
+                     provenance, tuple(failed), attempted, cast=tuple(cast))
 
 
 def merge(first: Generated, second: Generated) -> Generated:
@@ -131,7 +137,26 @@ def merge(first: Generated, second: Generated) -> Generated:
                   for c in first.candidates.shots)
     return Generated(replace(first.candidates, shots=shots),
                      {**first.provenance, **second.provenance}, first.failed + second.failed,
-                     first.attempted | second.attempted, first.usable and second.usable)
+                     first.attempted | second.attempted, first.usable and second.usable,
+                     second.cast or first.cast)
+
+
+def cast_lines(generated: Generated, plan: ShotPlan, edl: EditDecisionList) -> list[str]:
+    """Markdown lines for the report: who each character is taken to be, and from what."""
+    shown = {d.shot_id for d in edl.decisions if d.source == "generated"}
+    lines = []
+    for c in generated.cast:
+        if c.references:
+            who = "reference photos " + ", ".join(Path(r).name for r in c.references)
+        elif c.descriptor is not None:
+            who = "the face seen most in the library shots chosen for them"
+        else:
+            who = "unknown (no reference photo, and no face in the library shots chosen for them)"
+        faces = ", ".join(Path(p).name for p in c.portraits) or "none"
+        made = [s.id for s in plan.shots if s.id in shown and c.name in s.characters]
+        lines.append(f"- **{c.name}**: identity from {who}; portraits for generated shots: "
+                     f"{faces}; generated shots showing them: {', '.join(made) or 'none'}")
+    return lines
 
 
 def mark_generated(edl: EditDecisionList, generated: Generated) -> EditDecisionList:

@@ -27,7 +27,7 @@ from retrieval.types import CandidateSet, Hit, ShotCandidates
 
 from montage.contact import write_contact_sheet
 from montage.edl import EditDecisionList
-from montage.generate import fill_missing, mark_generated, merge
+from montage.generate import cast_lines, fill_missing, mark_generated, merge
 from montage.optimize import Kept, Solution, optimize
 from montage.project import (Choices, ProjectState, copy_atomic, cut_dir, load_choices, load_state,
                              record_cut, save_state, write_atomic)
@@ -203,7 +203,8 @@ class Recutter:
                                progress=o.progress)
         lap("render")
 
-        self._publish(folder, solution, plan, candidates, out, changes)
+        cast = cast_lines(generated, plan, solution.edl) if generated is not None else []
+        self._publish(folder, solution, plan, candidates, out, changes, cast)
         save_state(project, ProjectState(library=str(lib.resolve()), embedder=index.embedder_name,
                                          index_id=index_id, script=str(script.resolve()),
                                          film=str(out.resolve()), settings=self.settings(), cut=n))
@@ -300,7 +301,7 @@ class Recutter:
         return folder
 
     def _publish(self, folder: Path, solution: Solution, plan: ShotPlan, candidates: CandidateSet,
-                 out: Path, changes: str) -> None:
+                 out: Path, changes: str, cast: list[str]) -> None:
         """Make the new cut the current one: artifacts beside the film and in the project."""
         project = self.project
         write_atomic(folder / "candidates.json", candidates.to_json())
@@ -313,7 +314,8 @@ class Recutter:
             write_contact_sheet(out, solution.edl, project / "contact.png")
         rhythm_plot(solution.edl, clip_features(candidates), project / "rhythm.png")
         write_atomic(project / "report.md",
-                     report_text(plan, candidates, solution, film=out, changes=changes))
+                     report_text(plan, candidates, solution, film=out, changes=changes,
+                                 cast=cast))
 
 
 def _same(kept: Kept, d) -> bool:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 from planner.shots import ShotPlan
 from retrieval.types import CandidateSet
@@ -20,9 +21,11 @@ def _cell(text: str) -> str:
 
 
 def report_text(plan: ShotPlan, candidates: CandidateSet, solution: Solution, film: Path,
-                changes: str = "") -> str:
+                changes: str = "", cast: Sequence[str] = ()) -> str:
+    """The report; ``cast``: markdown lines about the characters (when a generator ran)."""
     edl = solution.edl
     placeholders = sum(d.source == "placeholder" for d in edl.decisions)
+    generated = sum(d.source == "generated" for d in edl.decisions)
     bent = sum(len(d.bends) for d in edl.decisions)
     lines = [
         f"# Montage report: {film.name}",
@@ -31,7 +34,8 @@ def report_text(plan: ShotPlan, candidates: CandidateSet, solution: Solution, fi
         + (f"; this cut: {changes}" if changes else ""),
         f"- library: {candidates.library} (embedder {candidates.embedder})",
         f"- film: {edl.seconds:.1f} s at {edl.width}x{edl.height}, {edl.rate} fps; "
-        f"{len(edl.decisions) - placeholders} library clips, {placeholders} placeholders",
+        f"{len(edl.decisions) - placeholders - generated} library clips, "
+        + (f"{generated} generated, " if generated else "") + f"{placeholders} placeholders",
         f"- rules: {solution.rules or 'default'}; {bent} rule bends",
         f"- optimizer ({solution.method}): objective {solution.objective:.3f}, bound "
         f"{solution.bound:.3f}, gap {100 * solution.gap:.2f}%, "
@@ -49,6 +53,8 @@ def report_text(plan: ShotPlan, candidates: CandidateSet, solution: Solution, fi
         runner = f"{d.runner_up}: {d.decided_by}" if d.runner_up else d.decided_by
         lines.append(f"| {n} | {_clock(start, edl.rate)} | {_cell(d.text)} | {clip} | {d.score:.2f} "
                      f"| {_cell(runner)} | {', '.join(d.bends)} |")
+    if cast:
+        lines += ["", "## Cast", "", *cast]
     lines += ["", "## Reasons", ""]
     lines += [f"{n}. `{d.shot_id}` {_cell(d.reason)}" for n, d in enumerate(edl.decisions, 1)]
     lines += ["", edl_text(edl, film.name).replace("# Why each shot", "## Why each shot")]
