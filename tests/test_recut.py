@@ -248,3 +248,38 @@ def test_only_cards_left_by_reuse_go_to_the_second_round():
         ShotCandidates("d", "", (Hit(shot("sea"), 0.1),)),  # nothing good: round one's job
     ))
     assert _reuse_cards(edl, cands, 0.3) == {"b"}
+
+
+def test_a_generated_shot_of_a_cast_member_shows_their_face(tmp_path, library):
+    """End to end: cast.toml names Anna with a real photo; her generated shot carries her face
+    (dlib finds it in the film), and the report says who she was taken to be."""
+    import importlib.util
+
+    import numpy as np
+
+    from generator import Character, resolve_identity
+    from retrieval.faces import detect_faces
+    from retrieval.media import read_frames
+
+    photo = Path(importlib.util.find_spec("skimage").submodule_search_locations[0]) / "data" / "astronaut.png"
+    cast = tmp_path / "cast.toml"
+    cast.write_text(f'[[character]]\nname = "Anna"\nreferences = ["{photo}"]\n', encoding="utf-8")
+    script = tmp_path / "story.txt"
+    script.write_text("A red door opens slowly. Anna waits on the bridge.\n")
+    project, out = tmp_path / "proj", tmp_path / "film.mp4"
+    Recutter(library, project, replace(OPTIONS, width=640, height=360)).cut(script, out)
+    target = next(d for d in read_timeline(project / "edit.otio").decisions if "Anna" in d.text)
+    opts = replace(OPTIONS, width=640, height=360, generator="builtin", cast=cast,
+                   generate=frozenset({target.shot_id}))
+    Recutter(library, project, opts).cut(script, out)
+    edl = read_timeline(project / "edit.otio")
+    (d,) = [d for d in edl.decisions if d.shot_id == target.shot_id]
+    assert d.source == "generated" and str(photo) in dict(d.provenance)["references"]
+    start = sum(x.frames for x in edl.decisions[:edl.decisions.index(d)])
+    frame = read_frames(out, [float((start + d.frames / 2) / edl.rate)])[0]
+    anna = resolve_identity(Character("Anna", references=(str(photo),)))
+    (face,) = detect_faces(frame)
+    assert np.linalg.norm(np.subtract(face.descriptor, anna.descriptor)) < 0.45
+    report = (project / "report.md").read_text(encoding="utf-8")
+    assert "**Anna**: identity from reference photos astronaut.png" in report
+    assert f"generated shots showing them: {target.shot_id}" in report
