@@ -256,6 +256,8 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"{query}:")
                 for n, h in enumerate(hits, 1):
                     span = "still" if h.shot.is_still else f"{h.shot.start:.2f}-{h.shot.end:.2f}s"
+                    if h.moment is not None:
+                        span += f", best at {h.moment:.2f}s"
                     print(f"  {n}. {h.score:.3f}  {h.shot.path}  {span}  ({', '.join(h.shot.labels[:3])})")
         return 0
     if args.command == "generator":

@@ -1,7 +1,8 @@
 """A contact sheet of search hits: one row per query, one thumbnail per hit, with its score.
 
 For people who would rather look than read: ``montage search LIB "a cat" --sheet hits.png``.
-Each thumbnail is the middle frame of the shot (the still itself for stills), letterboxed.
+Each thumbnail is the frame of the shot that best matched the query (its moment), else its
+middle frame (the still itself for stills), letterboxed.
 """
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ def _thumbnail(root: Path, hit: Hit) -> np.ndarray | None:
     try:
         if hit.shot.is_still:
             return read_still(path)
-        return read_frames(path, [(hit.shot.start + hit.shot.end) / 2])[0]
+        at = hit.moment if hit.moment is not None else (hit.shot.start + hit.shot.end) / 2
+        return read_frames(path, [at])[0]
     except (MediaError, IndexError):
         return None
 
@@ -72,6 +74,8 @@ def write_sheet(root: Path, queries: list[str], results: list[list[Hit]], out: P
                                outline=DIM_TEXT)
                 draw.text((x + 8, y + HEADER_H + 8), "unreadable", fill=DIM_TEXT, font=small)
             span = "still" if hit.shot.is_still else f"{hit.shot.start:.1f}-{hit.shot.end:.1f}s"
+            if hit.moment is not None:
+                span += f" @{hit.moment:.1f}s"
             cy = y + HEADER_H + THUMB_H + 4
             draw.text((x, cy), f"{n + 1}. {hit.score:.3f}  {span}", fill=TEXT, font=small)
             draw.text((x, cy + 16), _fit(hit.shot.path, 36), fill=DIM_TEXT, font=small)
