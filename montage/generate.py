@@ -135,10 +135,14 @@ def merge(first: Generated, second: Generated) -> Generated:
     mine = {c.shot_id: c for c in second.candidates.shots}
     shots = tuple(mine[c.shot_id] if c.shot_id in second.attempted else c
                   for c in first.candidates.shots)
+    cast = {c.name: c for c in first.cast}
+    for c in second.cast:  # a round finds portraits only for the characters it generates
+        if c.portraits or c.name not in cast:
+            cast[c.name] = c
     return Generated(replace(first.candidates, shots=shots),
                      {**first.provenance, **second.provenance}, first.failed + second.failed,
                      first.attempted | second.attempted, first.usable and second.usable,
-                     second.cast or first.cast)
+                     tuple(cast.values()))
 
 
 def cast_lines(generated: Generated, plan: ShotPlan, edl: EditDecisionList) -> list[str]:

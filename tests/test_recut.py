@@ -283,3 +283,19 @@ def test_a_generated_shot_of_a_cast_member_shows_their_face(tmp_path, library):
     report = (project / "report.md").read_text(encoding="utf-8")
     assert "**Anna**: identity from reference photos astronaut.png" in report
     assert f"generated shots showing them: {target.shot_id}" in report
+
+
+def test_a_second_round_keeps_the_first_rounds_portraits():
+    from generator import Character
+    from montage.generate import Generated, merge
+    from retrieval.types import CandidateSet
+
+    empty = CandidateSet("/lib", "proxy", ())
+    first = Generated(empty, {}, (), frozenset({"a"}),
+                      cast=(Character("Anna", portraits=("/p/anna.png",)), Character("Ben")))
+    second = Generated(empty, {}, ("b: failed",), frozenset({"b"}),
+                       cast=(Character("Anna"), Character("Ben", portraits=("/p/ben.png",))))
+    both = merge(first, second)
+    assert {c.name: c.portraits for c in both.cast} == {"Anna": ("/p/anna.png",),
+                                                        "Ben": ("/p/ben.png",)}
+    assert both.attempted == {"a", "b"} and both.failed == ("b: failed",)
