@@ -89,7 +89,7 @@ def choose_portrait(character: Character, seed: int) -> Portrait | None:
 
 
 def _portrait(path: str, descriptor: tuple[float, ...] | None) -> Portrait | None:
-    faces = _faces(path, _mtime(path))
+    _, faces = _faces(path, _mtime(path))
     if not faces:
         return None
     if descriptor is None:
@@ -112,9 +112,10 @@ def _mtime(path: str) -> float:
 
 
 @lru_cache(maxsize=64)
-def _faces(path: str, mtime: float) -> tuple[tuple, ...]:
-    """(top, left, bottom, right, descriptor) of each face in an image, largest first
-    (remembered per file version: ``mtime`` is part of the cache key)."""
+def _faces(path: str, mtime: float) -> tuple[tuple[int, int], tuple[tuple, ...]]:
+    """The image's (width, height) as read (EXIF orientation applied) and (top, left, bottom,
+    right, descriptor) of each face in it, largest first (remembered per file version:
+    ``mtime`` is part of the cache key)."""
     from planner.errors import MediaError
     from retrieval.faces import detect_faces
     from retrieval.media import read_still
@@ -122,8 +123,9 @@ def _faces(path: str, mtime: float) -> tuple[tuple, ...]:
     try:
         image = read_still(Path(path))
     except MediaError:
-        return ()
-    return tuple((f.top, f.left, f.bottom, f.right, f.descriptor) for f in detect_faces(image))
+        return (0, 0), ()
+    faces = tuple((f.top, f.left, f.bottom, f.right, f.descriptor) for f in detect_faces(image))
+    return (image.shape[1], image.shape[0]), faces
 
 
 def init_faces(init_image: str | None, width: int, height: int) -> list[tuple[float, float, float]]:
@@ -131,13 +133,9 @@ def init_faces(init_image: str | None, width: int, height: int) -> list[tuple[fl
     (centre-cropped, as the generators fit the init frame), largest first."""
     if init_image is None:
         return []
-    faces = _faces(init_image, _mtime(init_image))
+    (sw, sh), faces = _faces(init_image, _mtime(init_image))
     if not faces:
         return []
-    from PIL import Image
-
-    with Image.open(init_image) as im:
-        sw, sh = im.size
     scale = max(width / sw, height / sh)
     ox, oy = (sw * scale - width) / 2, (sh * scale - height) / 2
     out = []
