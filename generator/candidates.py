@@ -16,12 +16,45 @@ GENERATED_PREFIX = "generated:"
 
 
 def measure(clip: GeneratedClip) -> ShotFeatures:
-    """Tone, colours and faces of the clip's middle frame, as the index measures footage."""
+    """Tone, colours and faces of the clip's middle frame, as the index measures footage.
+
+    Measured once per clip file and kept beside it (``<clip>.features.json``, stamped with the
+    file's size and time), so a recut that reuses the clip does not decode it and look for
+    faces again (about 0.3 s a clip on 2 cores).
+    """
+    import json
+    import os
+    from dataclasses import asdict
+
+    from retrieval.types import features_from_dict
+
+    path = Path(clip.path)
+    saved = path.with_name(path.name + ".features.json")
+    try:
+        st = path.stat()
+        stamp = f"{st.st_size}:{st.st_mtime_ns}"
+        data = json.loads(saved.read_text(encoding="utf-8"))
+        if data["stamp"] == stamp:
+            return features_from_dict(data["features"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    features = _measure(path)
+    try:
+        st = path.stat()
+        tmp = saved.with_name(f".{saved.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"stamp": f"{st.st_size}:{st.st_mtime_ns}",
+                                   "features": asdict(features)}), encoding="utf-8")
+        tmp.replace(saved)
+    except OSError:
+        pass  # a read-only cache only costs the measuring next time
+    return features
+
+
+def _measure(path: Path) -> ShotFeatures:
     from retrieval.faces import detect_faces, shot_scale
     from retrieval.features import dominant_colors, histogram, tone
     from retrieval.media import probe, read_frames
 
-    path = Path(clip.path)
     frame = read_frames(path, [probe(path).duration / 2])[0]
     faces = detect_faces(frame)
     share = faces[0].height / frame.shape[0] if faces else 0.0

@@ -248,3 +248,27 @@ def test_a_bad_reference_fails_only_that_shot(tmp_path: Path) -> None:
     ok = gen.generate(_request(characters=("Ben",), cast=cast), cache_dir=tmp_path / "c",
                       progress=False)
     assert ok.seed == 6, "a shot of another character still generates, with that one's seed"
+
+
+def test_a_clip_is_measured_once_and_again_when_it_changes(tmp_path: Path, monkeypatch) -> None:
+    """Recuts reuse the measured features of a cached clip instead of decoding it again."""
+    from generator import candidates
+
+    gen = BuiltinGenerator(_weights(tmp_path / "w.safetensors"), BuiltinSettings(steps=2))
+    clip = gen.generate(_request(), cache_dir=tmp_path / "c", progress=False)
+    first = candidates.measure(clip)
+    assert Path(clip.path + ".features.json").is_file()
+
+    def no_decoding(path):
+        raise AssertionError("measured again")
+
+    monkeypatch.setattr(candidates, "_measure", no_decoding)
+    assert candidates.measure(clip) == first
+    monkeypatch.undo()
+    init = tmp_path / "white.png"
+    Image.new("RGB", (64, 36), (250, 250, 250)).save(init)
+    other = gen.generate(_request(init_image=str(init)), cache_dir=tmp_path / "c2", progress=False)
+    expected = candidates.measure(other)
+    assert expected != first
+    Path(other.path).replace(clip.path)  # the same file name, new pixels: measured afresh
+    assert candidates.measure(clip) == expected
