@@ -3,7 +3,8 @@
 A 5-minute script (75 sentences, 15 paragraphs) over a library of a few hundred shots (the demo
 library plus synthetic clips made by ffmpeg, kept in out/bench/library so re-runs index warm).
 Makes the film once, then applies single edits (modify, insert, delete, move a paragraph) and
-times each recut in-process with models loaded, as `montage watch` does. Prints JSON lines.
+times each recut in-process with models loaded, as `montage watch` does. Then the demo with
+the builtin generator and its cast on: a first cut and a one-sentence recut. Prints JSON lines.
 """
 from __future__ import annotations
 
@@ -135,6 +136,34 @@ def main() -> None:
              render_s=round(res.timings["render"], 2),
              render_share_of_full=round(res.timings["render"] / full_render, 3),
              clips_encoded=res.encoded, untouched_kept=f"{stable}/{len(untouched)}")
+    generation_recut()
+
+
+def generation_recut() -> None:
+    """The demo with the builtin generator and its cast on: a first cut, then one edited
+    sentence, as watch mode recuts it (the generated clips come from the cache)."""
+    from montage.demo import DEMO
+
+    work = OUT / "recut-generated"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    script, out = work / "story.txt", work / "film.mp4"
+    text = (DEMO / "script.txt").read_text(encoding="utf-8")
+    script.write_text(text, encoding="utf-8")
+    recutter = Recutter(fetch_demo_library(), work / "project",
+                        MakeOptions(progress=False, contact_sheet=False, generator="builtin",
+                                    cast=DEMO / "cast.toml"))
+    first = recutter.cut(script, out)
+    emit(stage="first cut with generation (demo)", shots=first.shots,
+         timings={k: round(v, 3) for k, v in first.timings.items()})
+    script.write_text(text.replace("The alarm clock rings at dawn.",
+                                   "The old alarm clock rings at dawn."), encoding="utf-8")
+    res = recutter.cut(script, out)
+    edit_s = sum(res.timings.get(k, 0.0)
+                 for k in ("plan", "index", "search", "generate", "optimize", "edit"))
+    emit(stage="recut with generation (demo): modify one sentence", changes=res.changes,
+         edit_ms=round(edit_s * 1000, 1),
+         timings_ms={k: round(v * 1000, 1) for k, v in res.timings.items()})
 
 
 if __name__ == "__main__":
