@@ -145,7 +145,7 @@ class Recutter:
         def lap(name: str) -> None:
             nonlocal clock
             now = time.perf_counter()
-            t[name] = round(now - clock, 4)
+            t[name] = round(t.get(name, 0.0) + now - clock, 4)  # a stage may come twice
             clock = now
 
         plan = load_script(script)
@@ -187,8 +187,10 @@ class Recutter:
         if generated is not None:
             cards = _reuse_cards(solution.edl, searched, self._threshold()) - generated.attempted
             if cards and generated.usable:  # generate them, then solve again
+                lap("optimize")
                 generated = merge(generated, self._generate(plan, searched, only=cards))
                 candidates = generated.candidates
+                lap("generate")
                 solution = solve(candidates)
             solution = replace(solution, edl=mark_generated(solution.edl, generated))
         lap("optimize")
