@@ -107,21 +107,6 @@ def bench_builtin(gen, root: Path, index, plan, work: Path, n: int):
          no_init_beats_random=int(sum(g > r for g, r in zip(free_s, rand_s))))
 
 
-def _clusters(shots) -> list[list]:
-    """Library faces grouped by person (greedy, dlib's 0.6), biggest group first: [(shot, desc)]."""
-    groups: list[list] = []
-    for shot in shots:
-        for d in shot.features.face_descriptors:
-            v = np.asarray(d)
-            best = min(groups, key=lambda g: np.linalg.norm(np.mean([x for _, x in g], 0) - v),
-                       default=None)
-            if best is not None and np.linalg.norm(np.mean([x for _, x in best], 0) - v) < 0.6:
-                best.append((shot, v))
-            else:
-                groups.append([(shot, v)])
-    return sorted(groups, key=len, reverse=True)
-
-
 def _pairs(a, b=None) -> list[float]:
     if b is None:
         return [float(np.linalg.norm(x - y)) for x, y in itertools.combinations(a, 2)]
@@ -136,11 +121,10 @@ def bench_identity(gen, root: Path, index, work: Path) -> None:
     """Two people of the library as characters; each generated in 4 shots, in a scene of
     another library shot (SDEdit) and from noise, with and without the face pass."""
     from generator.builtin import BuiltinGenerator
-    from generator.cast import portraits_from_library
+    from generator.cast import face_clusters, portraits_from_library
     from retrieval.faces import detect_faces
 
-    faced = [s for s in index.shots if s.features and s.features.face_descriptors]
-    groups = [g for g in _clusters(faced) if g][:2]
+    groups = sorted((c.faces for c in face_clusters(index.shots)), key=len, reverse=True)[:2]
     if len(groups) < 2:
         emit(bench="identity", skipped="the library shows fewer than two different people")
         return

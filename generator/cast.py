@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import tomllib
 import zlib
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -154,18 +154,25 @@ def resolve_identity(character: Character) -> Character:
 _RESOLVED: dict[tuple, Character] = {}
 
 
-def identity_from_library(character: Character, shots: Iterable[LibraryShot]) -> Character:
-    """The character with the identity of the face cluster most often seen in ``shots``.
+@dataclass
+class FaceCluster:
+    """Faces of the library taken to be one person: (shot, descriptor) pairs."""
 
-    ``shots`` are the library shots chosen (or best ranked) for the planned shots that name the
-    character. Faces are clustered greedily at dlib's 0.6 threshold; the cluster present in the
-    most shots wins (ties: more faces, then first seen), and its mean descriptor becomes the
-    identity. Characters with references or a descriptor already, and shots without analysed
-    faces, are left as they are.
-    """
-    if character.descriptor is not None or character.references:
-        return character
-    clusters: list[dict] = []  # {"sum": array, "n": faces, "shots": set of shot ids}
+    faces: list[tuple[LibraryShot, np.ndarray]] = field(default_factory=list)
+
+    @property
+    def mean(self) -> np.ndarray:
+        return np.mean([d for _, d in self.faces], axis=0)
+
+    @property
+    def shots(self) -> set[str]:
+        return {shot.id for shot, _ in self.faces}
+
+
+def face_clusters(shots: Iterable[LibraryShot]) -> list[FaceCluster]:
+    """The analysed faces of ``shots`` grouped greedily at dlib's 0.6 threshold (each face
+    joins the nearest cluster mean within it, else starts one), in the order first seen."""
+    clusters: list[FaceCluster] = []
     for shot in shots:
         if shot.features is None:
             continue
@@ -173,17 +180,29 @@ def identity_from_library(character: Character, shots: Iterable[LibraryShot]) ->
             if len(desc) != DESCRIPTOR_DIM:
                 continue
             v = np.asarray(desc, np.float64)
-            best = min(clusters, key=lambda c: np.linalg.norm(c["sum"] / c["n"] - v), default=None)
-            if best is not None and np.linalg.norm(best["sum"] / best["n"] - v) < SAME_PERSON:
-                best["sum"] += v
-                best["n"] += 1
-                best["shots"].add(shot.id)
+            best = min(clusters, key=lambda c: np.linalg.norm(c.mean - v), default=None)
+            if best is not None and np.linalg.norm(best.mean - v) < SAME_PERSON:
+                best.faces.append((shot, v))
             else:
-                clusters.append({"sum": v.copy(), "n": 1, "shots": {shot.id}})
+                clusters.append(FaceCluster([(shot, v)]))
+    return clusters
+
+
+def identity_from_library(character: Character, shots: Iterable[LibraryShot]) -> Character:
+    """The character with the identity of the face cluster most often seen in ``shots``.
+
+    ``shots`` are the library shots chosen (or best ranked) for the planned shots that name the
+    character. The cluster (``face_clusters``) present in the most shots wins (ties: more
+    faces, then first seen), and its mean descriptor becomes the identity. Characters with
+    references or a descriptor already, and shots without analysed faces, are left as they are.
+    """
+    if character.descriptor is not None or character.references:
+        return character
+    clusters = face_clusters(shots)
     if not clusters:
         return character
-    top = max(clusters, key=lambda c: (len(c["shots"]), c["n"]))  # max keeps the first on ties
-    return replace(character, descriptor=_mean([tuple(top["sum"] / top["n"])]))
+    top = max(clusters, key=lambda c: (len(c.shots), len(c.faces)))  # max keeps the first on ties
+    return replace(character, descriptor=_mean([tuple(top.mean)]))
 
 
 def portraits_from_library(character: Character, shots: Iterable[LibraryShot], library: Path,
@@ -222,29 +241,15 @@ def portraits_from_library(character: Character, shots: Iterable[LibraryShot], l
 
 def _library_frame(library: Path, shot: LibraryShot, frac: float, out_dir: Path) -> Path | None:
     """A still's own file, or a video shot's frame at ``frac`` of its length saved as a PNG."""
-    import hashlib
-
-    from PIL import Image
-
+    from generator.conditioning import init_frame
     from planner.errors import MediaError
-    from retrieval.media import read_frames
 
-    src = (library / shot.path).resolve()
     if shot.is_still:
-        return src
-    key = hashlib.sha1(f"{shot.id}|{shot.start}|{shot.end}|{frac}".encode()).hexdigest()[:16]
-    path = out_dir / f"portrait-{key}.png"
-    if path.is_file():
-        return path
+        return (library / shot.path).resolve()
     try:
-        frame = read_frames(src, [shot.start + (shot.end - shot.start) * frac])[0]
+        return init_frame(library, shot, out_dir, at=frac)
     except MediaError:
         return None
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    Image.fromarray(frame).save(tmp)
-    tmp.replace(path)
-    return path
 
 
 def face_distance(character: Character, shot: LibraryShot) -> float | None:

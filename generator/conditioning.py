@@ -102,20 +102,23 @@ def pick_init_hit(hits: Sequence[Hit], cast: Sequence[Character]) -> Hit | None:
     return max(hits, key=lambda h: h.score)
 
 
-def init_frame(library: Path, shot: LibraryShot, out_dir: Path) -> Path:
-    """The middle frame of a library shot as a PNG under ``out_dir`` (reused if already there)."""
+def init_frame(library: Path, shot: LibraryShot, out_dir: Path, at: float = 0.5) -> Path:
+    """The frame at ``at`` of a library shot's length (a still: the still) as a PNG under
+    ``out_dir``, reused if already there. MediaError if the footage cannot be read."""
     import hashlib
 
     from PIL import Image
 
     from retrieval.media import read_frames, read_still
 
-    key = hashlib.sha1(f"{shot.id}|{shot.start}|{shot.end}".encode()).hexdigest()[:16]
+    where = f"|{at}" if at != 0.5 else ""  # the middle frame keeps its old name
+    key = hashlib.sha1(f"{shot.id}|{shot.start}|{shot.end}{where}".encode()).hexdigest()[:16]
     path = Path(out_dir) / f"init-{key}.png"
     if path.is_file():
         return path
     src = Path(library) / shot.path
-    frame = read_still(src) if shot.is_still else read_frames(src, [(shot.start + shot.end) / 2])[0]
+    frame = (read_still(src) if shot.is_still
+             else read_frames(src, [shot.start + (shot.end - shot.start) * at])[0])
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
     Image.fromarray(frame).save(tmp)

@@ -152,6 +152,8 @@ def cast_lines(generated: Generated, plan: ShotPlan, edl: EditDecisionList) -> l
     for c in generated.cast:
         if c.references:
             who = "reference photos " + ", ".join(Path(r).name for r in c.references)
+            if c.descriptor is None:  # resolve_identity failed: its shots say why
+                who += " (unusable: see the warnings for their shots)"
         elif c.descriptor is not None:
             who = "the face seen most in the library shots chosen for them"
         else:

@@ -285,7 +285,7 @@ class _Run:
                     frames.append(a.frames[r])
                     texts.append(text)
                     hints.append(people_hints(a.features[shot_n]))
-                    owners.append((a.path, shot_n, a.times[r] if r < len(a.times) else None))
+                    owners.append((a.path, shot_n, a.times[r]))
         if self._hints:
             analysis = self.emb.analyse(frames, texts, hints=hints)
         else:
@@ -298,10 +298,9 @@ class _Run:
             for shot_n, ((start, end), feats) in enumerate(zip(a.spans, a.features)):
                 rows = [i for i in idx if owners[i][1] == shot_n]
                 vectors.append(analysis.vectors[rows].mean(axis=0))
-                times = tuple(owners[i][2] for i in rows)
-                if (a.kind == "video" and len(rows) > 1 and None not in times
-                        and end - start >= MOMENT_MIN_SECONDS):
-                    moments[shot_n] = (times, normalise(analysis.vectors[rows]))
+                if a.kind == "video" and len(rows) > 1 and end - start >= MOMENT_MIN_SECONDS:
+                    moments[shot_n] = (tuple(owners[i][2] for i in rows),
+                                       normalise(analysis.vectors[rows]))
                 labels = merge_labels([analysis.labels[r] for r in rows],
                                       people_words(feats) + [w for w in words])
                 shot = LibraryShot(id=f"{a.path}#{shot_n}", path=a.path, kind=a.kind,
