@@ -24,15 +24,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.instances import make_instance  # noqa: E402
-from montage.costs import SCALE  # noqa: E402
-from montage.explain import explain  # noqa: E402
-from montage.heuristic import exhaustive, improve  # noqa: E402
-from montage.instance import build_problem  # noqa: E402
-from montage.lagrange import lagrangian  # noqa: E402
-from montage.optimize import optimize  # noqa: E402
-from montage.problem import Problem, score  # noqa: E402
-from montage.rules import load_rules  # noqa: E402
-from montage.solver import solve_cpsat  # noqa: E402
+from montage.optimize.costs import SCALE  # noqa: E402
+from montage.optimize.explain import explain  # noqa: E402
+from montage.optimize.heuristic import exhaustive, improve  # noqa: E402
+from montage.optimize.instance import build_problem  # noqa: E402
+from montage.optimize.lagrange import lagrangian  # noqa: E402
+from montage.optimize import load_rules, optimize  # noqa: E402
+from montage.optimize.problem import Problem, score  # noqa: E402
+from montage.optimize.solver import solve_cpsat  # noqa: E402
 
 CACHE = Path(__file__).resolve().parent / "best_known.json"
 RATE, W, H = Fraction(25), 1280, 720
@@ -196,7 +195,7 @@ def check_saved(path: Path) -> dict:
 
 def demo_violations() -> dict:
     """Rule bends on the demo film: the pure match assignment (before) vs the default rules."""
-    from montage.demo import DEMO, fetch_demo_library
+    from montage.cli.demo import DEMO, fetch_demo_library
     from planner.plan import load_script
     from retrieval.index import build_index, open_index
     from retrieval.search import candidates_for_plan

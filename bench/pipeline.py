@@ -17,10 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from montage.demo import DEMO, fetch_demo_library  # noqa: E402
+from montage.cli.demo import DEMO, fetch_demo_library  # noqa: E402
 from montage.optimize import optimize  # noqa: E402
-from montage.render import render_timeline  # noqa: E402
-from montage.timeline import write_timeline  # noqa: E402
+from montage.film import render_timeline, write_timeline  # noqa: E402
 from planner.nlp import load_nlp  # noqa: E402
 from planner.plan import load_script  # noqa: E402
 from retrieval.index import build_index, open_index  # noqa: E402

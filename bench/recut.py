@@ -21,10 +21,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from montage.demo import fetch_demo_library  # noqa: E402
+from montage.cli.demo import fetch_demo_library  # noqa: E402
 from retrieval.ffmpeg import ffmpeg_exe  # noqa: E402
 from montage.pipeline import MakeOptions, Recutter  # noqa: E402
-from montage.timeline import read_timeline  # noqa: E402
+from montage.film import read_timeline  # noqa: E402
 
 OUT = ROOT / "out" / "bench"
 SOURCES = [f"{src}:size=320x180:rate=25" for src in (
@@ -142,7 +142,7 @@ def main() -> None:
 def generation_recut() -> None:
     """The demo with the builtin generator and its cast on: a first cut, then one edited
     sentence, as watch mode recuts it (the generated clips come from the cache)."""
-    from montage.demo import DEMO
+    from montage.cli.demo import DEMO
 
     work = OUT / "recut-generated"
     shutil.rmtree(work, ignore_errors=True)

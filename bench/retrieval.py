@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from montage.demo import fetch_demo_library  # noqa: E402
+from montage.cli.demo import fetch_demo_library  # noqa: E402
 from retrieval import build_index, open_index  # noqa: E402
 from retrieval import search as search_module  # noqa: E402
 from retrieval.types import LibraryShot  # noqa: E402
@@ -154,7 +154,7 @@ def load_models() -> None:
     import numpy as np
 
     from retrieval.analyse import check_models
-    from retrieval.embed import make_embedder
+    from retrieval.registry import make_embedder
     from retrieval.keywords import terms
 
     t = time.perf_counter()
@@ -174,7 +174,7 @@ def moments(work: Path, names: dict[str, str], library: Path) -> None:
 
     import imageio_ffmpeg
 
-    from montage.problem import shot_options
+    from montage.optimize import shot_options
     from planner.shots import PlannedShot
 
     stills = {i: n for i, n in names.items() if not n.endswith(".mp4")}

@@ -15,7 +15,7 @@ import numpy as np
 
 from generator import cache, conditioning
 from generator.errors import GeneratorModelError, memory_guard
-from generator.types import GeneratedClip, GenerationRequest
+from generator.types import GeneratedClip, GenerationRequest, check_request
 from generator.weights import read_header
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,7 +80,7 @@ class BuiltinGenerator:
         from generator.video import fit_frame
         from retrieval.text import encode_texts
 
-        conditioning.check_request(request)
+        check_request(request)
         cast = conditioning.members(request)
         net = self.net()
         cfg = net.config

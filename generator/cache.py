@@ -14,7 +14,7 @@ import os
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from generator.types import GeneratedClip, GenerationRequest
+from generator.types import GeneratedClip, GenerationRequest, check_request
 
 CACHE_VERSION = 2  # 2: portraits (the face pass) are part of the key
 
@@ -87,10 +87,9 @@ def generate_cached(request: GenerationRequest, cache_dir: Path, *, identity: st
     """
     import time
 
-    from generator import conditioning
     from generator.video import write_clip
 
-    conditioning.check_request(request)
+    check_request(request)
     key = request_key(request, identity)
     hit = lookup(cache_dir, key)
     if hit is not None:

@@ -205,53 +205,6 @@ def identity_from_library(character: Character, shots: Iterable[LibraryShot]) ->
     return replace(character, descriptor=_mean([tuple(top.mean)]))
 
 
-def portraits_from_library(character: Character, shots: Iterable[LibraryShot], library: Path,
-                           out_dir: Path, *, limit: int = 3) -> Character:
-    """The character with up to ``limit`` library frames that show its face as portraits.
-
-    Frames come from the shots whose faces are within dlib's threshold of the identity, largest
-    face first, one per shot before a second from the same shot (so the portraits vary); each
-    is checked by detecting the face again. Characters with portraits already, or without an
-    identity, are left as they are.
-    """
-    if character.portraits or character.descriptor is None:
-        return character
-    from generator.identity import choose_portrait
-
-    near = {}
-    for shot in shots:
-        d = face_distance(character, shot)
-        if d is not None and d < SAME_PERSON and shot.id not in near:
-            near[shot.id] = shot
-    ranked = sorted(near.values(), key=lambda s: -s.features.face_size)
-    found: list[str] = []
-    for frac in (0.5, 0.25, 0.75):
-        for shot in ranked:
-            if len(found) >= limit:
-                break
-            if shot.is_still and frac != 0.5:
-                continue
-            path = _library_frame(Path(library), shot, frac, Path(out_dir))
-            if path is None or str(path) in found:
-                continue
-            if choose_portrait(replace(character, portraits=(str(path),)), 0) is not None:
-                found.append(str(path))
-    return replace(character, portraits=tuple(found)) if found else character
-
-
-def _library_frame(library: Path, shot: LibraryShot, frac: float, out_dir: Path) -> Path | None:
-    """A still's own file, or a video shot's frame at ``frac`` of its length saved as a PNG."""
-    from generator.conditioning import init_frame
-    from planner.errors import MediaError
-
-    if shot.is_still:
-        return (library / shot.path).resolve()
-    try:
-        return init_frame(library, shot, out_dir, at=frac)
-    except MediaError:
-        return None
-
-
 def face_distance(character: Character, shot: LibraryShot) -> float | None:
     """Distance from the character's identity to the closest face in a library shot (None: unknown)."""
     if character.descriptor is None or shot.features is None:

@@ -26,7 +26,8 @@ import numpy as np
 
 from generator import cache, conditioning
 from generator.errors import GenerationFailed, GeneratorModelError, is_out_of_memory, memory_guard
-from generator.types import GeneratedClip, GenerationRequest
+from generator.types import GeneratedClip, GenerationRequest, check_request
+from generator.video import fit_frame, to_uint8
 
 logger = logging.getLogger(__name__)
 
@@ -291,7 +292,7 @@ class DiffusersGenerator:
         """Frames (T, h, w, 3) uint8 for a request (T = 1 for a held still), and what was used."""
         import torch
 
-        conditioning.check_request(request)
+        check_request(request)
         cast = conditioning.members(request)
         prompt = conditioning.full_prompt(request, cast)
         seed = conditioning.effective_seed(request, cast)
@@ -329,12 +330,12 @@ class DiffusersGenerator:
                         used["kind"], used["init_image"] = "image-to-image", request.init_image
                         img2img.set_progress_bar_config(desc=f"generate {request.shot_id}",
                                                         disable=not progress, leave=False)
-                        picture = Image.fromarray(_fit(init, width, height))
+                        picture = Image.fromarray(fit_frame(init, width, height))
                         out = img2img(image=picture, strength=self.settings.strength, **common)
                     else:
                         used["kind"] = "text-to-image"
                         out = p(height=height, width=width, **common)
-                    frames = _to_uint8(np.asarray(out.images), request.shot_id)[:1]
+                    frames = to_uint8(np.asarray(out.images), request.shot_id)[:1]
                     if self.i2v:
                         used["kind"] += "+image-to-video"
                         frames = self._animate(frames[0], request, seed, progress)
@@ -388,29 +389,11 @@ def _safetensors_keys(path: Path) -> list[str]:
                                   "download or save that file again") from None
 
 
-def _to_uint8(a, shot_id: str) -> np.ndarray:
-    """Pipeline output in [0, 1] as uint8; NaN (e.g. float16 overflow) fails, never shows noise."""
-    a = np.asarray(a)
-    if a.dtype == np.uint8:
-        return a
-    a = a.astype(np.float32)
-    if not np.isfinite(a).all():
-        raise GenerationFailed(f"shot {shot_id}: the pipeline produced NaN or infinite pixels",
-                               "run it in float32 (a CPU) or with a VAE fixed for float16")
-    return np.clip(a * 255.0 + 0.5, 0, 255).astype(np.uint8)
-
-
 def _video_frames(out, shot_id: str) -> np.ndarray:
     """(T, h, w, 3) uint8 from a video pipeline's output (a batch of one)."""
     frames = out.frames
     frames = frames[0] if isinstance(frames, (list, tuple)) or np.asarray(frames).ndim == 5 else frames
-    return _to_uint8(np.asarray(frames), shot_id)
-
-
-def _fit(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    from generator.video import fit_frame
-
-    return fit_frame(image, width, height)
+    return to_uint8(np.asarray(frames), shot_id)
 
 
 def build_tiny_pipeline(folder: Path, *, video: bool = False, sample_size: int = 16,

@@ -13,19 +13,25 @@ Where the face goes: where the init frame (the near-miss library frame SDEdit st
 shows a face (moved inwards if the head would leave the frame), else a medium close-up on a
 third of the frame (the first character left or right
 by seed, a second character on the other third).
+
+Portraits without cast.toml references come from the library (:func:`portraits_from_library`):
+frames of the shots whose faces match the character's identity.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
-from generator.cast import SAME_PERSON
+from generator.cast import SAME_PERSON, face_distance
+from generator.conditioning import init_frame
 from generator.types import Character
+from planner.errors import MediaError
+from retrieval.types import LibraryShot
 
 WORK_HEIGHT = 360  # frames are composed at this height (ffmpeg scales them to the film's size)
 FACE_HEIGHT = 0.24  # default face box height / frame height: a medium close-up
@@ -116,7 +122,6 @@ def _faces(path: str, mtime: float) -> tuple[tuple[int, int], tuple[tuple, ...]]
     """The image's (width, height) as read (EXIF orientation applied) and (top, left, bottom,
     right, descriptor) of each face in it, largest first (remembered per file version:
     ``mtime`` is part of the cache key)."""
-    from planner.errors import MediaError
     from retrieval.faces import detect_faces
     from retrieval.media import read_still
 
@@ -175,7 +180,6 @@ class FacePass:
 
     def __init__(self, placements: Sequence[Placement], width: int, height: int,
                  count: int) -> None:
-        from planner.errors import MediaError
         from retrieval.media import read_still
 
         self.width, self.height, self.count = width, height, count
@@ -263,3 +267,45 @@ def _tone_shift(part: np.ndarray, region: np.ndarray, mask: np.ndarray):
     tm = fm * (1 - TONE_MATCH) + rm * TONE_MATCH
     gain = ts / fs
     return gain.astype(np.float32), (tm - fm * gain).astype(np.float32)
+
+
+def portraits_from_library(character: Character, shots: Iterable[LibraryShot], library: Path,
+                           out_dir: Path, *, limit: int = 3) -> Character:
+    """The character with up to ``limit`` library frames that show its face as portraits.
+
+    Frames come from the shots whose faces are within dlib's threshold of the identity, largest
+    face first, one per shot before a second from the same shot (so the portraits vary); each
+    is checked by detecting the face again. Characters with portraits already, or without an
+    identity, are left as they are.
+    """
+    if character.portraits or character.descriptor is None:
+        return character
+    near = {}
+    for shot in shots:
+        d = face_distance(character, shot)
+        if d is not None and d < SAME_PERSON and shot.id not in near:
+            near[shot.id] = shot
+    ranked = sorted(near.values(), key=lambda s: -s.features.face_size)
+    found: list[str] = []
+    for frac in (0.5, 0.25, 0.75):
+        for shot in ranked:
+            if len(found) >= limit:
+                break
+            if shot.is_still and frac != 0.5:
+                continue
+            path = _library_frame(Path(library), shot, frac, Path(out_dir))
+            if path is None or str(path) in found:
+                continue
+            if choose_portrait(replace(character, portraits=(str(path),)), 0) is not None:
+                found.append(str(path))
+    return replace(character, portraits=tuple(found)) if found else character
+
+
+def _library_frame(library: Path, shot: LibraryShot, frac: float, out_dir: Path) -> Path | None:
+    """A still's own file, or a video shot's frame at ``frac`` of its length saved as a PNG."""
+    if shot.is_still:
+        return (library / shot.path).resolve()
+    try:
+        return init_frame(library, shot, out_dir, at=frac)
+    except MediaError:
+        return None

@@ -10,6 +10,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from generator.errors import GenerationFailed
+
 DESCRIPTOR_DIM = 128  # dlib face descriptor
 
 
@@ -89,3 +91,29 @@ class Generator(Protocol):
 
     def generate(self, request: GenerationRequest, *, cache_dir: Path,
                  progress: bool = True) -> GeneratedClip: ...
+
+
+MAX_SIDE = 8192
+
+
+def check_request(request: GenerationRequest) -> None:
+    """GenerationFailed naming the argument and its bad value (never a bare assert)."""
+    def bad(what: str) -> GenerationFailed:
+        return GenerationFailed(f"shot {request.shot_id}: {what}")
+
+    try:
+        rate = Fraction(request.rate)
+    except (ValueError, ZeroDivisionError, TypeError):
+        raise bad(f"rate must look like '25' or '30000/1001', got {request.rate!r}") from None
+    if not 0 < rate <= 240:
+        raise bad(f"rate must be between 0 and 240, got {request.rate!r}")
+    if not request.seconds > 0:
+        raise bad(f"seconds must be positive, got {request.seconds!r}")
+    for name in ("width", "height"):
+        v = getattr(request, name)
+        if not isinstance(v, int) or v < 16 or v > MAX_SIDE or v % 2:
+            raise bad(f"{name} must be an even number of pixels from 16 to {MAX_SIDE}, got {v!r}")
+    if not request.prompt.strip() and not request.query.strip():
+        raise bad("prompt and query are both empty")
+    if request.init_image is not None and not Path(request.init_image).is_file():
+        raise bad(f"init_image does not exist: {request.init_image}")

@@ -93,3 +93,15 @@ def write_clip(frames: np.ndarray, path: Path, *, count: int, width: int, height
         raw.unlink(missing_ok=True)
         tmp.unlink(missing_ok=True)
     return path
+
+
+def to_uint8(a, shot_id: str) -> np.ndarray:
+    """Pipeline output in [0, 1] as uint8; NaN (e.g. float16 overflow) fails, never shows noise."""
+    a = np.asarray(a)
+    if a.dtype == np.uint8:
+        return a
+    a = a.astype(np.float32)
+    if not np.isfinite(a).all():
+        raise GenerationFailed(f"shot {shot_id}: the pipeline produced NaN or infinite pixels",
+                               "run it in float32 (a CPU) or with a VAE fixed for float16")
+    return np.clip(a * 255.0 + 0.5, 0, 255).astype(np.uint8)

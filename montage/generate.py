@@ -22,14 +22,14 @@ from planner.shots import ShotPlan
 from retrieval.types import CandidateSet, Hit
 
 from generator.candidates import generated_hit, is_generated
-from generator.cast import (identity_from_library, load_cast, portraits_from_library,
-                            resolve_identity)
+from generator.cast import identity_from_library, load_cast, resolve_identity
 from generator.conditioning import init_frame, pick_init_hit
 from generator.errors import CastError, GeneratorError, GeneratorModelError
 from generator.factory import make_generator
+from generator.identity import portraits_from_library
 from generator.types import Character, GenerationRequest
 
-from montage.edl import EditDecisionList
+from montage.optimize import EditDecisionList
 
 logger = logging.getLogger(__name__)
 GENERATED_MARGIN = 0.15  # above the threshold by about what a blurry preview pays in focus and resolution costs

@@ -25,18 +25,12 @@ from retrieval.index import build_index, open_index
 from retrieval.search import candidates_for_plan
 from retrieval.types import CandidateSet, Hit, ShotCandidates
 
-from montage.contact import write_contact_sheet
-from montage.edl import EditDecisionList
+from montage.film import (clip_features, read_timeline, render_edit, report_text, rhythm_plot,
+                          write_contact_sheet, write_srt, write_timeline)
+from montage.optimize import EditDecisionList, Kept, RuleSet, Solution, load_rules, optimize
 from montage.generate import cast_lines, fill_missing, mark_generated, merge
-from montage.optimize import Kept, Solution, optimize
 from montage.project import (Choices, ProjectState, copy_atomic, cut_dir, load_choices, load_state,
                              record_cut, save_state, write_atomic)
-from montage.render import render_edit
-from montage.report import report_text
-from montage.rhythm import clip_features, rhythm_plot
-from montage.rules import RuleSet, load_rules
-from montage.subtitles import write_srt
-from montage.timeline import read_timeline, write_timeline
 
 
 @dataclass(frozen=True)

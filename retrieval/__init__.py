@@ -7,7 +7,8 @@ load on first use, inside the one module that owns each of them.
 """
 from __future__ import annotations
 
-from .embed import Embedder, ImageAnalysis, make_embedder
+from .embed import Embedder, ImageAnalysis
+from .registry import make_embedder
 from .index import FootageIndex, IndexReport, build_index, open_index
 from .library import MediaFile, find_media
 from .search import DEFAULT_MODE, MODES, candidates_for_plan, hits_to_json, search_library

@@ -1,8 +1,7 @@
-"""The embedder contract (images and queries into one vector space) and the factory.
+"""The embedder contract (images and queries into one vector space) and what embedders share.
 
-Embedders are built by name so an index can record which one made its vectors and the search
-can rebuild the same one. Building is cheap: weights load on first use, so a warm re-index that
-embeds nothing never loads a model.
+The embedders themselves (:mod:`retrieval.proxy`, :mod:`retrieval.clip`) build on this module;
+:mod:`retrieval.registry` names them by string and imports one only when asked.
 """
 from __future__ import annotations
 
@@ -13,9 +12,6 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from planner.errors import ModelError
-
-AVAILABLE = ("proxy", "clip:<model>:<pretrained tag or local .pt>")
 
 
 @dataclass(frozen=True)
@@ -99,62 +95,3 @@ def save_array_atomic(path: Path, array: np.ndarray) -> None:
 
 
 PROXY_NAME = "proxy-v3"  # v2: wide frames also as 3 square crops; v3: people hints mixed in
-
-
-def make_embedder(name: str = "proxy", **options) -> Embedder:
-    """Build an embedder by name: "proxy" / PROXY_NAME, "clip" or "clip:<model>:<pretrained>".
-
-    ``options`` go to the embedder's constructor (e.g. ``cache_dir``, ``pretrained``).
-    """
-    key = (name or "").strip()
-    if key in ("proxy", PROXY_NAME):
-        from .proxy import ProxyEmbedder
-
-        return ProxyEmbedder(**options)
-    if key == "clip" or key.startswith("clip:"):
-        from .clip import ClipEmbedder
-
-        parts = key.split(":", 2)
-        if len(parts) >= 2 and parts[1]:
-            options.setdefault("model", parts[1])
-        if len(parts) == 3 and parts[2]:
-            options.setdefault("pretrained", parts[2])
-        return ClipEmbedder(**options)
-    raise ModelError(
-        f"unknown embedder {name!r}",
-        hint="available: " + ", ".join(AVAILABLE),
-    )
-
-
-def embedder_spec(embedder: str | None, clip_model: str | None = None,
-                  clip_pretrained: str | None = None) -> str | None:
-    """The embedder name for command-line options (None: none asked for).
-
-    ``--clip-model`` / ``--clip-pretrained`` imply ``--embedder clip``.
-    """
-    if clip_model is None and clip_pretrained is None:
-        return embedder
-    if embedder not in (None, "clip") and not (embedder or "").startswith("clip:"):
-        raise ModelError(f"--clip-model and --clip-pretrained apply to --embedder clip, not {embedder}",
-                         hint="drop --embedder, or use --embedder clip")
-    model = clip_model or ""
-    if (embedder or "").startswith("clip:") and not model:
-        model = embedder.split(":", 2)[1]
-    return f"clip:{model}:{clip_pretrained or ''}"
-
-
-def canonical_name(spec: str) -> str:
-    """The ``name`` the embedder built from ``spec`` will have, without building it."""
-    key = (spec or "").strip()
-    if key in ("proxy", PROXY_NAME):
-        return PROXY_NAME
-    if key.startswith("clip:"):
-        from .clip import clip_name
-
-        parts = key.split(":", 2)
-        return clip_name(parts[1] or None, parts[2] if len(parts) == 3 else None)
-    if key == "clip":
-        from .clip import clip_name
-
-        return clip_name(None, None)
-    return key

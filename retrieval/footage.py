@@ -15,10 +15,11 @@ import numpy as np
 from planner.errors import LibraryError
 
 from . import store
-from .embed import Embedder, canonical_name, make_embedder
+from .embed import Embedder
 from .library import check_root
 from .location import index_dirs_for_reading
-from .search import DEFAULT_MODE, rank
+from .ranking import DEFAULT_MODE, rank
+from .registry import canonical_name, make_embedder
 from .types import Hit, LibraryShot
 
 LEGACY_MANIFEST = "index.json"  # format 1 (montage 0.1): detected, never read

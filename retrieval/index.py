@@ -30,7 +30,8 @@ from planner.errors import LibraryError
 from . import store
 from .analyse import FileAnalysis, Settings
 from .detect import DEFAULT_MIN_SHOT, DEFAULT_THRESHOLD
-from .embed import Embedder, make_embedder, normalise
+from .embed import Embedder, normalise
+from .registry import make_embedder
 from .footage import LEGACY_MANIFEST, FootageIndex, open_index
 from .changes import Plan, content_hash, plan_changes, text_sig
 from .labels import merge_labels, people_hints, people_words

@@ -9,7 +9,7 @@ import av
 import pytest
 
 from montage.cli import main
-from montage.timeline import read_timeline
+from montage.film import read_timeline
 from planner.shots import ShotPlan
 from retrieval.types import CandidateSet
 from tests.conftest import make_clip, make_cut_clip, make_still

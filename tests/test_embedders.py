@@ -11,7 +11,8 @@ import pytest
 
 from planner.errors import LibraryError, ModelError
 from retrieval import build_index, make_embedder, open_index
-from retrieval.embed import Embedder, canonical_name
+from retrieval.embed import Embedder
+from retrieval.registry import canonical_name
 from retrieval.media import read_still
 from retrieval.proxy import ProxyEmbedder, label_names, preprocess
 from tests.conftest import make_cut_clip, make_still
@@ -80,7 +81,7 @@ def test_proxy_people_hints_pull_the_vector_towards_people(proxy, cat_and_coffee
 
 
 def test_embedder_spec_from_command_line_options() -> None:
-    from retrieval.embed import embedder_spec
+    from retrieval.registry import embedder_spec
 
     assert embedder_spec(None) is None and embedder_spec("proxy") == "proxy"
     assert embedder_spec(None, "RN50", "/w.pt") == "clip:RN50:/w.pt"

@@ -18,7 +18,7 @@ from PIL import Image
 from generator import Character, GenerationRequest, resolve_identity
 from generator.builtin import BuiltinGenerator, BuiltinSettings
 from generator.cache import request_key
-from generator.cast import portraits_from_library
+from generator.identity import portraits_from_library
 from generator.dit import DiT, DiTConfig, save_weights
 from generator.identity import init_faces, place, work_size
 from generator.video import write_clip

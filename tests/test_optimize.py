@@ -9,8 +9,7 @@ import pytest
 from planner.shots import PlannedShot, ShotPlan
 from retrieval.types import CandidateSet, Hit, LibraryShot, ShotCandidates
 
-from montage.optimize import frames_for, optimize, shot_options
-from montage.rules import default_rules
+from montage.optimize import default_rules, frames_for, optimize, shot_options
 
 MATCH_ONLY = default_rules().only("match")  # the plain assignment: summed match scores
 
@@ -190,9 +189,9 @@ def test_free_re_solves_only_the_free_shots():
 def test_decisions_carry_terms_runner_up_and_why(tmp_path):
     from PIL import Image
 
-    from montage.explain import explain_text
-    from montage.rhythm import clip_features, rhythm_plot
-    from montage.timeline import read_timeline, write_timeline
+    from montage.project import explain_text
+    from montage.film import clip_features, rhythm_plot
+    from montage.film import read_timeline, write_timeline
     from tests.rulekit import cands as kit_cands, lib, plan_of, shot as kit_shot
 
     good = dict(brightness=0.5, contrast=0.2, sharpness=0.9, stability=1.0, scale="wide")

@@ -10,7 +10,7 @@ import pytest
 from montage.cli import main
 from montage.pipeline import MakeOptions, Recutter
 from montage.project import load_state
-from montage.timeline import read_timeline
+from montage.film import read_timeline
 from planner.errors import ProjectError, ScriptError
 from tests.conftest import make_clip, make_cut_clip, make_still
 
@@ -154,7 +154,7 @@ def test_failures_keep_the_previous_film_and_state(cut1, tmp_path):
 
 
 def test_watch_recuts_on_save(tmp_path, library):
-    from montage.watch import watch
+    from montage.cli.watch import watch
 
     script = write(tmp_path / "story.txt", SENTENCES)
     project, out = tmp_path / "proj", tmp_path / "film.mp4"
@@ -226,7 +226,7 @@ def test_a_card_left_by_reuse_is_generated_in_a_second_round(tmp_path):
 def test_only_cards_left_by_reuse_go_to_the_second_round():
     from fractions import Fraction
 
-    from montage.edl import EditDecision, EditDecisionList
+    from montage.optimize import EditDecision, EditDecisionList
     from montage.pipeline import _reuse_cards
     from retrieval.types import CandidateSet, Hit, LibraryShot, ShotCandidates
 

@@ -14,10 +14,9 @@ import pytest
 from PIL import Image
 from tests.conftest import FFMPEG, make_clip, make_cut_clip, make_still
 
-from montage.edl import EditDecision, EditDecisionList
+from montage.optimize import EditDecision, EditDecisionList
 from retrieval.ffmpeg import count_video_frames, ffmpeg_exe, run_ffmpeg
-from montage.render import render_timeline
-from montage.timeline import write_timeline
+from montage.film import render_timeline, write_timeline
 from planner.errors import RenderError
 
 W, H, RATE = 128, 72, Fraction(24)
@@ -293,7 +292,7 @@ def test_monatge_ffmpeg_env_must_point_at_a_binary(tmp_path: Path, monkeypatch) 
 
 
 def test_cache_reencodes_only_changed_clips(media: dict[str, Path], tmp_path: Path) -> None:
-    from montage.render import render_edit
+    from montage.film import render_edit
 
     cache = tmp_path / "cache"
     first = EditDecisionList(RATE, W, H, (_d("a", "video", media["cuts"], 0, 3),

@@ -385,7 +385,7 @@ def test_a_long_take_is_trimmed_around_the_moment_that_matches(tmp_path: Path, p
     import subprocess
     from fractions import Fraction
 
-    from montage.problem import shot_options
+    from montage.optimize import shot_options
     from tests.conftest import FFMPEG
 
     data = Path(importlib.util.find_spec("skimage").submodule_search_locations[0]) / "data"

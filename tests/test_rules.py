@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from montage.rules import TERMS, RuleSet, RulesError, list_styles, load_rules
+from montage.optimize import RulesError, RuleSet, TERMS, list_styles, load_rules
 
 
 def test_the_four_styles_exist_and_give_every_term_a_weight():

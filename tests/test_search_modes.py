@@ -10,7 +10,7 @@ from PIL import Image
 
 from retrieval import store
 from retrieval.keywords import keyword_score, label_terms, terms
-from retrieval.search import KEYWORD_WEIGHT, MODES, rank
+from retrieval.ranking import KEYWORD_WEIGHT, MODES, rank
 from retrieval.sheet import write_sheet
 from retrieval.tags import folder_tags, tag_text
 from retrieval.types import Hit, LibraryShot
@@ -67,9 +67,9 @@ def test_modes_rank_by_their_evidence(tiny) -> None:
 
 
 def test_keyword_matches_outside_the_embedding_pool_are_scored(tmp_path, monkeypatch) -> None:
-    import retrieval.search as search_module
+    import retrieval.ranking as ranking
 
-    monkeypatch.setattr(search_module, "_MIN_POOL", 1)  # the embedding pool: 5 rows for top=1
+    monkeypatch.setattr(ranking, "_MIN_POOL", 1)  # the embedding pool: 5 rows for top=1
     vecs = np.zeros((10, 16), np.float32)
     for i in range(9):  # nine unlabelled shots, each at cosine 0.05 from the query
         vecs[i, 0], vecs[i, i + 1] = 0.05, np.sqrt(1 - 0.05**2)

@@ -6,12 +6,11 @@ from fractions import Fraction
 
 import pytest
 
-from montage.heuristic import exhaustive
-from montage.instance import build_problem
-from montage.optimize import OptimizeError, optimize
-from montage.problem import evaluate, score
-from montage.rules import load_rules
-from montage.solver import solve_cpsat
+from montage.optimize.heuristic import exhaustive
+from montage.optimize.instance import build_problem
+from montage.optimize import OptimizeError, load_rules, optimize
+from montage.optimize.problem import evaluate, score
+from montage.optimize.solver import solve_cpsat
 from retrieval.types import CAMERA_MOVES, ShotFeatures
 from tests.rulekit import P_FACE, P_FACE_2, Q_FACE, cands, chosen, lib, plan_of, shot
 

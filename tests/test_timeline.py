@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from montage.edl import EditDecision, EditDecisionList
-from montage.subtitles import read_srt, write_srt
-from montage.timeline import edl_to_timeline, read_timeline, write_timeline
+from montage.optimize import EditDecision, EditDecisionList
+from montage.film import edl_to_timeline, read_srt, read_timeline, write_srt, write_timeline
 from planner.errors import ProjectError
 
 

@@ -5,7 +5,7 @@ of an exact sample count), then the segments are joined with the concat demuxer:
 copied, the audio encoded to AAC once. Encoding PCM per segment and AAC once avoids the AAC
 priming/padding that would otherwise drift the sound by ~20 ms at every cut.
 
-What is rendered is what :func:`montage.timeline.read_timeline` reads from the file, so a
+What is rendered is what :func:`montage.film.timeline.read_timeline` reads from the file, so a
 hand-edited timeline renders as edited. The film is written to a hidden ``.partial`` file beside
 the output and renamed at the very end: a failed run never leaves a film that looks finished.
 """
@@ -24,10 +24,10 @@ from math import floor, gcd
 from pathlib import Path
 
 from generator.placeholder import render_card
-from montage.edl import EditDecision, EditDecisionList
+from montage.optimize import EditDecision, EditDecisionList
 from retrieval.ffmpeg import (Job, MediaInfo, count_video_frames, file_arg, probe, run_ffmpeg,
                             run_ffmpeg_jobs)
-from montage.timeline import read_timeline
+from montage.film.timeline import read_timeline
 from planner.errors import RenderError
 
 RENDER_VERSION = 1  # bump when a change to the encoding makes cached clips stale

@@ -11,12 +11,10 @@ from planner.align import align
 from planner.errors import ProjectError
 from planner.shots import ShotPlan
 
-from montage.edl import EditDecision
-from montage.project import (copy_atomic, cut_dir, history, load_state, record_cut, save_state,
-                             write_atomic)
-from montage.render import render_edit
-from montage.subtitles import write_srt
-from montage.timeline import read_timeline
+from montage.optimize import EditDecision, edl_text
+from montage.project.state import (copy_atomic, cut_dir, history, load_state, record_cut,
+                                   save_state, write_atomic)
+from montage.film import read_timeline, render_edit, write_srt
 
 
 def _require_state(project: Path):
@@ -104,3 +102,10 @@ def revert(project: Path, n: int, *, progress: bool = False) -> int:
     write_atomic(project / "report.md", f"# Cut {new}: revert to cut {n}\n\nSee history/{n:04d}/.\n")
     save_state(project, type(state)(**{**state.__dict__, "cut": new}))
     return new
+
+
+def explain_text(project_dir: Path) -> str:
+    """The explanation of a project's edit, one block per shot (for ``montage explain``)."""
+    project_dir = Path(project_dir)
+    edl = read_timeline(project_dir / "edit.otio")
+    return edl_text(edl, project_dir.name)

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from montage.heuristic import character_prices, eject, improve, repair, reuses, viterbi
-from montage.problem import Problem, feasible, score
+from montage.optimize.heuristic import character_prices, eject, improve, repair, reuses, viterbi
+from montage.optimize.problem import Problem, feasible, score
 
 
 class _Faces:

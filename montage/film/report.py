@@ -7,8 +7,7 @@ from typing import Sequence
 from planner.shots import ShotPlan
 from retrieval.types import CandidateSet
 
-from montage.explain import edl_text
-from montage.optimize import Solution
+from montage.optimize import Solution, edl_text
 
 
 def _clock(frames: int, rate) -> str:

@@ -18,8 +18,8 @@ from planner.errors import MontageError
 from planner.shots import PlannedShot
 from retrieval.types import Hit
 
-from montage import costs
-from montage.rules import RuleSet, default_rules
+from montage.optimize import costs
+from montage.optimize.rules import RuleSet, default_rules
 
 EDGE_FRAMES = 2  # keep clear of the frames next to a detected cut: detectors can be a frame off
 MIN_COVER = 0.35  # a video shot must cover at least this share of the planned length...

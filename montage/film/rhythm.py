@@ -11,7 +11,7 @@ from pathlib import Path
 
 from retrieval.types import CandidateSet, ShotFeatures
 
-from montage.edl import EditDecisionList
+from montage.optimize import EditDecisionList
 
 WIDTH, BAND, MARGIN, LABEL = 1200, 110, 16, 170
 SCALE_ROWS = ("wide", "medium", "close-up", "unknown")

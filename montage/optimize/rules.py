@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 from planner.errors import MontageError
 
-RULES_DIR = Path(__file__).resolve().parent.parent / "assets" / "rules"
+RULES_DIR = Path(__file__).resolve().parents[2] / "assets" / "rules"
 DEFAULT_STYLE = "default"
 
 # term -> what it rewards or penalises (the explanation and error messages quote these)

@@ -27,14 +27,14 @@ import numpy as np
 from planner.shots import ShotPlan
 from retrieval.types import CandidateSet
 
-from montage.costs import SCALE
-from montage.edl import EditDecision, EditDecisionList
-from montage.explain import Explanation, explain
-from montage.instance import build_problem
-from montage.lagrange import lagrangian
-from montage.problem import (Kept, Option, OptimizeError, Problem, frames_for, planned_seconds,
+from montage.optimize.costs import SCALE
+from montage.optimize.edl import EditDecision, EditDecisionList
+from montage.optimize.explain import Explanation, explain
+from montage.optimize.instance import build_problem
+from montage.optimize.lagrange import lagrangian
+from montage.optimize.problem import (Kept, Option, OptimizeError, Problem, frames_for, planned_seconds,
                              shot_options, usable_span)
-from montage.rules import RuleSet, default_rules
+from montage.optimize.rules import RuleSet, default_rules
 
 __all__ = ["Kept", "OptimizeError", "Option", "Solution", "frames_for", "optimize", "shot_options",
            "planned_seconds"]
@@ -120,7 +120,7 @@ def _solve(p: Problem, limit: float) -> tuple[list[int], int, float, bool, str, 
         reduced = sum(len(k) for k in keep)
         stats["viable_options"] = float(reduced)
         if reduced <= CP_MAX_OPTIONS:
-            from montage.solver import solve_cpsat
+            from montage.optimize.solver import solve_cpsat
 
             q = p.subset(keep)
             hint = [keep[i].index(k) for i, k in enumerate(choice)]
@@ -139,7 +139,7 @@ def _solve(p: Problem, limit: float) -> tuple[list[int], int, float, bool, str, 
 
 def _cp_only(p: Problem, limit: float, stats: dict) -> tuple[list[int], int, float, bool, str, dict]:
     """No feasible start was found: CP-SAT decides (and proves infeasibility)."""
-    from montage.solver import solve_cpsat
+    from montage.optimize.solver import solve_cpsat
 
     cp = solve_cpsat(p, time_limit=4 * limit + 1, deterministic_limit=limit)
     if cp.choice is None:

@@ -9,7 +9,7 @@ import re
 from fractions import Fraction
 from pathlib import Path
 
-from montage.edl import EditDecisionList
+from montage.optimize import EditDecisionList
 from planner.errors import ProjectError
 
 _TIME = re.compile(r"^(\d+):(\d\d):(\d\d),(\d\d\d)\s*-->\s*(\d+):(\d\d):(\d\d),(\d\d\d)\s*$")

@@ -19,7 +19,7 @@ import itertools
 
 import numpy as np
 
-from montage.problem import Problem, feasible, score
+from montage.optimize.problem import Problem, feasible, score
 
 NEG = -1e12  # "forbidden" in a DP table
 

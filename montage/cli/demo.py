@@ -12,7 +12,7 @@ from pathlib import Path
 
 from planner.errors import LibraryError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "assets" / "demo"
 
 # (package, file inside the package, name in the demo library)

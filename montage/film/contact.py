@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from retrieval.media import read_frames
 
-from montage.edl import EditDecisionList
+from montage.optimize import EditDecisionList
 
 
 def write_contact_sheet(film: Path, edl: EditDecisionList, path: Path, *, columns: int = 4,

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from montage.problem import Problem
+from montage.optimize.problem import Problem
 
 FLOW_MAX = 24  # route a cut through a full class flow when |classes left| x |right| <= this
 

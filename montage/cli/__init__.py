@@ -12,7 +12,7 @@ import sys
 from fractions import Fraction
 from pathlib import Path
 
-from montage.rules import list_styles
+from montage.optimize import list_styles
 from planner.errors import MontageError
 
 DESCRIPTION = """Turn a written script and a footage library into a cut film.
@@ -181,7 +181,7 @@ def _make(args: argparse.Namespace, script: Path, library: Path, out: Path | Non
         out = (project / "film.mp4") if project else script.with_name("film.mp4")
     recutter = Recutter(library, project or default_project(out), _options(args))
     if watch:
-        from montage.watch import watch as watch_loop
+        from montage.cli.watch import watch as watch_loop
 
         print(f"watching {script} (Ctrl-C to stop)", file=sys.stderr)
         watch_loop(recutter, script, out)
@@ -199,11 +199,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "watch":
         return _make(args, args.script, args.library, args.out, args.project, watch=True)
     if args.command in ("history", "diff", "explain", "revert", "pin", "unpin", "ban", "unban"):
-        from montage.project_commands import run_project_command
+        from montage.cli.project import run_project_command
 
         return run_project_command(args)
     if args.command == "demo":
-        from montage.demo import DEMO, fetch_demo_library
+        from montage.cli.demo import DEMO, fetch_demo_library
 
         library = fetch_demo_library()
         if args.cast is None:
@@ -222,7 +222,7 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"{s.id}  scene {s.scene}  {s.duration:4.1f}s  {s.text}{who}\n    query: {s.query}")
         return 0
     if args.command == "index":
-        from retrieval.embed import embedder_spec
+        from retrieval.registry import embedder_spec
         from retrieval.index import build_index
 
         spec = embedder_spec(args.embedder, args.clip_model, args.clip_pretrained) or "proxy"
@@ -235,7 +235,7 @@ def _run(args: argparse.Namespace) -> int:
             print(f"  skipped {path}: {reason}")
         return 0
     if args.command == "search":
-        from retrieval.embed import embedder_spec
+        from retrieval.registry import embedder_spec
         from retrieval.search import DEFAULT_MODE, hits_to_json, search_library
 
         if args.top < 1:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
-from montage.edl import EditDecision, EditDecisionList
+from montage.optimize import EditDecision, EditDecisionList
 from planner.errors import ProjectError
 
 if TYPE_CHECKING:  # pragma: no cover

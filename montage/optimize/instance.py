@@ -14,9 +14,9 @@ import numpy as np
 from planner.shots import ShotPlan
 from retrieval.types import CandidateSet, ShotFeatures
 
-from montage import costs
-from montage.problem import Kept, Option, OptimizeError, Problem, frames_for, planned_seconds, shot_options
-from montage.rules import RuleSet
+from montage.optimize import costs
+from montage.optimize.problem import Kept, Option, OptimizeError, Problem, frames_for, planned_seconds, shot_options
+from montage.optimize.rules import RuleSet
 
 _HINT_PIN = "pin a clip listed in candidates.json for that shot, or remove the pin"
 

@@ -8,8 +8,7 @@ from pathlib import Path
 from planner.errors import ProjectError
 from planner.shots import ShotPlan
 
-from montage.project import load_choices, load_state, save_choices
-from montage.versions import diff_text, history_text, revert
+from montage.project import diff_text, history_text, load_choices, load_state, revert, save_choices
 
 
 def _shot_id(project: Path, shot: str) -> str:
@@ -44,7 +43,7 @@ def run_project_command(args: argparse.Namespace) -> int:
             raise ProjectError("diff takes no cut numbers or two of them", "e.g. montage diff P 2 5")
         print(diff_text(project, *args.cuts))
     elif cmd == "explain":
-        from montage.explain import explain_text
+        from montage.project import explain_text
 
         print(explain_text(project))
     elif cmd == "revert":

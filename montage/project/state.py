@@ -5,7 +5,7 @@ Layout (all plain files a person can read):
   plan.json, candidates.json, edit.otio, report.md, contact.png    the current cut
   project.toml         pins (shot id -> clip id) and bans (clip ids): edited by hand or by CLI
   history/NNNN/        every cut: plan.json, candidates.json, edit.otio, meta.json
-  cache/               encoded clips, keyed by what decides their pixels (see montage.render)
+  cache/               encoded clips, keyed by what decides their pixels (see montage.film.render)
 """
 from __future__ import annotations
 

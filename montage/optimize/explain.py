@@ -2,21 +2,20 @@
 
 The runner-up of a shot is its best other option with every other shot as chosen (a clip
 used elsewhere is not an option); "decided by" lists the terms on which the two differ most.
-:func:`explain_text` reads a project folder back (``edit.otio``, ``candidates.json`` when
-present) and prints the same account for ``montage explain PROJECT``.
+:func:`edl_text` prints that account for a decision list (``montage explain`` reads the project's
+``edit.otio`` back through :func:`montage.project.versions.explain_text`).
 """
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from montage.costs import SCALE
-from montage.edl import RUNNER_UP_CARD, EditDecisionList
-from montage.problem import Option, Problem, evaluate
-from montage.rules import REWARDS, TERMS
+from montage.optimize.costs import SCALE
+from montage.optimize.edl import RUNNER_UP_CARD, EditDecisionList
+from montage.optimize.problem import Option, Problem, evaluate
+from montage.optimize.rules import REWARDS, TERMS
 
 BEND_SHARE = 0.5  # a rule is bent when a clip pays more than half its weight
 
@@ -121,15 +120,6 @@ def _decided(mine: dict[str, int], other: dict[str, int]) -> str:
         return "a tie on every term (the lower option number wins)"
     head = f"wins by {total / SCALE:.3f}" if total > 0 else f"ties at {total / SCALE:.3f}"
     return head + ": " + ", ".join(f"{t} {v / SCALE:+.3f}" for t, v in parts)
-
-
-def explain_text(project_dir: Path) -> str:
-    """The explanation of a project's edit, one block per shot (for ``montage explain``)."""
-    from montage.timeline import read_timeline  # opentimelineio: only when asked
-
-    project_dir = Path(project_dir)
-    edl = read_timeline(project_dir / "edit.otio")
-    return edl_text(edl, project_dir.name)
 
 
 def edl_text(edl: EditDecisionList, title: str = "edit") -> str:

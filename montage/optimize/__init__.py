@@ -1,0 +1,21 @@
+"""The rule engine: choose and trim one clip per planned shot under cinematography rules.
+
+What the rest of montage uses is here; the modules behind it are the engine's own:
+``rules`` (presets in ``assets/rules/*.toml``), ``costs`` (what each rule measures),
+``problem`` / ``instance`` (the options and their costs), ``heuristic`` / ``lagrange`` (a DP and
+Lagrangian warm start and bound), ``solver`` (CP-SAT), ``explain`` (why each clip), ``edl`` (the
+decision list handed to :mod:`montage.film`), ``optimizer`` (the one entry point).
+"""
+from __future__ import annotations
+
+from montage.optimize.edl import RUNNER_UP_CARD, SOURCES, EditDecision, EditDecisionList
+from montage.optimize.explain import edl_text
+from montage.optimize.optimizer import Solution, optimize
+from montage.optimize.problem import Kept, OptimizeError, frames_for, shot_options
+from montage.optimize.rules import REWARDS, TERMS, RuleSet, RulesError, default_rules, list_styles, load_rules
+
+__all__ = [
+    "EditDecision", "EditDecisionList", "Kept", "OptimizeError", "REWARDS", "RUNNER_UP_CARD",
+    "RuleSet", "RulesError", "SOURCES", "Solution", "TERMS", "default_rules", "edl_text",
+    "frames_for", "list_styles", "load_rules", "optimize", "shot_options",
+]
