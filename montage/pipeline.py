@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
+from typing import Callable
 
 from generator.candidates import is_generated
 from planner.align import align
@@ -110,18 +111,42 @@ def check_output(out: Path, project: Path, library: Path) -> None:
 
 class Recutter:
     """Makes and remakes the film of one project; keeps models and the index loaded between
-    cuts (for `montage watch`), so a recut costs only what changed."""
+    cuts (for `montage watch` and the studio), so a recut costs only what changed.
 
-    def __init__(self, library: Path, project: Path, options: MakeOptions = MakeOptions()) -> None:
+    ``on_progress``, when given, hears every stage and every encoded clip as one line of text
+    (the studio shows them), whether or not ``options.progress`` prints them.
+    """
+
+    def __init__(self, library: Path, project: Path, options: MakeOptions = MakeOptions(),
+                 on_progress: Callable[[str], None] | None = None) -> None:
         self.library = Path(library)
         self.project = Path(project)
-        self.options = options
-        self.rules: RuleSet = load_rules(options.style)
+        self.on_progress = on_progress
+        self.set_options(options)
         self._last: _Previous | None = None  # this object's last cut (kept for watch mode)
 
+    def set_options(self, options: MakeOptions) -> None:
+        """Other settings for the next cut (a style, a shot to generate); models stay loaded.
+        A change of settings makes the next cut re-solve every shot, preferring the old clips."""
+        self.rules: RuleSet = load_rules(options.style)
+        self.options = options
+
     def _say(self, text: str) -> None:
+        if self.on_progress is not None:
+            self.on_progress(text)
         if self.options.progress:
             print(f"[montage] {text}", file=sys.stderr, flush=True)
+
+    def _render_progress(self) -> bool | Callable[[str], None]:
+        if self.on_progress is None:
+            return self.options.progress
+        echo = self.options.progress
+
+        def tell(text: str) -> None:
+            self.on_progress(text)
+            if echo:
+                print(text, file=sys.stderr, flush=True)
+        return tell
 
     def settings(self) -> str:
         o = self.options
@@ -191,12 +216,12 @@ class Recutter:
 
         n = (state.cut if state else 0) + 1
         changes = alignment.summary() if alignment else f"{len(plan.shots)} new"
-        folder = self._record(n, plan, candidates, solution.edl, changes, script.stem)
+        folder = self._record(n, plan, candidates, solution.edl, changes, script)
         lap("edit")
 
         self._say(f"render cut {n} ({changes})")
         rendered = render_edit(folder / "edit.otio", out, cache=project / "cache",
-                               progress=o.progress)
+                               progress=self._render_progress())
         lap("render")
 
         cast = cast_lines(generated, plan, solution.edl) if generated is not None else []
@@ -280,20 +305,28 @@ class Recutter:
                 keep[change.shot_id] = keep[change.previous]
         for shot in self.options.generate:  # asked to generate: the old clip has no claim
             keep.pop(shot, None)
+        for shot, (clip, at) in choices.trims.items():  # a hand-set trim holds on its clip
+            old = keep.get(shot)
+            frames = old.frames if old is not None and old.library_shot == clip else 0
+            keep[shot] = Kept(clip, round(Fraction(at).limit_denominator(1000) * self.options.rate), frames)
         if not previous.fresh:  # other settings or another index: re-solve all, still preferring the old
             return keep, None, alignment
         free = set(alignment.touched)
         free |= {s for s, clip in choices.pins.items() if keep.get(s, Kept("", 0, 0)).library_shot != clip}
         free |= {s for s, k in keep.items() if k.library_shot in choices.bans}
+        free |= {s for s, (clip, at) in choices.trims.items() if s in keep}
         return keep, frozenset(free), alignment
 
     def _record(self, n: int, plan: ShotPlan, candidates: CandidateSet, edl: EditDecisionList,
-                changes: str, name: str) -> Path:
+                changes: str, script: Path) -> Path:
+        """history/NNNN/ with the plan, the edit and the script text it was cut from (so going
+        back to a cut can bring its words back too)."""
         project = self.project
         project.mkdir(parents=True, exist_ok=True)
-        folder = record_cut(project, n, {"plan.json": plan.to_json()}, changes, len(plan.shots),
-                            edl.seconds)
-        write_timeline(edl, folder / "edit.otio", name=name)
+        files = {"plan.json": plan.to_json(),
+                 "script.txt": script.read_text(encoding="utf-8", errors="replace")}
+        folder = record_cut(project, n, files, changes, len(plan.shots), edl.seconds)
+        write_timeline(edl, folder / "edit.otio", name=script.stem)
         return folder
 
     def _publish(self, folder: Path, solution: Solution, plan: ShotPlan, candidates: CandidateSet,

@@ -18,6 +18,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from math import floor, gcd
@@ -255,7 +256,7 @@ def render_timeline(otio_path: Path, out_path: Path, *, workdir: Path | None = N
 
 
 def render_edit(otio_path: Path, out_path: Path, *, workdir: Path | None = None,
-                cache: Path | None = None, progress: bool = False,
+                cache: Path | None = None, progress: bool | Callable[[str], None] = False,
                 jobs: int | None = None) -> RenderResult:
     """Render like :func:`render_timeline`; with ``cache``, encoded clips are kept there under
     a key of everything that decides their pixels and sound, and reused by later renders, so a
@@ -305,8 +306,17 @@ def segment_key(d: EditDecision, src: "_Source", edl: EditDecisionList, samples:
     return hashlib.sha1(json.dumps(fields).encode()).hexdigest()[:20]
 
 
+def _tell(progress: bool | Callable[[str], None], text: str) -> None:
+    """Progress goes to a callback (the studio) or, when ``progress`` is True, to stderr."""
+    if callable(progress):
+        progress(text)
+    elif progress:
+        print(text, file=sys.stderr, flush=True)
+
+
 def _render(edl: EditDecisionList, sources: list[_Source], work: Path, partial: Path,
-            parallel: int, threads: int, progress: bool, cache: Path | None) -> int:
+            parallel: int, threads: int, progress: bool | Callable[[str], None],
+            cache: Path | None) -> int:
     """Encode the clips not in ``cache`` and join all of them; returns how many were encoded."""
     segments = []
     for i, (d, start, src) in enumerate(zip(edl.decisions, edl.starts(), sources)):
@@ -331,10 +341,9 @@ def _render(edl: EditDecisionList, sources: list[_Source], work: Path, partial: 
     def report(i: int) -> None:
         nonlocal done
         done += 1
-        if progress:
-            d = todo[i][0].decision
-            print(f"render: clip {done}/{len(todo)} encoded (shot {d.shot_id}, {d.kind}, "
-                  f"{d.frames} frames)", file=sys.stderr, flush=True)
+        d = todo[i][0].decision
+        _tell(progress, f"render: clip {done}/{len(todo)} encoded (shot {d.shot_id}, {d.kind}, "
+                        f"{d.frames} frames)")
 
     try:
         if jobs:
@@ -354,9 +363,8 @@ def _render(edl: EditDecisionList, sources: list[_Source], work: Path, partial: 
     finally:
         for tmp in temps.values():
             tmp.unlink(missing_ok=True)
-    if progress:
-        print(f"render: joining {len(segments)} clips ({len(todo)} encoded, "
-              f"{len(segments) - len(todo)} from the cache)", file=sys.stderr, flush=True)
+    _tell(progress, f"render: joining {len(segments)} clips ({len(todo)} encoded, "
+                    f"{len(segments) - len(todo)} from the cache)")
     _concat(segments, edl, work, partial)
     got = count_video_frames(partial)
     if got != edl.frames:

@@ -38,10 +38,13 @@ class ProjectState:
 
 @dataclass(frozen=True)
 class Choices:
-    """The user's overrides: pinned clips per shot and banned clips."""
+    """The user's overrides: pinned clips per shot, banned clips, and hand-set trims."""
 
     pins: dict[str, str] = field(default_factory=dict)  # shot id -> library shot id
     bans: frozenset[str] = frozenset()
+    # shot id -> (library shot id, where the clip starts in its file, seconds): a trim the user
+    # nudged; it holds while the shot stays on that clip
+    trims: dict[str, tuple[str, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -140,7 +143,20 @@ def load_choices(project: Path) -> Choices:
     if not isinstance(bans, list) or not all(isinstance(v, str) for v in bans):
         raise ProjectError(f"{path}: [bans] clips must be a list of clip ids",
                            'e.g. [bans] clips = ["astronaut.png#0"]')
-    return Choices(pins=dict(pins), bans=frozenset(bans))
+    trims = {}
+    raw = data.get("trims", {})
+    if not isinstance(raw, dict):
+        raise ProjectError(f"{path}: [trims] must be a table of shot ids",
+                           'e.g. [trims] "sh-1a2b3c4d" = { clip = "bikes.mp4#2", at = 1.5 }')
+    for shot, value in raw.items():
+        ok = isinstance(value, dict) and isinstance(value.get("clip"), str) \
+            and isinstance(value.get("at"), (int, float)) and not isinstance(value.get("at"), bool) \
+            and value["at"] >= 0
+        if not ok:
+            raise ProjectError(f"{path}: [trims] {shot!r} must be {{ clip = CLIP_ID, at = SECONDS }}",
+                               'e.g. [trims] "sh-1a2b3c4d" = { clip = "bikes.mp4#2", at = 1.5 }')
+        trims[shot] = (value["clip"], float(value["at"]))
+    return Choices(pins=dict(pins), bans=frozenset(bans), trims=trims)
 
 
 def save_choices(project: Path, choices: Choices) -> None:
@@ -149,5 +165,9 @@ def save_choices(project: Path, choices: Choices) -> None:
              "[pins]"]
     lines += [f"{json.dumps(shot)} = {json.dumps(clip)}" for shot, clip in sorted(choices.pins.items())]
     lines += ["", "[bans]", "clips = [" + ", ".join(json.dumps(c) for c in sorted(choices.bans)) + "]"]
+    if choices.trims:
+        lines += ["", "[trims]"]
+        lines += [f"{json.dumps(shot)} = {{ clip = {json.dumps(clip)}, at = {at:.3f} }}"
+                  for shot, (clip, at) in sorted(choices.trims.items())]
     project.mkdir(parents=True, exist_ok=True)
     write_atomic(project / "project.toml", "\n".join(lines) + "\n")

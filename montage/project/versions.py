@@ -5,6 +5,7 @@ from the render cache, so going back is fast), and the next `montage make` recut
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from planner.align import align
@@ -82,7 +83,7 @@ def diff_text(project: Path, old: int | None = None, new: int | None = None) -> 
     return "\n".join(lines)
 
 
-def revert(project: Path, n: int, *, progress: bool = False) -> int:
+def revert(project: Path, n: int, *, progress: bool | Callable[[str], None] = False) -> int:
     """Make cut ``n`` the current one again, as a new cut; returns the new cut's number."""
     state = _require_state(project)
     source = cut_dir(project, n)
@@ -91,13 +92,15 @@ def revert(project: Path, n: int, *, progress: bool = False) -> int:
                            "see the cuts with: montage history PROJECT")
     new = state.cut + 1
     files = {name: (source / name).read_text(encoding="utf-8")
-             for name in ("plan.json", "candidates.json", "edit.otio")}
+             for name in ("plan.json", "candidates.json", "edit.otio", "script.txt")
+             if name != "script.txt" or (source / name).is_file()}  # cuts before 0.2 have none
     edl = read_timeline(source / "edit.otio")
     folder = record_cut(project, new, files, f"revert to cut {n}", len(edl.decisions), edl.seconds)
     film = Path(state.film)
     render_edit(folder / "edit.otio", film, cache=project / "cache", progress=progress)
     for name in files:
-        copy_atomic(folder / name, project / name)
+        if name != "script.txt":
+            copy_atomic(folder / name, project / name)
     write_srt(edl, film.with_suffix(".srt"))
     write_atomic(project / "report.md", f"# Cut {new}: revert to cut {n}\n\nSee history/{n:04d}/.\n")
     save_state(project, type(state)(**{**state.__dict__, "cut": new}))
