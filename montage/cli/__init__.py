@@ -21,6 +21,7 @@ commands:
   make     plan the script, index the library, choose clips, write edit.otio, render the film;
            run it again after editing the script to recut (only what changed is redone)
   watch    make the film, then recut it each time the script is saved
+  studio   the script beside the film in the browser: edit, save, see the recut; swap clips
   history, diff, revert    the cuts of a project, what changed, going back
   pin, unpin, ban, unban   keep a shot on a clip, keep a clip out (survive recuts)
   explain  for each shot: the chosen clip, the runner-up, and which rules decided
@@ -156,6 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_embedder_options(p, "check that the index was built with this embedder (default: "
                              "the index's own)")
 
+    from montage.cli.studio import add_parser as add_studio_parser
+
+    add_studio_parser(sub, _add_make_options)
+
     from generator.commands import add_parser as add_generator_parser
 
     add_generator_parser(sub)
@@ -260,6 +265,10 @@ def _run(args: argparse.Namespace) -> int:
                         span += f", best at {h.moment:.2f}s"
                     print(f"  {n}. {h.score:.3f}  {h.shot.path}  {span}  ({', '.join(h.shot.labels[:3])})")
         return 0
+    if args.command == "studio":
+        from montage.cli.studio import run as run_studio
+
+        return run_studio(args, _options(args))
     if args.command == "generator":
         from generator.commands import run as run_generator_command
 
