@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 import zipfile
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -211,8 +212,7 @@ def test_extra_audio_tracks_are_laid_under_the_picture(library: Path, project: P
     tone = make_clip(tmp_path / "tone.mp4", duration=2, rate=25, size=f"{W}x{H}", audio=True)
     voice = ExportClip("voice", "", tone, 0, 30, 50, 0, 0, True, "audio", "narration",
                        Fraction(25), has_video=False)
-    edit = edit.__class__(**{**edit.__dict__, "audio": (AudioTrack("narration",
-                                                        (AudioClip(40, voice),)),)})
+    edit = replace(edit, audio=(AudioTrack("narration", (AudioClip(40, voice),)),))
     mlt = ET.fromstring(mlt_text(edit))
     assert [t.get("hide") for t in mlt.find("tractor").findall("track")] == [None, "video"]
     assert mlt.find("tractor/transition/property[@name='mlt_service']").text == "mix"
@@ -255,6 +255,13 @@ def test_an_export_folder_that_is_not_writable(project: Path, tmp_path: Path) ->
             assert not list(locked.iterdir()), "no media rendered before the check"
     finally:
         locked.chmod(0o700)
+
+
+def test_the_export_never_overwrites_the_edit_or_a_source(project: Path) -> None:
+    before = (project / "edit.otio").read_bytes()
+    with pytest.raises(ExportError, match="sources are never overwritten"):
+        export_project(project, project / "edit.otio")
+    assert (project / "edit.otio").read_bytes() == before
 
 
 def test_missing_media_is_one_error_and_no_export(library: Path, tmp_path: Path) -> None:

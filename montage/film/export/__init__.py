@@ -105,6 +105,11 @@ def export_project(project: Path, to: Path, *, jobs: int | None = None) -> Expor
     edl = read_timeline(otio_path)
     if not edl.decisions:
         raise ExportError(f"{otio_path}: the cut has no clips", "nothing to export")
+    sources = {otio_path.resolve()} | {(otio_path.parent / d.media).resolve()
+                                        for d in edl.decisions if d.media}
+    if to.resolve() in sources:
+        raise ExportError(f"the export {to} is the project's edit or a clip's source media",
+                          "choose another file; sources are never overwritten")
     partial = _claim(to)
     try:
         edit, media = prepare_media(edl, otio_path, to.absolute(), name=to.stem, jobs=jobs)
