@@ -25,6 +25,8 @@ commands:
   history, diff, revert    the cuts of a project, what changed, going back
   pin, unpin, ban, unban   keep a shot on a clip, keep a clip out (survive recuts)
   explain  for each shot: the chosen clip, the runner-up, and which rules decided
+  export   the cut for an editing program: .otio, .otioz, .fcpxml, .xml (Final Cut 7,
+           Premiere), .edl, .mlt (Shotcut), .kdenlive; title cards become media files
   demo     make out/demo/film.mp4 from the bundled demo script and footage
   plan     split a script into shots and print them (or --json)
   index    index a footage folder (incremental: only new or changed files are analysed)
@@ -161,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_studio_parser(sub, _add_make_options)
 
+    from montage.cli.export import add_parser as add_export_parser
+
+    add_export_parser(sub)
+
     from generator.commands import add_parser as add_generator_parser
 
     add_generator_parser(sub)
@@ -207,6 +213,10 @@ def _run(args: argparse.Namespace) -> int:
         from montage.cli.project import run_project_command
 
         return run_project_command(args)
+    if args.command == "export":
+        from montage.cli.export import run as run_export
+
+        return run_export(args)
     if args.command == "demo":
         from montage.cli.demo import DEMO, fetch_demo_library
 

@@ -371,3 +371,42 @@ def _render(edl: EditDecisionList, sources: list[_Source], work: Path, partial: 
         raise RenderError(f"the joined film has {got} frames, expected {edl.frames}",
                           "this is a bug in montage's renderer; please report it")
     return len(todo)
+
+
+def render_clips(edl: EditDecisionList, items: list[tuple[EditDecision, Path]], *, base: Path,
+                 jobs: int | None = None) -> None:
+    """Render single clips (title cards, stills with their pan) to files of their own, encoded
+    exactly as the film encodes them (H.264 + PCM in .mov), so an export can name real media
+    for every clip. Stills' relative paths are taken relative to ``base`` (the .otio's folder).
+    Each file is written under a temporary name and renamed once its frame count is checked."""
+    if not items:
+        return
+    cpus = os.cpu_count() or 1
+    parallel = max(1, jobs if jobs else min(2, cpus))
+    threads = max(1, cpus // parallel)
+    work = Path(tempfile.mkdtemp(prefix="montage-clips-"))
+    temps = [out.with_name(f".{out.name}.{os.getpid()}.partial.mov") for _, out in items]
+    try:
+        todo = []
+        for i, ((d, out), tmp) in enumerate(zip(items, temps)):
+            seg = _Segment(i, d, 0, tmp)
+            card, src = None, _Source(None, None)
+            if d.kind == "card":
+                card = render_card(d.text, edl.width, edl.height, work / f"card{i:04d}.png")
+            else:
+                media = (base / d.media).absolute()
+                src = _Source(media, probe(media))
+            todo.append(_segment_job(seg, src, card, edl, threads))
+        timeout = 60.0 + 30.0 * max(float(d.frames / edl.rate) for d, _ in items)
+        run_ffmpeg_jobs(todo, parallel=parallel, timeout=timeout)
+        for (d, out), tmp in zip(items, temps):
+            got = count_video_frames(tmp)
+            if got != d.frames:
+                raise RenderError(f"shot {d.shot_id}: its {d.kind} clip has {got} frames, "
+                                  f"expected {d.frames}",
+                                  "this is a bug in montage's renderer; please report it")
+            os.replace(tmp, out)
+    finally:
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
