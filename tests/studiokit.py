@@ -3,14 +3,10 @@ index, optimizer and renderer, and the real server on a loopback socket."""
 from __future__ import annotations
 
 import shutil
-import threading
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from montage.pipeline import MakeOptions
-from montage.studio import Studio, create_app, listen
-from montage.studio.server import host_names
+from montage.studio import Running, Studio, start_in_thread
 from tests.conftest import make_clip, make_cut_clip, make_still
 
 TOKEN = "test-token-0123456789abcdef"
@@ -57,29 +53,6 @@ def new_studio(tmp: Path, library: Path, sentences: list[str] = SENTENCES,
     return studio
 
 
-@dataclass
-class Served:
-    studio: Studio
-    url: str
-    thread: threading.Thread
-    server: object
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-
-def serve_in_thread(studio: Studio) -> Served:
+def serve_in_thread(studio: Studio) -> Running:
     """The real uvicorn server on a free loopback port, in a thread."""
-    import uvicorn
-
-    sock = listen("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    app = create_app(studio, TOKEN, host_names("127.0.0.1", port))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="error", access_log=False, lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return Served(studio, f"http://127.0.0.1:{port}", thread, server)
+    return start_in_thread(studio, TOKEN)

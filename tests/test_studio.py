@@ -123,6 +123,15 @@ def test_downloads_are_the_projects_files_by_fixed_names(shared):
     assert c.get("/download/state.json").status_code == 404
 
 
+def test_the_cut_downloads_in_an_editors_format(shared):
+    c = client(shared)
+    fcpxml = c.get("/download/edit.fcpxml")
+    assert fcpxml.status_code == 200 and b"<fcpxml" in fcpxml.content
+    bundle = c.get("/download/edit.otioz")
+    assert bundle.status_code == 200 and bundle.content[:2] == b"PK"  # a zip, media inside
+    assert c.get("/download/edit.docx").status_code == 404
+
+
 # -- security ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("path", ["/", "/api/project", "/api/status", "/media/film/1.mp4",
                                   "/download/film.mp4", "/api/shot/x"])

@@ -10,13 +10,16 @@ import errno
 import secrets
 import socket
 import sys
+import threading
+import time
+from dataclasses import dataclass
 
 from planner.errors import ProjectError
 
 from montage.studio.server import create_app, host_names
 from montage.studio.session import Studio
 
-__all__ = ["Studio", "create_app", "listen", "serve"]
+__all__ = ["Running", "Studio", "create_app", "listen", "serve", "start_in_thread"]
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -58,3 +61,33 @@ def serve(studio: Studio, *, host: str = "127.0.0.1", port: int = 8765, token: s
     config = uvicorn.Config(app, log_level="warning" if not quiet else "error", access_log=False,
                             lifespan="off")
     uvicorn.Server(config).run(sockets=[sock])
+
+
+@dataclass
+class Running:
+    """A studio server running in a thread of this process (tests, benchmarks, notebooks)."""
+
+    url: str
+    thread: threading.Thread
+    server: object
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def start_in_thread(studio: Studio, token: str, *, host: str = "127.0.0.1", port: int = 0) -> Running:
+    """Serve ``studio`` from a daemon thread; returns once it answers (port 0: any free port)."""
+    import uvicorn
+
+    sock = listen(host, port)
+    port = sock.getsockname()[1]
+    app = create_app(studio, token, host_names(host, port))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="error", access_log=False, lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,
+                              name="montage-studio-server")
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline and thread.is_alive():
+        time.sleep(0.02)
+    return Running(f"http://{host}:{port}", thread, server)

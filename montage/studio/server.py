@@ -28,7 +28,7 @@ from starlette.routing import Route
 from planner.errors import MontageError
 
 from montage.studio.media import preview_file, thumbnail_file
-from montage.studio.session import Studio, UnknownItem
+from montage.studio.session import EXPORTS, Studio, UnknownItem
 
 COOKIE = "montage_studio"
 HEADER = "x-montage-token"
@@ -141,10 +141,14 @@ def create_app(studio: Studio, token: str, hosts: set[str]) -> Starlette:
 
     def download(request: Request) -> Response:
         name = request.path_params["name"]
-        path = studio.download(name)
+        try:
+            path = studio.download(name)
+        except MontageError as exc:
+            return _error(409, exc.message, exc.hint)
         if path is None:
             return _error(404, f"no such download: {name}",
-                          "film.mp4, film.srt, edit.otio, report.md or contact.png")
+                          "film.mp4, film.srt, edit.otio, report.md, contact.png or "
+                          + ", ".join(EXPORTS))
         return FileResponse(path, filename=name, media_type=_TYPES.get(path.suffix, "application/octet-stream"))
 
     app = Starlette(routes=[
@@ -164,7 +168,9 @@ def create_app(studio: Studio, token: str, hosts: set[str]) -> Starlette:
 
 
 _TYPES = {".mp4": "video/mp4", ".srt": "application/x-subrip", ".otio": "application/json",
-          ".md": "text/markdown; charset=utf-8", ".png": "image/png"}
+          ".md": "text/markdown; charset=utf-8", ".png": "image/png", ".otioz": "application/zip",
+          ".fcpxml": "application/xml", ".xml": "application/xml", ".mlt": "application/xml",
+          ".kdenlive": "application/xml", ".edl": "text/plain; charset=utf-8"}
 
 
 class _Guard:

@@ -25,6 +25,7 @@ from planner.shots import ShotPlan
 from retrieval.types import CandidateSet
 
 from montage.film import read_timeline
+from montage.film.export import FORMATS, export_project
 from montage.optimize import EditDecision, list_styles
 from montage.pipeline import MakeOptions, MakeResult, Recutter
 from montage.project import (Choices, cut_dir, history, load_choices, load_state, revert,
@@ -34,6 +35,7 @@ class UnknownItem(ProjectError):
     """A shot or clip the current cut does not have (the page answers 404)."""
 
 
+EXPORTS = tuple(f"edit{ext}" for ext in FORMATS if ext != ".otio")
 TRIM_STEP = 0.5  # seconds a nudge moves a clip's in-point
 CANDIDATES_SHOWN = 8
 
@@ -378,13 +380,25 @@ class Studio:
         return path if path.is_file() else None
 
     def download(self, name: str) -> Path | None:
-        """The project's artifacts by their fixed names; anything else is None (a 404)."""
+        """The project's artifacts by their fixed names, and the cut exported to an editor's
+        format (``edit.fcpxml``, ``edit.otioz``, ...: made on first request, kept per cut);
+        any other name is None (a 404)."""
         film = self.film()
         files = {"film.mp4": film, "film.srt": film.with_suffix(".srt") if film else None,
                  "edit.otio": self.project / "edit.otio", "report.md": self.project / "report.md",
                  "contact.png": self.project / "contact.png"}
-        path = files.get(name)
-        return path if path is not None and path.is_file() else None
+        if name in files:
+            path = files[name]
+            return path if path is not None and path.is_file() else None
+        if name not in EXPORTS:
+            return None
+        state = load_state(self.project)
+        if state is None:
+            return None
+        path = self.project / "exports" / f"cut-{state.cut:04d}" / name
+        if not path.is_file():
+            export_project(cut_dir(self.project, state.cut) / "edit.otio", path)
+        return path
 
     # -- checks ---------------------------------------------------------------------------------
     def _number(self, shot: str) -> int:

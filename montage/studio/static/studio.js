@@ -302,6 +302,7 @@ async function load() {
   loadFilm();
   if (selected && snap.shots.some((s) => s.id === selected)) select(selected, false);
   document.body.dataset.cut = String(snap.cut);
+  if (!document.body.dataset.ready) document.body.dataset.readyMs = String(Math.round(performance.now()));
   document.body.dataset.ready = "1";
 }
 
