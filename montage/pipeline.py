@@ -154,8 +154,9 @@ class Recutter:
         return (f"{rules}|{o.threshold}|{o.width}x{o.height}@{o.rate}|top{o.top}|"
                 f"{o.generator}|{sorted(o.generate)}|{o.cast}")
 
-    def cut(self, script: Path, out: Path) -> MakeResult:
-        """Plan, choose and render; a recut when the project already holds a cut."""
+    def cut(self, script: Path, out: Path, note: str = "") -> MakeResult:
+        """Plan, choose and render; a recut when the project already holds a cut. ``note`` says
+        why in the history (e.g. "style calm"), before what changed in the script."""
         lib, project, o = self.library, self.project, self.options
         check_output(out, project, lib)
         t: dict[str, float] = {}
@@ -216,6 +217,8 @@ class Recutter:
 
         n = (state.cut if state else 0) + 1
         changes = alignment.summary() if alignment else f"{len(plan.shots)} new"
+        if note:
+            changes = f"{note}; {changes}"
         folder = self._record(n, plan, candidates, solution.edl, changes, script)
         lap("edit")
 

@@ -120,7 +120,9 @@ def test_clicking_a_sentence_seeks_the_film_and_shows_the_shot(page):
 
 def test_editing_one_sentence_and_saving_recuts_only_that_shot(page):
     before = clips(page.studio.project)
-    target = page.studio.snapshot()["shots"][1]
+    target, fourth = page.studio.snapshot()["shots"][1], page.studio.snapshot()["shots"][3]
+    page.page.wait_for_function("() => document.getElementById('player').readyState >= 1", timeout=20000)
+    page.page.click(f"#editor .shot[data-id='{fourth['id']}']")  # the playhead on shot 4
     page.page.evaluate("""(id) => {
         const span = document.querySelector(`#editor .shot[data-id="${id}"]`);
         const node = span.firstChild, at = node.textContent.indexOf('blue');
@@ -138,6 +140,10 @@ def test_editing_one_sentence_and_saving_recuts_only_that_shot(page):
     assert "The deep green sea is calm tonight." in page.studio.script.read_text()
     assert page.page.locator("#editor .shot").all_text_contents()[1] == "The deep green sea is calm tonight."
     assert not page.page.is_visible("#dirty")
+    start = next(s["start"] for s in page.studio.snapshot()["shots"] if s["id"] == fourth["id"])
+    page.page.wait_for_function(  # the new film is in, with the playhead on the same shot
+        f"() => document.getElementById('player').readyState >= 1 && "
+        f"Math.abs(document.getElementById('player').currentTime - {start}) < 0.1", timeout=20000)
     page.screenshot("recut")
 
 

@@ -55,6 +55,7 @@ def run(args: argparse.Namespace, options) -> int:
     if not library.is_dir():
         raise ProjectError(f"footage library not found: {library}", "check the --library path")
     studio = Studio(script, library, project, out, options)
+    studio.read_script()  # an unreadable script is one clear error before the server starts
     studio.start()
     serve(studio, host=args.host, port=args.port, quiet=args.quiet)
     return 0

@@ -120,7 +120,7 @@ class Studio:
                 if change is not None:
                     change()
                 if recut:
-                    self._cut()
+                    self._cut("" if what in ("save the script", "first cut") else what)
             except MontageError as exc:
                 line = re.search(re.escape(str(self.script)) + r":(\d+):", exc.message)
                 error = {"message": exc.message, "hint": exc.hint or "", "what": what,
@@ -134,12 +134,12 @@ class Studio:
                 self._done = job
                 self._stage = "" if error is None else self._stage
 
-    def _cut(self) -> MakeResult:
+    def _cut(self, note: str = "") -> MakeResult:
         if not self.library.is_dir():
             raise ProjectError(f"the footage library is gone: {self.library}",
                                "put the folder back (or remount it); the project and its films "
                                "are untouched")
-        return self.recutter.cut(self.script, self.out)
+        return self.recutter.cut(self.script, self.out, note)
 
     def start(self) -> int | None:
         """Make the first cut when the project has none (or its script changed since)."""
@@ -283,8 +283,11 @@ class Studio:
 
     def _build_snapshot(self) -> dict:
         state = load_state(self.project)
-        text = self.read_script()
-        base = {"script": text, "script_path": str(self.script), "library": str(self.library),
+        try:
+            text, problem = self.read_script(), None
+        except ScriptError as exc:  # changed by another program since: say so, show the cut
+            text, problem = "", f"{exc.message} ({exc.hint})"
+        base = {"script": text, "script_problem": problem, "script_path": str(self.script), "library": str(self.library),
                 "styles": list_styles(), "style": self.recutter.options.style, "cut": 0,
                 "shots": [], "history": [], "film": None, "seconds": 0.0, "bans": []}
         if state is None:

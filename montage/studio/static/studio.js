@@ -294,9 +294,11 @@ $("style").addEventListener("change", (ev) => act("/api/style", { style: ev.targ
 async function load() {
   snap = await api("/api/project");
   document.title = `montage studio · ${snap.script_path.split("/").pop()}`;
-  $("where").textContent = snap.script_path;
+  $("where").textContent = snap.script_path.split("/").pop();
+  $("where").title = snap.script_path;
   $("cutinfo").textContent = snap.cut ? `cut ${snap.cut} · ${snap.shots.length} shots · ${clock(snap.seconds)}` : "no cut yet";
   if (!dirty) renderScript();
+  if (snap.script_problem) scriptError(snap.script_problem, "", null);
   renderStrip();
   renderHistory();
   loadFilm();
