@@ -18,6 +18,7 @@ import shutil
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -300,9 +301,10 @@ def segment_key(d: EditDecision, src: "_Source", edl: EditDecisionList, samples:
     if src.path is not None:
         st = src.path.stat()
         media = [str(src.path), st.st_size, st.st_mtime_ns]
+    # the pan variant moves only a still: two cards of one text are one clip, whatever their ids
     fields = [RENDER_VERSION, media, d.kind, d.source_in, d.frames, str(edl.rate), edl.width,
-              edl.height, d.text if d.kind == "card" else "", samples, variant, VIDEO_CODEC,
-              SEGMENT_AUDIO]
+              edl.height, d.text if d.kind == "card" else "", samples,
+              variant if d.kind == "still" else 0, VIDEO_CODEC, SEGMENT_AUDIO]
     return hashlib.sha1(json.dumps(fields).encode()).hexdigest()[:20]
 
 
@@ -318,16 +320,25 @@ def _render(edl: EditDecisionList, sources: list[_Source], work: Path, partial: 
             parallel: int, threads: int, progress: bool | Callable[[str], None],
             cache: Path | None) -> int:
     """Encode the clips not in ``cache`` and join all of them; returns how many were encoded."""
-    segments = []
+    segments, first = [], {}
     for i, (d, start, src) in enumerate(zip(edl.decisions, edl.starts(), sources)):
         seg = _Segment(i, d, start, work / f"seg{i:04d}.mov")
-        if cache is not None:
-            samples = _samples(start + d.frames, edl.rate) - _samples(start, edl.rate)
-            seg = replace(seg, path=cache / f"{segment_key(d, src, edl, samples, seg.variant)}.mov")
-        segments.append(seg)
-    todo = [(seg, src) for seg, src in zip(segments, sources) if not seg.path.is_file()]
-    # encode into a temporary name; only a verified clip gets its cache name
-    temps = {seg.index: seg.path.with_name(seg.path.stem + f".{os.getpid()}.tmp.mov") for seg, _ in todo}
+        samples = _samples(start + d.frames, edl.rate) - _samples(start, edl.rate)
+        key = segment_key(d, src, edl, samples, seg.variant)
+        # one file per key: in the cache by its key, else the work file of its first clip
+        path = (cache / f"{key}.mov" if cache is not None
+                else work / f"seg{first.setdefault(key, i):04d}.mov")
+        segments.append(replace(seg, path=path))
+    # identical clips (a refrain's title cards, say) share one key: each key is encoded once
+    todo, planned = [], set()
+    for seg, src in zip(segments, sources):
+        if seg.path not in planned and not seg.path.is_file():
+            planned.add(seg.path)
+            todo.append((seg, src))
+    # encode into a temporary name of its own (another thread or process may be encoding the
+    # same key into the same cache); only a verified clip gets its cache name
+    run = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    temps = {seg.index: seg.path.with_name(f"{seg.path.stem}.{run}.tmp.mov") for seg, _ in todo}
     jobs = []
     for seg, src in todo:
         card = None
