@@ -1,10 +1,12 @@
 """Faults montage must survive: repeated lines, unreadable libraries, hand-changed projects."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+from montage.cli import main
 from montage.pipeline import MakeOptions, Recutter
 from montage.film import read_timeline
 from tests.conftest import make_clip, make_still
@@ -54,3 +56,48 @@ def test_identical_segments_are_encoded_once(tmp_path, cached):
         assert len(list(cache.glob("*.mov"))) == 2 and not list(cache.glob("*.tmp.*"))
         again = render_edit(otio, tmp_path / "film2.mp4", cache=cache)
         assert again.encoded == 0
+
+
+def test_a_library_of_only_unreadable_files_is_one_clear_error(tmp_path, capsys):
+    """Corrupt, truncated and empty files only: an error naming how many, which and why, not
+    a film of title cards; a second run (the failures remembered in the index) says the same."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "a_noise.mp4").write_bytes(os.urandom(4096))
+    (lib / "b_empty.mov").write_bytes(b"")
+    (lib / "c_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(64))
+    good = make_clip(tmp_path / "good.mp4", duration=2.0)
+    (lib / "d_truncated.mp4").write_bytes(good.read_bytes()[:300])
+    (lib / "e_empty.jpg").write_bytes(b"")
+    script = tmp_path / "s.txt"
+    script.write_text("A red door opens. The sea is calm.")
+    out = tmp_path / "film.mp4"
+    for _ in range(2):
+        capsys.readouterr()
+        assert main(["make", str(script), "--library", str(lib), "--out", str(out),
+                     "--quiet"]) == 2
+        err = capsys.readouterr().err
+        line = next(x for x in err.splitlines() if x.startswith("error: "))
+        assert "none of the 5 media files" in line and str(lib) in line
+        assert "a_noise.mp4 (" in line and "b_empty.mov (the file is empty" in line
+        assert "c_broken.png (" in line and "and 2 more" in line
+        assert "hint: " in err and "Traceback" not in err
+        assert not out.exists()
+    assert main(["index", str(lib), "--quiet"]) == 2
+    assert "none of the 5 media files" in capsys.readouterr().err
+
+
+def test_a_library_with_some_unreadable_files_still_makes_a_film(tmp_path, capsys):
+    lib = tmp_path / "lib"
+    make_clip(lib / "good.mp4", duration=2.0)
+    (lib / "noise.mp4").write_bytes(os.urandom(4096))
+    (lib / "empty.png").write_bytes(b"")
+    script = tmp_path / "s.txt"
+    script.write_text("A colourful test pattern moves.")
+    capsys.readouterr()
+    assert main(["index", str(lib), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "skipped 2" in out and "skipped noise.mp4" in out and "skipped empty.png" in out
+    assert main(["make", str(script), "--library", str(lib), "--out", str(tmp_path / "f.mp4"),
+                 "--size", "64x36", "--threshold", "0", "--quiet"]) == 0
+    assert read_timeline(tmp_path / "f.montage" / "edit.otio").decisions[0].media.endswith("good.mp4")
