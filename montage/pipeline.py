@@ -31,7 +31,7 @@ from montage.film import (clip_features, read_timeline, render_edit, report_text
 from montage.optimize import EditDecisionList, Kept, RuleSet, Solution, load_rules, optimize
 from montage.generate import cast_lines, fill_missing, mark_generated, merge
 from montage.project import (Choices, ProjectState, copy_atomic, cut_dir, load_choices, load_state,
-                             record_cut, save_state, write_atomic)
+                             project_lock, record_cut, save_state, write_atomic)
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ class MakeOptions:
     generator: str = "off"  # "builtin", "builtin:WEIGHTS", "diffusers:MODEL" or "off"
     generate: frozenset[str] = frozenset()  # shot ids to generate whatever the library has
     cast: Path | None = None  # cast.toml: names, descriptions, reference images, seeds
+    wait: float = 0.0  # seconds to wait for another writer of the project (0: fail at once)
 
 
 @dataclass(frozen=True)
@@ -118,10 +119,12 @@ class Recutter:
     """
 
     def __init__(self, library: Path, project: Path, options: MakeOptions = MakeOptions(),
-                 on_progress: Callable[[str], None] | None = None) -> None:
+                 on_progress: Callable[[str], None] | None = None,
+                 command: str = "montage make") -> None:
         self.library = Path(library)
         self.project = Path(project)
         self.on_progress = on_progress
+        self.command = command  # what another writer is told holds the project
         self.set_options(options)
         self._last: _Previous | None = None  # this object's last cut (kept for watch mode)
 
@@ -155,9 +158,15 @@ class Recutter:
                 f"{o.generator}|{sorted(o.generate)}|{o.cast}")
 
     def cut(self, script: Path, out: Path) -> MakeResult:
-        """Plan, choose and render; a recut when the project already holds a cut."""
+        """Plan, choose and render; a recut when the project already holds a cut. Holds the
+        project's lock throughout: a second writer waits (``options.wait``) or is told who."""
+        check_output(out, self.project, self.library)
+        with project_lock(self.project, self.command, wait=self.options.wait > 0,
+                          timeout=self.options.wait):
+            return self._cut(script, out)
+
+    def _cut(self, script: Path, out: Path) -> MakeResult:
         lib, project, o = self.library, self.project, self.options
-        check_output(out, project, lib)
         t: dict[str, float] = {}
         clock = time.perf_counter()
 

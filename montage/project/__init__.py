@@ -1,8 +1,10 @@
 """The project folder's memory: its state (``state.json``), pins and bans (``project.toml``),
-and every cut kept in ``history/`` (``versions``: list, compare, revert, explain).
+and every cut kept in ``history/`` (``versions``: list, compare, revert, explain); one writer at
+a time (``lock``).
 """
 from __future__ import annotations
 
+from montage.project.lock import lock_holder, project_lock
 from montage.project.state import (Choices, CutInfo, ProjectState, copy_atomic, cut_dir, history,
                                    load_choices, load_state, record_cut, save_choices, save_state,
                                    write_atomic)
@@ -10,6 +12,7 @@ from montage.project.versions import diff_text, explain_text, history_text, reve
 
 __all__ = [
     "Choices", "CutInfo", "ProjectState", "copy_atomic", "cut_dir", "diff_text", "explain_text",
-    "history", "history_text", "load_choices", "load_state", "record_cut", "revert",
+    "history", "history_text", "load_choices", "load_state", "lock_holder", "project_lock",
+    "record_cut", "revert",
     "save_choices", "save_state", "write_atomic",
 ]

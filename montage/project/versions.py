@@ -13,6 +13,7 @@ from planner.errors import ProjectError
 from planner.shots import ShotPlan
 
 from montage.optimize import EditDecision, edl_text
+from montage.project.lock import project_lock
 from montage.project.state import (copy_atomic, cut_dir, history, load_state, record_cut,
                                    save_state, write_atomic)
 from montage.film import read_timeline, render_edit, write_srt
@@ -83,8 +84,15 @@ def diff_text(project: Path, old: int | None = None, new: int | None = None) -> 
     return "\n".join(lines)
 
 
-def revert(project: Path, n: int, *, progress: bool | Callable[[str], None] = False) -> int:
-    """Make cut ``n`` the current one again, as a new cut; returns the new cut's number."""
+def revert(project: Path, n: int, *, progress: bool | Callable[[str], None] = False,
+           wait: float = 0.0) -> int:
+    """Make cut ``n`` the current one again, as a new cut; returns the new cut's number.
+    Holds the project's lock (``wait`` seconds for another writer to finish)."""
+    with project_lock(project, f"montage revert {n}", wait=wait > 0, timeout=wait):
+        return _revert(project, n, progress)
+
+
+def _revert(project: Path, n: int, progress: bool | Callable[[str], None]) -> int:
     state = _require_state(project)
     source = cut_dir(project, n)
     if not (source / "edit.otio").is_file():
