@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,8 @@ import pytest
 from montage.cli import main
 from montage.pipeline import MakeOptions, Recutter
 from montage.film import read_timeline
-from tests.conftest import make_clip, make_still
+from montage.project import load_state
+from tests.conftest import make_clip, make_cut_clip, make_still
 
 OPTIONS = MakeOptions(threshold=0.0, width=64, height=36, progress=False, contact_sheet=False)
 
@@ -101,3 +103,116 @@ def test_a_library_with_some_unreadable_files_still_makes_a_film(tmp_path, capsy
     assert main(["make", str(script), "--library", str(lib), "--out", str(tmp_path / "f.mp4"),
                  "--size", "64x36", "--threshold", "0", "--quiet"]) == 0
     assert read_timeline(tmp_path / "f.montage" / "edit.otio").decisions[0].media.endswith("good.mp4")
+
+
+# -- a project changed by hand ----------------------------------------------------------------
+SENTENCES = "A red door opens slowly. The blue sea is calm tonight.\n\nA colourful test pattern moves."
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("lib")
+    make_cut_clip(root / "colors.mp4", ["red", "blue", "green", "yellow"], seconds=2.0)
+    make_clip(root / "pattern.mp4", duration=4.0)
+    make_still(root / "card.png")
+    make_still(root / "bars.png", source="smptebars")
+    from retrieval.index import build_index
+
+    build_index(root, "proxy", progress=False, workers=0)  # copied with the files: warm
+    return root
+
+
+@pytest.fixture
+def made(tmp_path, library):
+    """A project with one cut, made from a copy of the library (a test may delete from it)."""
+    lib = tmp_path / "lib"
+    shutil.copytree(library, lib)  # with its index (mtimes kept): nothing to analyse again
+    script = tmp_path / "story.txt"
+    script.write_text(SENTENCES)
+    project, out = tmp_path / "proj", tmp_path / "film.mp4"
+    Recutter(lib, project, OPTIONS).cut(script, out)
+    return lib, script, project, out
+
+
+def _frames_ok(project: Path, out: Path) -> bool:
+    from retrieval.ffmpeg import count_video_frames
+
+    return count_video_frames(out) == read_timeline(project / "edit.otio").frames
+
+
+@pytest.mark.parametrize("damage", ["{not json", "[1, 2]", "", '{"cut": "three"}', "half"])
+def test_a_damaged_state_is_named_then_rebuilt_from_history(made, capsys, damage):
+    lib, script, project, out = made
+    state = project / "state.json"
+    if damage == "half":
+        damage = state.read_text()[: len(state.read_text()) // 2]
+    elif damage == '{"cut": "three"}':
+        damage = state.read_text().replace('"cut": 1', '"cut": "three"')
+    state.write_text(damage)
+    first = (project / "history" / "0001" / "edit.otio").read_bytes()
+    capsys.readouterr()
+    assert main(["history", str(project)]) == 2  # read-only commands name the file and the way out
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {state}: the project state is damaged")
+    assert "run montage make again" in err and "Traceback" not in err
+    res = Recutter(lib, project, OPTIONS).cut(script, out)
+    err = capsys.readouterr().err
+    assert "kept as state.json.damaged and rebuilt from cut 1" in err
+    assert (project / "state.json.damaged").read_text() == damage
+    assert res.cut == 2 and load_state(project).cut == 2
+    assert (project / "history" / "0001" / "edit.otio").read_bytes() == first  # history kept
+    assert res.kept == 3  # the old clips are preferred again
+    assert _frames_ok(project, out)
+
+
+def test_a_deleted_state_numbers_the_next_cut_after_the_history(made):
+    lib, script, project, out = made
+    first = (project / "history" / "0001" / "meta.json").read_text()
+    (project / "state.json").unlink()
+    res = Recutter(lib, project, OPTIONS).cut(script, out)
+    assert res.cut == 2 and (project / "history" / "0001" / "meta.json").read_text() == first
+
+
+def test_deleted_or_damaged_cache_clips_are_encoded_again(made):
+    lib, script, project, out = made
+    cache = sorted((project / "cache").glob("*.mov"))
+    assert len(cache) == 3
+    cache[0].unlink()
+    res = Recutter(lib, project, OPTIONS).cut(script, out)
+    assert res.encoded == 1 and _frames_ok(project, out)
+    for clip, junk in zip(sorted((project / "cache").glob("*.mov")), (b"", os.urandom(3000))):
+        clip.write_bytes(junk)  # cut short, overwritten
+    res = Recutter(lib, project, OPTIONS).cut(script, out)
+    assert res.encoded == 2 and _frames_ok(project, out)
+
+
+def test_a_source_deleted_from_the_library_is_named_and_its_shot_chosen_anew(made, capsys):
+    lib, script, project, out = made
+    before = {d.shot_id: d for d in read_timeline(project / "edit.otio").decisions}
+    victim = next(d for d in before.values() if d.media.endswith("colors.mp4"))
+    (lib / "colors.mp4").unlink()
+    capsys.readouterr()
+    res = Recutter(lib, project, OPTIONS).cut(script, out)
+    err = capsys.readouterr().err
+    line = next(x for x in err.splitlines() if victim.shot_id in x)
+    assert "warning:" in line and "colors.mp4" in line and "deleted" in line
+    after = {d.shot_id: d for d in read_timeline(project / "edit.otio").decisions}
+    assert not after[victim.shot_id].media.endswith("colors.mp4")
+    assert res.cut == 2 and _frames_ok(project, out)
+    capsys.readouterr()  # going back to the cut that used it: one clear error, nothing changed
+    assert main(["revert", str(project), "1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and f"shot {victim.shot_id}" in err and "colors.mp4" in err
+    assert "Traceback" not in err and load_state(project).cut == 2 and _frames_ok(project, out)
+
+
+def test_a_source_replaced_by_a_shorter_file_is_chosen_anew(made, capsys):
+    lib, script, project, out = made
+    before = {d.shot_id: d for d in read_timeline(project / "edit.otio").decisions}
+    victim = next(d for d in before.values() if d.media.endswith("colors.mp4"))
+    make_cut_clip(lib / "colors.mp4", ["red"], seconds=0.5)
+    capsys.readouterr()
+    res = Recutter(lib, project, OPTIONS).cut(script, out)
+    err = capsys.readouterr().err
+    assert f"shot {victim.shot_id}" in err and "replaced" in err
+    assert res.cut == 2 and _frames_ok(project, out)

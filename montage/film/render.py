@@ -335,6 +335,40 @@ def _render(edl: EditDecisionList, sources: list[_Source], work: Path, partial: 
         if seg.path not in planned and not seg.path.is_file():
             planned.add(seg.path)
             todo.append((seg, src))
+    _encode(todo, edl, work, parallel, threads, progress)
+    _tell(progress, f"render: joining {len(segments)} clips ({len(todo)} encoded, "
+                    f"{len(segments) - len(todo)} from the cache)")
+    try:
+        _join(segments, edl, work, partial)
+    except RenderError:
+        # a cached clip damaged since it was made (cut short, edited): encode it again
+        fresh = {seg.path for seg, _ in todo}
+        reused = {seg.path: (seg, src) for seg, src in zip(segments, sources)
+                  if seg.path not in fresh}
+        bad = [(seg, src) for seg, src in reused.values()
+               if _frames(seg.path) != seg.decision.frames]
+        if not bad:
+            raise
+        _tell(progress, f"render: {len(bad)} cached clip(s) were damaged; encoding them again")
+        for seg, _ in bad:
+            seg.path.unlink(missing_ok=True)
+        _encode(bad, edl, work, parallel, threads, progress)
+        todo += bad
+        _join(segments, edl, work, partial)
+    return len(todo)
+
+
+def _frames(path: Path) -> int | None:
+    """Frames in a clip, or None when it cannot be read."""
+    try:
+        return count_video_frames(path)
+    except RenderError:
+        return None
+
+
+def _encode(todo: list[tuple[_Segment, _Source]], edl: EditDecisionList, work: Path,
+            parallel: int, threads: int, progress: bool | Callable[[str], None]) -> None:
+    """Encode each segment of ``todo`` to its path, checking its frame count first."""
     # encode into a temporary name of its own (another thread or process may be encoding the
     # same key into the same cache); only a verified clip gets its cache name
     run = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -374,11 +408,11 @@ def _render(edl: EditDecisionList, sources: list[_Source], work: Path, partial: 
     finally:
         for tmp in temps.values():
             tmp.unlink(missing_ok=True)
-    _tell(progress, f"render: joining {len(segments)} clips ({len(todo)} encoded, "
-                    f"{len(segments) - len(todo)} from the cache)")
+
+
+def _join(segments: list[_Segment], edl: EditDecisionList, work: Path, partial: Path) -> None:
     _concat(segments, edl, work, partial)
     got = count_video_frames(partial)
     if got != edl.frames:
         raise RenderError(f"the joined film has {got} frames, expected {edl.frames}",
                           "this is a bug in montage's renderer; please report it")
-    return len(todo)
