@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -30,8 +32,9 @@ from montage.film import (clip_features, read_timeline, render_edit, report_text
                           write_contact_sheet, write_srt, write_timeline)
 from montage.optimize import EditDecisionList, Kept, RuleSet, Solution, load_rules, optimize
 from montage.generate import cast_lines, fill_missing, mark_generated, merge
-from montage.project import (Choices, ProjectState, copy_atomic, cut_dir, load_choices, load_state,
-                             record_cut, save_state, write_atomic)
+from montage.project import (Choices, DamagedState, ProjectState, commit_cut, cut_dir, last_cut,
+                             load_choices, load_state, project_lock, rebuild_state, record_cut,
+                             settle, staged_film, write_atomic)
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class MakeOptions:
     generator: str = "off"  # "builtin", "builtin:WEIGHTS", "diffusers:MODEL" or "off"
     generate: frozenset[str] = frozenset()  # shot ids to generate whatever the library has
     cast: Path | None = None  # cast.toml: names, descriptions, reference images, seeds
+    wait: float = 0.0  # seconds to wait for another writer of the project (0: fail at once)
 
 
 @dataclass(frozen=True)
@@ -118,10 +122,12 @@ class Recutter:
     """
 
     def __init__(self, library: Path, project: Path, options: MakeOptions = MakeOptions(),
-                 on_progress: Callable[[str], None] | None = None) -> None:
+                 on_progress: Callable[[str], None] | None = None,
+                 command: str = "montage make") -> None:
         self.library = Path(library)
         self.project = Path(project)
         self.on_progress = on_progress
+        self.command = command  # what another writer is told holds the project
         self.set_options(options)
         self._last: _Previous | None = None  # this object's last cut (kept for watch mode)
 
@@ -131,21 +137,26 @@ class Recutter:
         self.rules: RuleSet = load_rules(options.style)
         self.options = options
 
-    def _say(self, text: str) -> None:
+    def _say(self, text: str, warn: bool = False) -> None:
+        """Progress to the callback and (unless quiet) stderr; a warning is printed always."""
         if self.on_progress is not None:
             self.on_progress(text)
-        if self.options.progress:
+        if self.options.progress or warn:
             print(f"[montage] {text}", file=sys.stderr, flush=True)
 
     def _render_progress(self) -> bool | Callable[[str], None]:
-        if self.on_progress is None:
+        stop = _stop_after_clips()
+        if self.on_progress is None and stop is None:
             return self.options.progress
-        echo = self.options.progress
+        echo, callback = self.options.progress, self.on_progress
 
         def tell(text: str) -> None:
-            self.on_progress(text)
+            if callback is not None:
+                callback(text)
             if echo:
                 print(text, file=sys.stderr, flush=True)
+            if stop is not None:
+                stop(text)
         return tell
 
     def settings(self) -> str:
@@ -156,9 +167,15 @@ class Recutter:
 
     def cut(self, script: Path, out: Path, note: str = "") -> MakeResult:
         """Plan, choose and render; a recut when the project already holds a cut. ``note`` says
-        why in the history (e.g. "style calm"), before what changed in the script."""
+        why in the history (e.g. "style calm"), before what changed in the script. Holds the
+        project's lock throughout: a second writer waits (``options.wait``) or is told who."""
+        check_output(out, self.project, self.library)
+        with project_lock(self.project, self.command, wait=self.options.wait > 0,
+                          timeout=self.options.wait):
+            return self._cut(script, out, note)
+
+    def _cut(self, script: Path, out: Path, note: str) -> MakeResult:
         lib, project, o = self.library, self.project, self.options
-        check_output(out, project, lib)
         t: dict[str, float] = {}
         clock = time.perf_counter()
 
@@ -170,7 +187,14 @@ class Recutter:
 
         plan = load_script(script)
         lap("plan")
-        state = load_state(project)
+        settle(project)  # finish a cut whose publication a kill cut short
+        try:
+            state = load_state(project)
+        except DamagedState as exc:
+            state = rebuild_state(project, lib, script, out)
+            self._say(f"warning: {exc.message}; kept as state.json.damaged and rebuilt from "
+                      + (f"cut {state.cut} in history/" if state else "nothing (no complete cut)"),
+                      warn=True)
         if state is not None and Path(state.library) != lib.resolve():
             raise ProjectError(
                 f"{project} was cut from the library {state.library}, not {lib.resolve()}",
@@ -197,6 +221,10 @@ class Recutter:
             lap("generate")
 
         keep, free, alignment = self._stability(plan, previous, choices)
+        gone = self._gone(previous, index)
+        for sid in [sid for sid, k in keep.items() if k.library_shot in gone]:
+            del keep[sid]  # its clip left the library: its footage is chosen anew
+            free = free | {sid} if free is not None else None
 
         def solve(cands: CandidateSet):
             return optimize(plan, cands, rules=self.rules, threshold=o.threshold, rate=o.rate,
@@ -214,8 +242,9 @@ class Recutter:
                 solution = solve(candidates)
             solution = replace(solution, edl=mark_generated(solution.edl, generated))
         lap("optimize")
+        _stop_at("solved")
 
-        n = (state.cut if state else 0) + 1
+        n = (state.cut if state else last_cut(project)) + 1
         changes = alignment.summary() if alignment else f"{len(plan.shots)} new"
         if note:
             changes = f"{note}; {changes}"
@@ -223,13 +252,15 @@ class Recutter:
         lap("edit")
 
         self._say(f"render cut {n} ({changes})")
-        rendered = render_edit(folder / "edit.otio", out, cache=project / "cache",
+        staged = staged_film(out.resolve(), n)  # the film stays where it is until the commit
+        rendered = render_edit(folder / "edit.otio", staged, cache=project / "cache",
                                progress=self._render_progress())
         lap("render")
 
         cast = cast_lines(generated, plan, solution.edl) if generated is not None else []
-        self._publish(folder, solution, plan, candidates, out, changes, cast)
-        save_state(project, ProjectState(library=str(lib.resolve()), embedder=index.embedder_name,
+        self._prepare(folder, solution, plan, candidates, staged, out, changes, cast)
+        _stop_at("state")
+        commit_cut(project, ProjectState(library=str(lib.resolve()), embedder=index.embedder_name,
                                          index_id=index_id, script=str(script.resolve()),
                                          film=str(out.resolve()), settings=self.settings(), cut=n))
         self._last = _Previous(n, plan, candidates, solution.edl, fresh=True)
@@ -272,6 +303,29 @@ class Recutter:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ProjectError(f"{folder}: the last cut is damaged ({exc})",
                                "delete state.json to cut afresh (the history is kept)") from None
+
+    def _gone(self, previous: "_Previous | None", index) -> set[str]:
+        """The clips of the last cut no longer in the library as they were (the file deleted,
+        or replaced by one without that span); each is said, and its shot re-solved."""
+        if previous is None:
+            return set()
+        by_id = {ls.id: ls for ls in index.shots}
+        rate = previous.edl.rate
+        gone = set()
+        for d in previous.edl.decisions:
+            if not d.library_shot or d.library_shot.startswith("generated:"):
+                continue
+            clip = by_id.get(d.library_shot)
+            fits = clip is not None and (clip.kind == "still" or (
+                clip.start - 1 / rate <= d.source_in / rate
+                and (d.source_in + d.frames) / rate <= clip.end + 1 / rate))
+            if not fits:
+                what = "deleted" if clip is None else "replaced: that span is no longer in it"
+                self._say(f"warning: shot {d.shot_id} (\"{d.text[:60]}\"): its clip "
+                          f"{d.library_shot} is gone from the library ({d.media} {what}); "
+                          f"choosing its footage anew", warn=True)
+                gone.add(d.library_shot)
+        return gone
 
     def _candidates(self, index, plan: ShotPlan, previous: "_Previous | None",
                     choices: Choices) -> CandidateSet:
@@ -332,22 +386,41 @@ class Recutter:
         write_timeline(edl, folder / "edit.otio", name=script.stem)
         return folder
 
-    def _publish(self, folder: Path, solution: Solution, plan: ShotPlan, candidates: CandidateSet,
-                 out: Path, changes: str, cast: list[str]) -> None:
-        """Make the new cut the current one: artifacts beside the film and in the project."""
-        project = self.project
+    def _prepare(self, folder: Path, solution: Solution, plan: ShotPlan,
+                 candidates: CandidateSet, staged: Path, out: Path, changes: str,
+                 cast: list[str]) -> None:
+        """Every artifact of the new cut, in its history folder (montage.project.publish
+        copies them into place after the commit)."""
         write_atomic(folder / "candidates.json", candidates.to_json())
-        for name in ("plan.json", "candidates.json", "edit.otio"):
-            copy_atomic(folder / name, project / name)
-        write_srt(solution.edl, out.with_suffix(".srt"))
-        if out.parent.resolve() != project.resolve():
-            write_srt(solution.edl, project / "film.srt")
+        write_srt(solution.edl, folder / "film.srt")
         if self.options.contact_sheet:
-            write_contact_sheet(out, solution.edl, project / "contact.png")
-        rhythm_plot(solution.edl, clip_features(candidates), project / "rhythm.png")
-        write_atomic(project / "report.md",
+            write_contact_sheet(staged, solution.edl, folder / "contact.png")
+        rhythm_plot(solution.edl, clip_features(candidates), folder / "rhythm.png")
+        write_atomic(folder / "report.md",
                      report_text(plan, candidates, solution, film=out, changes=changes,
                                  cast=cast))
+
+
+STOP_AT = "MONTAGE_TEST_STOP_AT"  # tests: kill -9 this process at a named stage
+
+
+def _stop_at(stage: str) -> None:
+    """Fault tests: SIGKILL ourselves at ``stage`` (solved, joining, state) when asked."""
+    if os.environ.get(STOP_AT) == stage:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _stop_after_clips() -> Callable[[str], None] | None:
+    """Fault tests: a render progress listener that SIGKILLs us after N clips are encoded
+    (``encoded:N``) or as the join starts (``joining``); None when no stop is asked."""
+    stage = os.environ.get(STOP_AT, "")
+    if stage.startswith("encoded:"):
+        n = int(stage.split(":", 1)[1])
+        return lambda text: os.kill(os.getpid(), signal.SIGKILL) \
+            if text.startswith(f"render: clip {n}/") else None
+    if stage == "joining":
+        return lambda text: _stop_at("joining") if text.startswith("render: joining") else None
+    return None
 
 
 def _same(kept: Kept, d) -> bool:

@@ -106,15 +106,36 @@ def build_index(root: Path, embedder: str | Embedder = "proxy", *, progress: boo
         if old_meta and not plan.to_index and not plan.dropped:
             if plan.touched:
                 store.touch_files(con, plan.touched)
-            return _report(media, {}, plan.kept_paths, plan.skipped, started, emb.name, folder)
+            return _readable(root, _report(media, {}, plan.kept_paths, plan.skipped, started,
+                                           emb.name, folder))
         kept = _load_kept(folder, con, old_meta, plan) if old_meta else {}
         if old_meta and len(kept) < len(plan.kept_paths):  # old vectors unreadable
             plan.to_index += [m for m in media if m.path in plan.kept_paths and m.path not in kept]
             plan.to_index.sort(key=lambda m: m.path)
         run = _Run(root, folder, con, emb, settings, kept, plan, checkpoint_s)
         run.go(progress, workers, on_file)
-    return _report(media, run.fresh, set(kept) | set(run.fresh), run.skipped, started,
-                   emb.name, folder)
+    return _readable(root, _report(media, run.fresh, set(kept) | set(run.fresh), run.skipped,
+                                   started, emb.name, folder))
+
+
+def _readable(root: Path, report: IndexReport, shown: int = 3) -> IndexReport:
+    """The report, or one LibraryError when not one file could be read: a film of title cards
+    from a library of corrupt files would hide the real problem. Some unreadable files are fine
+    (they are skipped, with a warning each, and listed in the report)."""
+    if report.files_total == 0 or len(report.files_skipped) < report.files_total:
+        return report
+    why = []
+    for path, reason in report.files_skipped[:shown]:
+        short = reason.split(": ", 1)[1] if reason.startswith("cannot read ") and ": " in reason \
+            else reason
+        why.append(f"{path} ({short})")
+    more = report.files_total - shown
+    listed = "; ".join(why) + (f"; and {more} more" if more > 0 else "")
+    n = report.files_total
+    raise LibraryError(
+        f"none of the {n} media file{'s' if n != 1 else ''} in {root} could be read: {listed}",
+        hint="the files are corrupt, truncated or empty: copy them again from the camera or "
+             "their source, or point --library at the folder of good copies")
 
 
 def _connect_or_reset(folder: Path):

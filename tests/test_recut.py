@@ -147,10 +147,7 @@ def test_failures_keep_the_previous_film_and_state(cut1, tmp_path):
     with pytest.raises(ProjectError, match="was cut from the library"):
         Recutter(other, project, OPTIONS).cut(write(script, SENTENCES), out)
     assert out.read_bytes() == film and (project / "state.json").read_text() == state
-    (project / "state.json").write_text("{not json")
-    with pytest.raises(ProjectError, match="damaged"):
-        r.cut(script, out)
-    assert out.read_bytes() == film
+    # a damaged state.json is rebuilt from history/ (tests/test_faults.py), not a failure
 
 
 def test_watch_recuts_on_save(tmp_path, library):

@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -213,6 +215,17 @@ def test_a_project_from_another_library_is_refused(shared, tmp_path, capsys):
     other.mkdir()
     assert main(["studio", str(shared.project), "--library", str(other)]) == 2
     assert "made from the library" in capsys.readouterr().err
+
+
+def test_a_make_on_the_studios_project_is_told_who_holds_it(shared):
+    state = load_state(shared.project)
+    code = ("import sys; from montage.cli import main; sys.exit(main(sys.argv[1:]))")
+    done = subprocess.run([sys.executable, "-c", code, "make", state.script, "--library",
+                           state.library, "--out", state.film, "--project", str(shared.project),
+                           "--quiet"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "montage studio" in done.stderr and str(os.getpid()) in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 # -- recuts ------------------------------------------------------------------------------------------

@@ -72,6 +72,9 @@ def _add_make_options(p: argparse.ArgumentParser) -> None:
                    help="generate this shot even if the library has a match (repeatable)")
     p.add_argument("--cast", type=Path, default=None, metavar="cast.toml",
                    help="characters: name, description, reference images, seed")
+    p.add_argument("--wait", type=float, default=None, metavar="SECONDS",
+                   help="if another montage command is writing the project, wait up to SECONDS "
+                        "for it (default: make fails at once naming it; watch waits 600 s)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -173,15 +176,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _options(args: argparse.Namespace):
+def _options(args: argparse.Namespace, *, wait: float = 0.0):
     from montage.pipeline import MakeOptions
 
     if args.top < 1:
         raise MontageError(f"--top must be at least 1, got {args.top}")
+    if args.wait is not None and not 0 <= args.wait < 1e6:
+        raise MontageError(f"--wait must be a number of seconds >= 0, got {args.wait}")
     return MakeOptions(embedder=args.embedder, style=args.style, top=args.top,
                        threshold=args.threshold, width=args.size[0], height=args.size[1],
                        rate=args.fps, progress=not args.quiet, generator=args.generator,
-                       generate=frozenset(args.generate), cast=args.cast)
+                       generate=frozenset(args.generate), cast=args.cast,
+                       wait=args.wait if args.wait is not None else wait)
 
 
 def _make(args: argparse.Namespace, script: Path, library: Path, out: Path | None,
@@ -190,7 +196,10 @@ def _make(args: argparse.Namespace, script: Path, library: Path, out: Path | Non
 
     if out is None:
         out = (project / "film.mp4") if project else script.with_name("film.mp4")
-    recutter = Recutter(library, project or default_project(out), _options(args))
+    # watch recuts on its own schedule: it waits for a make or a pin rather than skip a save
+    recutter = Recutter(library, project or default_project(out),
+                        _options(args, wait=600.0 if watch else 0.0),
+                        command="montage watch" if watch else f"montage {args.command}")
     if watch:
         from montage.cli.watch import watch as watch_loop
 

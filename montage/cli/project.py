@@ -8,7 +8,8 @@ from pathlib import Path
 from planner.errors import ProjectError
 from planner.shots import ShotPlan
 
-from montage.project import diff_text, history_text, load_choices, load_state, revert, save_choices
+from montage.project import (diff_text, history_text, load_choices, load_state, project_lock,
+                             revert, save_choices)
 
 
 def _shot_id(project: Path, shot: str) -> str:
@@ -51,24 +52,30 @@ def run_project_command(args: argparse.Namespace) -> int:
         state = load_state(project)
         print(f"cut {n} is cut {args.cut} again; film: {state.film if state else '?'}")
     else:
-        choices = load_choices(project)
-        if cmd == "pin":
-            shot = _shot_id(project, args.shot)
-            choices = replace(choices, pins={**choices.pins, shot: args.clip})
-            print(f"pinned {shot} to {args.clip}; run montage make again to recut")
-        elif cmd == "unpin":
-            shot = _shot_id(project, args.shot) if args.shot not in choices.pins else args.shot
-            if shot not in choices.pins:
-                raise ProjectError(f"shot {shot} is not pinned", "see project.toml")
-            choices = replace(choices, pins={k: v for k, v in choices.pins.items() if k != shot})
-            print(f"unpinned {shot}")
-        elif cmd == "ban":
-            choices = replace(choices, bans=choices.bans | {args.clip})
-            print(f"banned {args.clip}; run montage make again to recut")
-        elif cmd == "unban":
-            if args.clip not in choices.bans:
-                raise ProjectError(f"{args.clip} is not banned", "see project.toml")
-            choices = replace(choices, bans=choices.bans - {args.clip})
-            print(f"unbanned {args.clip}")
-        save_choices(project, choices)
+        with project_lock(project, f"montage {cmd}"):  # no make may cut between read and write
+            _choose(args, project, cmd)
     return 0
+
+
+def _choose(args: argparse.Namespace, project: Path, cmd: str) -> None:
+    """pin, unpin, ban, unban: read project.toml, change it, write it back."""
+    choices = load_choices(project)
+    if cmd == "pin":
+        shot = _shot_id(project, args.shot)
+        choices = replace(choices, pins={**choices.pins, shot: args.clip})
+        print(f"pinned {shot} to {args.clip}; run montage make again to recut")
+    elif cmd == "unpin":
+        shot = _shot_id(project, args.shot) if args.shot not in choices.pins else args.shot
+        if shot not in choices.pins:
+            raise ProjectError(f"shot {shot} is not pinned", "see project.toml")
+        choices = replace(choices, pins={k: v for k, v in choices.pins.items() if k != shot})
+        print(f"unpinned {shot}")
+    elif cmd == "ban":
+        choices = replace(choices, bans=choices.bans | {args.clip})
+        print(f"banned {args.clip}; run montage make again to recut")
+    elif cmd == "unban":
+        if args.clip not in choices.bans:
+            raise ProjectError(f"{args.clip} is not banned", "see project.toml")
+        choices = replace(choices, bans=choices.bans - {args.clip})
+        print(f"unbanned {args.clip}")
+    save_choices(project, choices)

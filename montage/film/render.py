@@ -18,6 +18,7 @@ import shutil
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -300,9 +301,10 @@ def segment_key(d: EditDecision, src: "_Source", edl: EditDecisionList, samples:
     if src.path is not None:
         st = src.path.stat()
         media = [str(src.path), st.st_size, st.st_mtime_ns]
+    # the pan variant moves only a still: two cards of one text are one clip, whatever their ids
     fields = [RENDER_VERSION, media, d.kind, d.source_in, d.frames, str(edl.rate), edl.width,
-              edl.height, d.text if d.kind == "card" else "", samples, variant, VIDEO_CODEC,
-              SEGMENT_AUDIO]
+              edl.height, d.text if d.kind == "card" else "", samples,
+              variant if d.kind == "still" else 0, VIDEO_CODEC, SEGMENT_AUDIO]
     return hashlib.sha1(json.dumps(fields).encode()).hexdigest()[:20]
 
 
@@ -318,16 +320,59 @@ def _render(edl: EditDecisionList, sources: list[_Source], work: Path, partial: 
             parallel: int, threads: int, progress: bool | Callable[[str], None],
             cache: Path | None) -> int:
     """Encode the clips not in ``cache`` and join all of them; returns how many were encoded."""
-    segments = []
+    segments, first = [], {}
     for i, (d, start, src) in enumerate(zip(edl.decisions, edl.starts(), sources)):
         seg = _Segment(i, d, start, work / f"seg{i:04d}.mov")
-        if cache is not None:
-            samples = _samples(start + d.frames, edl.rate) - _samples(start, edl.rate)
-            seg = replace(seg, path=cache / f"{segment_key(d, src, edl, samples, seg.variant)}.mov")
-        segments.append(seg)
-    todo = [(seg, src) for seg, src in zip(segments, sources) if not seg.path.is_file()]
-    # encode into a temporary name; only a verified clip gets its cache name
-    temps = {seg.index: seg.path.with_name(seg.path.stem + f".{os.getpid()}.tmp.mov") for seg, _ in todo}
+        samples = _samples(start + d.frames, edl.rate) - _samples(start, edl.rate)
+        key = segment_key(d, src, edl, samples, seg.variant)
+        # one file per key: in the cache by its key, else the work file of its first clip
+        path = (cache / f"{key}.mov" if cache is not None
+                else work / f"seg{first.setdefault(key, i):04d}.mov")
+        segments.append(replace(seg, path=path))
+    # identical clips (a refrain's title cards, say) share one key: each key is encoded once
+    todo, planned = [], set()
+    for seg, src in zip(segments, sources):
+        if seg.path not in planned and not seg.path.is_file():
+            planned.add(seg.path)
+            todo.append((seg, src))
+    _encode(todo, edl, work, parallel, threads, progress)
+    _tell(progress, f"render: joining {len(segments)} clips ({len(todo)} encoded, "
+                    f"{len(segments) - len(todo)} from the cache)")
+    try:
+        _join(segments, edl, work, partial)
+    except RenderError:
+        # a cached clip damaged since it was made (cut short, edited): encode it again
+        fresh = {seg.path for seg, _ in todo}
+        reused = {seg.path: (seg, src) for seg, src in zip(segments, sources)
+                  if seg.path not in fresh}
+        bad = [(seg, src) for seg, src in reused.values()
+               if _frames(seg.path) != seg.decision.frames]
+        if not bad:
+            raise
+        _tell(progress, f"render: {len(bad)} cached clip(s) were damaged; encoding them again")
+        for seg, _ in bad:
+            seg.path.unlink(missing_ok=True)
+        _encode(bad, edl, work, parallel, threads, progress)
+        todo += bad
+        _join(segments, edl, work, partial)
+    return len(todo)
+
+
+def _frames(path: Path) -> int | None:
+    """Frames in a clip, or None when it cannot be read."""
+    try:
+        return count_video_frames(path)
+    except RenderError:
+        return None
+
+
+def _encode(todo: list[tuple[_Segment, _Source]], edl: EditDecisionList, work: Path,
+            parallel: int, threads: int, progress: bool | Callable[[str], None]) -> None:
+    """Encode each segment of ``todo`` to its path, checking its frame count first."""
+    # encode into a temporary name of its own (another thread or process may be encoding the
+    # same key into the same cache); only a verified clip gets its cache name
+    run = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    temps = {seg.index: seg.path.with_name(f"{seg.path.stem}.{run}.tmp.mov") for seg, _ in todo}
     jobs = []
     for seg, src in todo:
         card = None
@@ -363,14 +408,14 @@ def _render(edl: EditDecisionList, sources: list[_Source], work: Path, partial: 
     finally:
         for tmp in temps.values():
             tmp.unlink(missing_ok=True)
-    _tell(progress, f"render: joining {len(segments)} clips ({len(todo)} encoded, "
-                    f"{len(segments) - len(todo)} from the cache)")
+
+
+def _join(segments: list[_Segment], edl: EditDecisionList, work: Path, partial: Path) -> None:
     _concat(segments, edl, work, partial)
     got = count_video_frames(partial)
     if got != edl.frames:
         raise RenderError(f"the joined film has {got} frames, expected {edl.frames}",
                           "this is a bug in montage's renderer; please report it")
-    return len(todo)
 
 
 def render_clips(edl: EditDecisionList, items: list[tuple[EditDecision, Path]], *, base: Path,
@@ -385,28 +430,14 @@ def render_clips(edl: EditDecisionList, items: list[tuple[EditDecision, Path]], 
     parallel = max(1, jobs if jobs else min(2, cpus))
     threads = max(1, cpus // parallel)
     work = Path(tempfile.mkdtemp(prefix="montage-clips-"))
-    temps = [out.with_name(f".{out.name}.{os.getpid()}.partial.mov") for _, out in items]
     try:
         todo = []
-        for i, ((d, out), tmp) in enumerate(zip(items, temps)):
-            seg = _Segment(i, d, 0, tmp)
-            card, src = None, _Source(None, None)
-            if d.kind == "card":
-                card = render_card(d.text, edl.width, edl.height, work / f"card{i:04d}.png")
-            else:
+        for i, (d, out) in enumerate(items):
+            src = _Source(None, None)
+            if d.kind != "card":
                 media = (base / d.media).absolute()
                 src = _Source(media, probe(media))
-            todo.append(_segment_job(seg, src, card, edl, threads))
-        timeout = 60.0 + 30.0 * max(float(d.frames / edl.rate) for d, _ in items)
-        run_ffmpeg_jobs(todo, parallel=parallel, timeout=timeout)
-        for (d, out), tmp in zip(items, temps):
-            got = count_video_frames(tmp)
-            if got != d.frames:
-                raise RenderError(f"shot {d.shot_id}: its {d.kind} clip has {got} frames, "
-                                  f"expected {d.frames}",
-                                  "this is a bug in montage's renderer; please report it")
-            os.replace(tmp, out)
+            todo.append((_Segment(i, d, 0, out), src))
+        _encode(todo, edl, work, parallel, threads, False)
     finally:
-        for tmp in temps:
-            tmp.unlink(missing_ok=True)
         shutil.rmtree(work, ignore_errors=True)

@@ -1,15 +1,21 @@
 """The project folder's memory: its state (``state.json``), pins and bans (``project.toml``),
-and every cut kept in ``history/`` (``versions``: list, compare, revert, explain).
+and every cut kept in ``history/`` (``versions``: list, compare, revert, explain); one writer at
+a time (``lock``).
 """
 from __future__ import annotations
 
-from montage.project.state import (Choices, CutInfo, ProjectState, copy_atomic, cut_dir, history,
-                                   load_choices, load_state, record_cut, save_choices, save_state,
+from montage.project.lock import lock_holder, project_lock
+from montage.project.publish import commit_cut, settle, staged_film
+from montage.project.state import (Choices, CutInfo, DamagedState, ProjectState, copy_atomic,
+                                   cut_dir, history, last_cut, load_choices, load_state,
+                                   rebuild_state, record_cut, save_choices, save_state,
                                    write_atomic)
 from montage.project.versions import diff_text, explain_text, history_text, revert
 
 __all__ = [
-    "Choices", "CutInfo", "ProjectState", "copy_atomic", "cut_dir", "diff_text", "explain_text",
-    "history", "history_text", "load_choices", "load_state", "record_cut", "revert",
+    "Choices", "CutInfo", "DamagedState", "ProjectState", "commit_cut", "copy_atomic", "cut_dir",
+    "diff_text", "explain_text", "history", "history_text", "last_cut", "load_choices",
+    "load_state", "lock_holder", "project_lock", "rebuild_state", "record_cut", "revert",
+    "settle", "staged_film",
     "save_choices", "save_state", "write_atomic",
 ]

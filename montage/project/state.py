@@ -9,9 +9,11 @@ Layout (all plain files a person can read):
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
+import threading
 import time
 import tomllib
 from dataclasses import asdict, dataclass, field
@@ -58,33 +60,108 @@ class CutInfo:
     seconds: float
 
 
+def _tmp(path: Path) -> Path:
+    """A temporary name beside ``path`` of this process and thread (the studio has threads)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+
+
 def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    """Write ``text`` to ``path`` so that a reader (or a kill) sees the old or the new file."""
+    tmp = _tmp(path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def copy_atomic(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    tmp = _tmp(dst)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class DamagedState(ProjectError):
+    """state.json cannot be read back (cut short, edited by hand): `montage make` rebuilds it."""
 
 
 def load_state(project: Path) -> ProjectState | None:
-    """The state of the last cut, or None for a new project; a damaged one is a ProjectError."""
+    """The state of the last cut, or None for a new project; a damaged one is a DamagedState."""
     path = project / "state.json"
     if not path.exists():
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("version") != STATE_VERSION:
-            raise ProjectError(f"{path}: project state version {data.get('version')} is not "
-                               f"{STATE_VERSION}", "use a new --project folder for this version")
-        return ProjectState(**data)
-    except (OSError, ValueError, TypeError) as exc:
-        raise ProjectError(f"{path}: the project state is damaged ({exc})",
-                           "restore it, or delete state.json to start the project afresh "
-                           "(history/ and the film are kept)") from None
+        problem = _state_problem(data)
+    except (OSError, ValueError) as exc:
+        problem = str(exc)
+    if problem is None and data["version"] != STATE_VERSION:
+        raise ProjectError(f"{path}: project state version {data['version']} is not "
+                           f"{STATE_VERSION}", "use a new --project folder for this version")
+    if problem is not None:
+        raise DamagedState(f"{path}: the project state is damaged ({problem})",
+                           "run montage make again with the same script and --library: it "
+                           "rebuilds state.json from the last cut in history/ (nothing is lost)")
+    return ProjectState(**data)
+
+
+def _state_problem(data: object) -> str | None:
+    """What is wrong with the fields of a parsed state.json, or None."""
+    if not isinstance(data, dict):
+        return f"expected a JSON object, got {type(data).__name__}"
+    fields = {f.name: f.type for f in dataclasses.fields(ProjectState)}
+    unknown = sorted(set(data) - set(fields))
+    missing = sorted(k for k in fields if k not in data and k != "version")
+    if unknown or missing:
+        return f"unknown fields {unknown}, missing fields {missing}"
+    for name, value in data.items():
+        want = int if fields[name] == "int" else str
+        if not isinstance(value, want) or isinstance(value, bool):
+            return f"{name} must be {want.__name__}, got {value!r}"
+    if data["cut"] < 1:
+        return f"cut must be 1 or more, got {data['cut']}"
+    data.setdefault("version", STATE_VERSION)
+    return None
+
+
+def last_cut(project: Path) -> int:
+    """The highest cut number in history/ (0 when none): a project whose state.json went
+    missing numbers its next cut after it, never over an existing one."""
+    numbers = [int(p.name) for p in (project / "history").glob("[0-9][0-9][0-9][0-9]*")
+               if p.is_dir() and p.name.isdigit()]
+    return max(numbers, default=0)
+
+
+def rebuild_state(project: Path, library: Path, script: Path,
+                  film: Path) -> ProjectState | None:
+    """A state for a project whose state.json is damaged: its last complete cut in history/
+    (None when there is none). The damaged file is kept as state.json.damaged. Embedder, index
+    and settings are unknown, so the next cut re-solves every shot, preferring the old clips."""
+    path = project / "state.json"
+    if path.exists():
+        os.replace(path, project / "state.json.damaged")
+    complete = [n for n in range(last_cut(project), 0, -1)
+                if all((cut_dir(project, n) / name).is_file()
+                       for name in ("plan.json", "candidates.json", "edit.otio", "meta.json"))]
+    if not complete:
+        return None
+    try:  # the library that cut was made from, so a recut from another library is still refused
+        cut_from = json.loads((cut_dir(project, complete[0]) / "candidates.json")
+                              .read_text(encoding="utf-8"))["library"]
+    except (OSError, ValueError, KeyError, TypeError):
+        cut_from = None
+    return ProjectState(library=cut_from if isinstance(cut_from, str) else str(library.resolve()),
+                        embedder="", index_id="",
+                        script=str(script.resolve()), film=str(film.resolve()), settings="",
+                        cut=complete[0])
 
 
 def save_state(project: Path, state: ProjectState) -> None:

@@ -6,6 +6,7 @@ from the render cache, so going back is fast), and the next `montage make` recut
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from planner.align import align
@@ -13,8 +14,10 @@ from planner.errors import ProjectError
 from planner.shots import ShotPlan
 
 from montage.optimize import EditDecision, edl_text
+from montage.project.lock import project_lock
+from montage.project.publish import commit_cut, settle, staged_film
 from montage.project.state import (copy_atomic, cut_dir, history, load_state, record_cut,
-                                   save_state, write_atomic)
+                                   write_atomic)
 from montage.film import read_timeline, render_edit, write_srt
 
 
@@ -83,8 +86,16 @@ def diff_text(project: Path, old: int | None = None, new: int | None = None) -> 
     return "\n".join(lines)
 
 
-def revert(project: Path, n: int, *, progress: bool | Callable[[str], None] = False) -> int:
-    """Make cut ``n`` the current one again, as a new cut; returns the new cut's number."""
+def revert(project: Path, n: int, *, progress: bool | Callable[[str], None] = False,
+           wait: float = 0.0) -> int:
+    """Make cut ``n`` the current one again, as a new cut; returns the new cut's number.
+    Holds the project's lock (``wait`` seconds for another writer to finish)."""
+    with project_lock(project, f"montage revert {n}", wait=wait > 0, timeout=wait):
+        return _revert(project, n, progress)
+
+
+def _revert(project: Path, n: int, progress: bool | Callable[[str], None]) -> int:
+    settle(project)
     state = _require_state(project)
     source = cut_dir(project, n)
     if not (source / "edit.otio").is_file():
@@ -97,13 +108,14 @@ def revert(project: Path, n: int, *, progress: bool | Callable[[str], None] = Fa
     edl = read_timeline(source / "edit.otio")
     folder = record_cut(project, new, files, f"revert to cut {n}", len(edl.decisions), edl.seconds)
     film = Path(state.film)
-    render_edit(folder / "edit.otio", film, cache=project / "cache", progress=progress)
-    for name in files:
-        if name != "script.txt":
-            copy_atomic(folder / name, project / name)
-    write_srt(edl, film.with_suffix(".srt"))
-    write_atomic(project / "report.md", f"# Cut {new}: revert to cut {n}\n\nSee history/{n:04d}/.\n")
-    save_state(project, type(state)(**{**state.__dict__, "cut": new}))
+    render_edit(folder / "edit.otio", staged_film(film, new), cache=project / "cache",
+                progress=progress)
+    for name in ("contact.png", "rhythm.png"):  # the same edit: the same pictures
+        if (source / name).is_file():
+            copy_atomic(source / name, folder / name)
+    write_srt(edl, folder / "film.srt")
+    write_atomic(folder / "report.md", f"# Cut {new}: revert to cut {n}\n\nSee history/{n:04d}/.\n")
+    commit_cut(project, replace(state, cut=new))
     return new
 
 

@@ -60,7 +60,10 @@ def serve(studio: Studio, *, host: str = "127.0.0.1", port: int = 8765, token: s
     app = create_app(studio, token, host_names(host, port))
     config = uvicorn.Config(app, log_level="warning" if not quiet else "error", access_log=False,
                             lifespan="off")
-    uvicorn.Server(config).run(sockets=[sock])
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        studio.close()
 
 
 @dataclass

@@ -14,6 +14,7 @@ import re
 import threading
 import time
 from collections import deque
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -28,8 +29,8 @@ from montage.film import read_timeline
 from montage.film.export import FORMATS, export_project
 from montage.optimize import EditDecision, list_styles
 from montage.pipeline import MakeOptions, MakeResult, Recutter
-from montage.project import (Choices, cut_dir, history, load_choices, load_state, revert,
-                             save_choices, write_atomic)
+from montage.project import (Choices, cut_dir, history, load_choices, load_state, project_lock,
+                             revert, save_choices, write_atomic)
 
 class UnknownItem(ProjectError):
     """A shot or clip the current cut does not have (the page answers 404)."""
@@ -60,8 +61,12 @@ class Studio:
         self.library = Path(library).resolve()
         self.project = Path(project).resolve()
         self.out = Path(out).resolve()
+        # the studio is the project's one writer for as long as it runs (a `montage make` on
+        # the same project is told so); its own cuts take the same lock again, re-entrantly
+        self._hold = ExitStack()
+        self._hold.enter_context(project_lock(self.project, "montage studio"))
         self.recutter = Recutter(self.library, self.project, replace(options, progress=False),
-                                 on_progress=self._progress)
+                                 on_progress=self._progress, command="montage studio")
         self._status_lock = threading.Lock()
         self._log: deque[str] = deque(maxlen=40)
         self._state = "idle"
@@ -74,6 +79,12 @@ class Studio:
         self._media: dict[str, Media] = {}
         self._worker = threading.Thread(target=self._work, name="montage-studio", daemon=True)
         self._worker.start()
+
+    def close(self) -> None:
+        """Release the project's lock once the job under way (if any) has finished."""
+        if self._job:
+            self.wait(self._job, timeout=600)
+        self._hold.close()
 
     # -- status -------------------------------------------------------------------------------
     def _progress(self, text: str) -> None:
