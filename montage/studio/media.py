@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from pathlib import Path
 
 from retrieval.ffmpeg import file_arg, run_ffmpeg
@@ -25,45 +26,37 @@ def _key(m: Media, what: str) -> str:
                         f"{m.start:.3f}|{m.end:.3f}".encode()).hexdigest()[:20]
 
 
-def _finish(tmp: Path, out: Path) -> Path:
-    os.replace(tmp, out)
-    return out
-
-
-def thumbnail_file(m: Media, cache: Path) -> Path:
-    """A JPEG of the clip's frame at ``m.at`` (a still: the image), THUMB_WIDTH wide."""
+def _cached(m: Media, cache: Path, what: str, suffix: str, args) -> Path:
+    """``cache/<what>-<key><suffix>``, made by ffmpeg with ``args(tmp)`` when missing; written
+    under a temporary name first, so a half-made file is never served."""
     cache.mkdir(parents=True, exist_ok=True)
-    out = cache / f"thumb-{_key(m, 'thumb')}.jpg"
+    out = cache / f"{what}-{_key(m, what)}{suffix}"
     if out.is_file():
         return out
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.{id(m)}.tmp.jpg")
-    seek = [] if m.kind == "still" else ["-ss", f"{max(0.0, m.at):.3f}"]
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.{threading.get_ident()}.tmp{suffix}")
     try:
-        run_ffmpeg([*seek, "-i", file_arg(m.path), "-frames:v", "1",
-                    "-vf", f"scale={THUMB_WIDTH}:-2", "-q:v", "5", file_arg(tmp)],
-                   what=f"thumbnail of {m.path.name}", timeout=30)
-        return _finish(tmp, out)
+        run_ffmpeg(args(file_arg(tmp)), what=f"{what} of {m.path.name}", timeout=60)
+        os.replace(tmp, out)
+        return out
     finally:
         tmp.unlink(missing_ok=True)
 
 
+def thumbnail_file(m: Media, cache: Path) -> Path:
+    """A JPEG of the clip's frame at ``m.at`` (a still: the image), THUMB_WIDTH wide."""
+    seek = [] if m.kind == "still" else ["-ss", f"{max(0.0, m.at):.3f}"]
+    return _cached(m, cache, "thumb", ".jpg", lambda out: [
+        *seek, "-i", file_arg(m.path), "-frames:v", "1", "-vf", f"scale={THUMB_WIDTH}:-2",
+        "-q:v", "5", out])
+
+
 def preview_file(m: Media, cache: Path) -> Path:
     """A silent H.264 clip of PREVIEW_SECONDS around ``m.at`` (a still: the image held)."""
-    cache.mkdir(parents=True, exist_ok=True)
-    out = cache / f"preview-{_key(m, 'preview')}.mp4"
-    if out.is_file():
-        return out
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.{id(m)}.tmp.mp4")
     if m.kind == "still":
         source = ["-loop", "1", "-t", f"{PREVIEW_SECONDS}", "-i", file_arg(m.path)]
     else:
         start = max(m.start, min(m.at - PREVIEW_SECONDS / 2, m.end - PREVIEW_SECONDS))
         source = ["-ss", f"{max(0.0, start):.3f}", "-t", f"{PREVIEW_SECONDS}", "-i", file_arg(m.path)]
-    try:
-        run_ffmpeg([*source, "-an", "-vf", f"scale={PREVIEW_WIDTH}:-2,format=yuv420p",
-                    "-c:v", "libx264", "-preset", "veryfast", "-crf", "28",
-                    "-movflags", "+faststart", file_arg(tmp)],
-                   what=f"preview of {m.path.name}", timeout=60)
-        return _finish(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    return _cached(m, cache, "preview", ".mp4", lambda out: [
+        *source, "-an", "-vf", f"scale={PREVIEW_WIDTH}:-2,format=yuv420p", "-c:v", "libx264",
+        "-preset", "veryfast", "-crf", "28", "-movflags", "+faststart", out])

@@ -119,25 +119,22 @@ def create_app(studio: Studio, token: str, hosts: set[str]) -> Starlette:
             return _error(404, f"cut {cut} is not the current film", "reload the page")
         return ranged(request, path, "video/mp4")
 
-    def thumb(request: Request) -> Response:
+    def made(request: Request, make, media_type: str) -> Response:
+        """A thumbnail or preview of a clip of this project, by its id (made on first request)."""
         m = studio.media(request.path_params["token"])
         if m is None:
             return _error(404, "no such clip in this project")
         try:
-            path = thumbnail_file(m, studio.project / "cache" / "studio")
+            path = make(m, studio.project / "cache" / "studio")
         except MontageError as exc:
             return _error(404, exc.message, exc.hint)
-        return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+        return ranged(request, path, media_type)
+
+    def thumb(request: Request) -> Response:
+        return made(request, thumbnail_file, "image/jpeg")
 
     def preview(request: Request) -> Response:
-        m = studio.media(request.path_params["token"])
-        if m is None:
-            return _error(404, "no such clip in this project")
-        try:
-            path = preview_file(m, studio.project / "cache" / "studio")
-        except MontageError as exc:
-            return _error(404, exc.message, exc.hint)
-        return ranged(request, path, "video/mp4")
+        return made(request, preview_file, "video/mp4")
 
     def download(request: Request) -> Response:
         name = request.path_params["name"]
