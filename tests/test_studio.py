@@ -242,6 +242,35 @@ def test_saving_one_sentence_recuts_only_that_shot(studio):
     assert studio.script.read_text() == script_text(edited)
 
 
+def test_progress_names_the_stage_and_the_clips_encoded(studio):
+    edited = SENTENCES[:4] + ["A purple sky glows over the quiet hills."]
+    status = studio.wait(post(client(studio), "/api/script", {"text": script_text(edited)}).json()["job"])
+    assert status["error"] is None
+    assert any(line.startswith("render: clip 1/1 encoded") for line in status["log"]), status["log"]
+    assert any("joining 5 clips (1 encoded, 4 from the cache)" in line for line in status["log"])
+
+
+def test_no_user_text_reaches_a_shell(studio, tmp_path):
+    marks = [tmp_path / f"pwned{i}" for i in range(3)]
+    hostile = [f'The door opens "; touch {marks[0]} #.',
+               f"The sea is calm $(touch {marks[1]}) tonight.",
+               f"A field waits `touch {marks[2]}` for the rain."] + SENTENCES[3:]
+    status = studio.wait(post(client(studio), "/api/script", {"text": script_text(hostile)}).json()["job"])
+    assert status["error"] is None and status["cut"] == 2
+    assert not any(m.exists() for m in marks)
+    assert f"$(touch {marks[1]})" in (studio.out.with_suffix(".srt")).read_text()
+
+
+def test_a_shot_asked_to_be_generated_is_generated(studio):
+    shot = studio.snapshot()["shots"][2]
+    status = studio.wait(post(client(studio), "/api/generate", {"shot": shot["id"]}).json()["job"],
+                         timeout=300)
+    assert status["error"] is None
+    decision = {d.shot_id: d for d in read_timeline(studio.project / "edit.otio").decisions}[shot["id"]]
+    assert decision.source == "generated" and decision.library_shot.startswith("generated:")
+    assert client(studio).get("/api/project").json()["shots"][2]["source"] == "generated"
+
+
 def test_a_failing_edit_keeps_the_film_and_the_file(studio):
     film = Path(load_state(studio.project).film)
     stamp = film.stat().st_mtime_ns
