@@ -87,7 +87,6 @@ function renderScript() {
   for (const s of spans) {
     if (s.span[0] > pos) editor.append(document.createTextNode(text.slice(pos, s.span[0])));
     const cls = ["shot", s.source];
-    if (s.bends.length) cls.push("bends");
     if (s.scene !== scene) { cls.push("scene-start"); scene = s.scene; }
     if (s.id === selected) cls.push("selected");
     const span = el("span", { class: cls.join(" "), "data-id": s.id, "data-scene": String(s.scene + 1),
@@ -232,7 +231,7 @@ function renderShot(s) {
   const box = $("shot");
   const kind = s.source === "placeholder" ? "title card" : s.source === "generated" ? "generated clip" : "library clip";
   const facts = el("div", { class: "facts" },
-    el("div", { text: `${kind}${s.clip ? ": " + s.clip : ""} · starts ${clock(s.start)} · ${s.seconds.toFixed(2)} s · score ${s.score.toFixed(3)}` }),
+    el("div", { text: `${kind}${s.clip && s.source === "library" ? ": " + s.clip : ""} · starts ${clock(s.start)} · ${s.seconds.toFixed(2)} s · score ${s.score.toFixed(3)}` }),
     s.reason ? el("div", { text: `why: ${s.reason}` }) : null,
     s.runner_up ? el("div", { text: `runner-up: ${s.runner_up}${s.decided_by ? " (" + s.decided_by + ")" : ""}` }) : null,
     !s.runner_up && s.decided_by ? el("div", { text: s.decided_by }) : null,
