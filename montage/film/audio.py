@@ -244,8 +244,8 @@ def voice_energy(path: Path, spans: list[tuple[float, float]], band: tuple[int, 
                  ) -> list[float]:
     """RMS level (dBFS) of ``path``'s sound in the speech band within each (start, end) span;
     the check that a voice sits where its shot is."""
-    out, _ = capture_ffmpeg(["-i", file_arg(path), "-map", "0:a:0", "-af",
-                             f"highpass=f={band[0]},lowpass=f={band[1]}", "-ac", "1",
+    steep = ",".join([f"highpass=f={band[0]}"] * 3 + [f"lowpass=f={band[1]}"] * 3)  # 36 dB/octave
+    out, _ = capture_ffmpeg(["-i", file_arg(path), "-map", "0:a:0", "-af", steep, "-ac", "1",
                              "-ar", "16000", "-f", "s16le", "-"], what=f"reading {path}",
                             loglevel="error", binary=True)
     samples = np.frombuffer(out, dtype=np.int16).astype(np.float64) / 32768.0
