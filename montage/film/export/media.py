@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import time
+import wave
 from dataclasses import dataclass, field
 from fractions import Fraction
 from math import floor
@@ -143,6 +144,16 @@ def _copy(src: Path, dst: Path) -> bool:
     return True
 
 
+def _audio_seconds(path: Path, what: str) -> float:
+    """A file's length: read from the header of a PCM WAV (montage's narration lines: one
+    ffmpeg process per line would cost a 500-shot export seconds), else asked of ffmpeg."""
+    try:
+        with wave.open(str(path), "rb") as w:
+            return w.getnframes() / w.getframerate()
+    except (OSError, EOFError, wave.Error):
+        return probe_audio(path, what).seconds
+
+
 def sound_tracks(otio_path: Path, rate: Fraction) -> tuple[AudioTrack, ...]:
     """The edit's narration and music (``edit.otio``'s audio tracks) as tracks of their own,
     each clip naming its file where it lies (the project's narration cache, the music file)."""
@@ -154,7 +165,7 @@ def sound_tracks(otio_path: Path, rate: Fraction) -> tuple[AudioTrack, ...]:
     def clip(name: str, text: str, media: str, source_in: int, frames: int, source: str):
         if media not in lengths:
             try:
-                seconds = probe_audio(Path(media), source).seconds
+                seconds = _audio_seconds(Path(media), source)
             except AudioError as exc:
                 raise ExportError(f"{otio_path}: {source} clip {name}: {exc.message}",
                                   "recut the project (montage make) first") from exc
