@@ -162,12 +162,19 @@ def test_new_files_are_added_without_touching_the_others(tmp_path, proxy) -> Non
 
 
 # `montage index` as the console script runs it, but committing after every file (as a long
-# run does every CHECKPOINT_S seconds), so a kill lands between checkpoints of a tiny library.
+# run does every CHECKPOINT_S seconds) and resting a second after each commit (as a long file
+# would take), so a kill lands between checkpoints of a tiny library even on a loaded machine.
 _INDEX_COMMITTING_EACH_FILE = """
-import functools, sys
+import functools, sys, time
 import retrieval.index as index
 index.EMBED_BATCH = 1
 index.build_index = functools.partial(index.build_index, checkpoint_s=0.0)
+_commit = index._Run.commit
+def commit(self, final=True):
+    _commit(self, final)
+    if not final:
+        time.sleep(1.0)
+index._Run.commit = commit
 from montage.cli import main
 sys.exit(main(sys.argv[1:]))
 """

@@ -131,8 +131,9 @@ def place(edl: EditDecisionList, speech: dict[str, Speech], music: Path | None =
     for start, d in zip(edl.starts(), edl.decisions):
         s = speech.get(d.shot_id)
         if s is not None:
+            # to the microsecond: what edit.otio's JSON keeps, so the line reads back equal
             lines.append(VoiceLine(d.shot_id, s.text, str(Path(s.path).absolute()), start + lead,
-                                   s.frames, s.speech))
+                                   s.frames, round(s.speech, 6)))
     clips: list[MusicClip] = []
     if music is not None:
         play = math.floor(Fraction(music_seconds).limit_denominator(100000) * rate)
