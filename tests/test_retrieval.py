@@ -14,6 +14,7 @@ from PIL import Image
 
 from planner.errors import LibraryError, MediaError, ModelError
 from planner.shots import PlannedShot, ShotPlan
+from retrieval.embed import PROXY_NAME
 from retrieval import (
     CandidateSet,
     build_index,
@@ -205,7 +206,7 @@ def test_build_index_indexes_good_files_and_skips_bad_ones(first_build, library)
     assert {"test", "pattern", "screen"} <= set(by_file["plain.mp4"][0].labels)  # sidecar words
     assert report.shots == len(index.shots) == len(index.vectors)
     assert np.allclose(np.linalg.norm(index.vectors.vectors(), axis=1), 1.0, atol=1e-5)
-    assert index.embedder_name == "proxy-v3" and index.folder == library / ".montage"
+    assert index.embedder_name == PROXY_NAME and index.folder == library / ".montage"
 
 
 def test_every_shot_has_features(first_build, library) -> None:
@@ -347,7 +348,7 @@ def test_search_with_another_embedder_names_both(library, proxy) -> None:
     other = "clip:ViT-B-32:laion2b_s34b_b79k"
     with pytest.raises(LibraryError) as err:
         open_index(library).search(["a cat"], 3, embedder=other)
-    assert "proxy-v3" in str(err.value) and other in str(err.value)
+    assert PROXY_NAME in str(err.value) and other in str(err.value)
     assert open_index(library).search(["a cat"], 1, embedder="proxy")[0]  # same one: fine
 
 
@@ -357,7 +358,7 @@ def test_candidates_for_plan_batches_the_plan(library, proxy) -> None:
         PlannedShot("s2", 0, "A test pattern.", "", (), 2.0, 2),
     ))
     cands = candidates_for_plan(open_index(library), plan, top=2)
-    assert cands.embedder == "proxy-v3" and cands.library == str(library.resolve())
+    assert cands.embedder == PROXY_NAME and cands.library == str(library.resolve())
     assert [c.shot_id for c in cands.shots] == ["s1", "s2"]
     assert [c.query for c in cands.shots] == ["red wall", "A test pattern."]  # empty query: text
     assert all(len(c.hits) == 2 for c in cands.shots)
@@ -413,7 +414,7 @@ def test_a_long_take_is_trimmed_around_the_moment_that_matches(tmp_path: Path, p
     from montage.optimize import optimize
     from retrieval.types import ShotCandidates
 
-    one = CandidateSet(str(lib), "proxy-v3", (ShotCandidates("s1", "cat", (cat, coffee)),))
+    one = CandidateSet(str(lib), PROXY_NAME, (ShotCandidates("s1", "cat", (cat, coffee)),))
     chosen = optimize(ShotPlan(source="t", shots=(shot,)), one, threshold=0.0,
                       rate=rate).edl.decisions[0]
     assert chosen.source_in == near_cat.source_in and "trimmed around it" in chosen.reason
