@@ -94,4 +94,5 @@ def save_array_atomic(path: Path, array: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-PROXY_NAME = "proxy-v3"  # v2: wide frames also as 3 square crops; v3: people hints mixed in
+PROXY_NAME = "proxy-v4"  # the default: retrieval.proxy4 (WordNet mass, mediapipe people, colour)
+PROXY_V3_NAME = "proxy-v3"  # retrieval.proxy: v2 wide frames as 3 crops; v3 people hints mixed in

@@ -24,6 +24,12 @@ _STOPWORDS = frozenset(
     "clip shot take final copy".split()
 )
 MAX_TEXT_WORDS = 24
+# folder words that say what kind of file it is, not what it shows
+_MEDIUM_WORDS = frozenset(
+    "still stills video videos footage clips media photo photos image images picture pictures "
+    "raw export exports render renders misc untitled".split()
+)
+_HEX_ID = re.compile(r"[0-9a-f]{6,}")
 
 
 @dataclass(frozen=True)
@@ -91,11 +97,22 @@ def split_words(text: str) -> list[str]:
     """Lower-case words of a name or note: split on punctuation and camelCase, numbers dropped."""
     words: list[str] = []
     for chunk in _SPLIT.split(text):
+        if _is_id(chunk):
+            continue
         for word in _CAMEL.findall(chunk):
             w = word.lower()
             if w.isalpha() and len(w) > 1:
                 words.append(w)
     return words
+
+
+def _is_id(chunk: str) -> bool:
+    """A camera's or a tool's id ("eb841e82", "C0012", "2024a7"), not a word: a hex string
+    with a digit in it, or more digits than letters."""
+    digits = sum(c.isdigit() for c in chunk)
+    if not digits:
+        return False
+    return bool(_HEX_ID.fullmatch(chunk.lower())) or digits >= sum(c.isalpha() for c in chunk)
 
 
 def name_words(rel_path: str) -> list[str]:
@@ -105,7 +122,7 @@ def name_words(rel_path: str) -> list[str]:
     words: list[str] = []
     for part in [*parts[:-1], stem]:
         words += split_words(part)
-    return _unique(w for w in words if w not in _STOPWORDS)
+    return _unique(w for w in words if w not in _STOPWORDS and w not in _MEDIUM_WORDS)
 
 
 def sidecar_path(root: Path, rel_path: str) -> Path | None:

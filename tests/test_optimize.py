@@ -68,7 +68,24 @@ def test_placeholder_below_threshold_says_why():
     d = sol.edl.decisions[0]
     assert (d.source, d.kind, d.media) == ("placeholder", "card", "")
     assert d.frames == frames_for(2.0, Fraction(25))
-    assert "nothing free scored 0.30" in d.reason and "a.mp4#0 0.10" in d.reason
+    assert "no free match scored the card's 0.30 or more" in d.reason
+    assert "a.mp4#0 0.10" in d.reason
+
+
+def test_card_that_beats_a_higher_score_says_the_rules_decided():
+    """A match above the card's score can still lose to the card on its rule costs; the
+    reason must say so rather than claim that nothing reached the threshold."""
+    from retrieval.types import ShotFeatures
+
+    bad = ShotFeatures(brightness=0.0, contrast=0.0, sharpness=0.0, stability=0.0, motion=0.9)
+    dim = LibraryShot(id="d.mp4#0", path="d.mp4", kind="video", start=0.0, end=10.0, width=64,
+                      height=36, fps=25.0, labels=("d",), features=bad)
+    plan = ShotPlan(source="x", shots=(shot(0),))
+    sol = optimize(plan, cands({"s0": [(dim, 0.32)]}), threshold=0.3)
+    d = sol.edl.decisions[0]
+    assert d.kind == "card", d.reason
+    assert "d.mp4#0 0.32" in d.reason and "scored above the card's 0.30" in d.reason
+    assert "rule costs" in d.reason and "no free match scored" not in d.reason
 
 
 def test_trim_sits_inside_the_source_span():

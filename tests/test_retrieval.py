@@ -14,6 +14,7 @@ from PIL import Image
 
 from planner.errors import LibraryError, MediaError, ModelError
 from planner.shots import PlannedShot, ShotPlan
+from retrieval.embed import PROXY_NAME
 from retrieval import (
     CandidateSet,
     build_index,
@@ -201,7 +202,7 @@ def test_build_index_indexes_good_files_and_skips_bad_ones(first_build, library)
     assert (cuts[0].width, cuts[0].height, cuts[0].fps) == (64, 36, 24.0)
     still = by_file["stills/still.png"][0]
     assert still.is_still and still.start == still.end == 0.0 and still.fps == 0.0
-    assert "stills" in still.labels  # the folder name is one of its words
+    assert "stills" not in still.labels  # a folder word for the kind of file says nothing
     assert {"test", "pattern", "screen"} <= set(by_file["plain.mp4"][0].labels)  # sidecar words
     assert report.shots == len(index.shots) == len(index.vectors)
     assert np.allclose(np.linalg.norm(index.vectors.vectors(), axis=1), 1.0, atol=1e-5)
@@ -348,7 +349,7 @@ def test_search_with_another_embedder_names_both(library, proxy) -> None:
     with pytest.raises(LibraryError) as err:
         open_index(library).search(["a cat"], 3, embedder=other)
     assert "proxy-v3" in str(err.value) and other in str(err.value)
-    assert open_index(library).search(["a cat"], 1, embedder="proxy")[0]  # same one: fine
+    assert open_index(library).search(["a cat"], 1, embedder="proxy-v3")[0]  # same one: fine
 
 
 def test_candidates_for_plan_batches_the_plan(library, proxy) -> None:
@@ -413,7 +414,7 @@ def test_a_long_take_is_trimmed_around_the_moment_that_matches(tmp_path: Path, p
     from montage.optimize import optimize
     from retrieval.types import ShotCandidates
 
-    one = CandidateSet(str(lib), "proxy-v3", (ShotCandidates("s1", "cat", (cat, coffee)),))
+    one = CandidateSet(str(lib), PROXY_NAME, (ShotCandidates("s1", "cat", (cat, coffee)),))
     chosen = optimize(ShotPlan(source="t", shots=(shot,)), one, threshold=0.0,
                       rate=rate).edl.decisions[0]
     assert chosen.source_in == near_cat.source_in and "trimmed around it" in chosen.reason

@@ -296,7 +296,11 @@ def test_pin_trim_ban_generate_and_revert(studio):
     status = studio.wait(post(c, "/api/trim", {"shot": video["id"], "steps": 1}).json()["job"])
     assert status["error"] is None
     clip, moved, _ = edl_clips(studio.project)[video["id"]]
-    assert clip == other["clip"] and moved != source_in  # 0.5 s later, or as far as the clip allows
+    if moved == source_in:  # the trim already ended at the clip's end: 0.5 s earlier instead
+        status = studio.wait(post(c, "/api/trim", {"shot": video["id"], "steps": -1}).json()["job"])
+        assert status["error"] is None
+        clip, moved, _ = edl_clips(studio.project)[video["id"]]
+    assert clip == other["clip"] and moved != source_in  # 0.5 s either way, as the clip allows
 
     assert studio.wait(post(c, "/api/ban", {"clip": other["clip"]}).json()["job"])["error"] is None
     choices = load_choices(studio.project)

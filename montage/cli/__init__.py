@@ -276,8 +276,12 @@ def _run(args: argparse.Namespace) -> int:
         from retrieval.registry import embedder_spec
         from retrieval.search import DEFAULT_MODE, hits_to_json, search_library
 
+        from retrieval.queries import check_query
+
         if args.top < 1:
             raise MontageError(f"--top must be at least 1, got {args.top}")
+        for query in args.queries:
+            check_query(query)
         results = search_library(args.library, args.queries, top=args.top,
                                  embedder=embedder_spec(args.embedder, args.clip_model,
                                                         args.clip_pretrained),

@@ -187,12 +187,7 @@ def _decision(p: Problem, i: int, opt: Option, ex: Explanation, root: Path,
     extra = dict(costs=ex.costs, bends=ex.bends, runner_up=ex.runner_up, decided_by=ex.decided_by)
     runner = f"; runner-up {_describe(ex.runner_option, ex.used_by)}" if ex.runner_option else ""
     if opt.hit is None:
-        best = max((o for o in p.options[i] if o.hit), key=lambda o: o.value, default=None)
-        if best is not None:
-            why = (f"placeholder: nothing free scored {p.rules.placeholder_threshold:.2f} or more; best "
-                   + _describe(best, ex.used_by))
-        else:
-            why = "placeholder: no library shot was found for it, or none was long enough"
+        why = _card_reason(p, i, ex)
         return EditDecision(shot_id=shot.id, text=shot.text, source="placeholder", kind="card",
                             media="", source_in=0, frames=opt.frames, score=p.rules.placeholder_threshold,
                             reason=why, **extra)
@@ -209,6 +204,30 @@ def _decision(p: Problem, i: int, opt: Option, ex: Explanation, root: Path,
                         kind="still" if ls.is_still else "video", media=str(root / ls.path),
                         source_in=opt.source_in, frames=opt.frames, score=round(opt.value, 4),
                         library_shot=ls.id, reason=why + runner, **extra)
+
+
+def _card_reason(p: Problem, i: int, ex: Explanation) -> str:
+    """Why a title card won: no match reached the card's score, every good match was taken,
+    or the best match scored more than the card but its rule costs outweighed that."""
+    threshold = p.rules.placeholder_threshold
+    hits = [o for o in p.options[i] if o.hit]
+    if not hits:
+        return "placeholder: no library shot was found for it, or none was long enough"
+    free = [o for o in hits if o.hit.shot.id not in ex.used_by]
+    best_any = max(hits, key=lambda o: o.value)
+    if not free:
+        return (f"placeholder: every match is used by a nearby shot; best "
+                + _describe(best_any, ex.used_by))
+    best = max(free, key=lambda o: o.value)
+    if best.value < threshold:
+        taken = ""
+        if best_any.value >= threshold and best_any is not best:
+            taken = "; a better one is taken: " + _describe(best_any, ex.used_by)
+        return (f"placeholder: no free match scored the card's {threshold:.2f} or more; best "
+                + _describe(best, ex.used_by) + taken)
+    rules = f": {ex.decided_by}" if ex.decided_by else ""
+    return (f"placeholder: the best free match, {_describe(best, ex.used_by)}, scored above the "
+            f"card's {threshold:.2f}, but its rule costs outweighed the difference{rules}")
 
 
 def _longer_than(shot, option: Option, rate) -> bool:

@@ -1,0 +1,122 @@
+"""proxy-v4's parts on real weights: WordNet's class mass, mediapipe's people, light and colour,
+neutral file names, and the query checks."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from retrieval.library import name_words
+from retrieval.media import read_still
+from retrieval.proxy import label_names
+from retrieval.queries import QueryError, check_query
+from retrieval.scene import ATTRIBUTES, asked, light_and_colour
+
+SKIMAGE_DATA = Path(importlib.util.find_spec("skimage").submodule_search_locations[0]) / "data"
+
+
+@pytest.fixture(scope="module")
+def v4(pytestconfig):
+    from retrieval.proxy4 import ConceptEmbedder
+
+    return ConceptEmbedder(cache_dir=pytestconfig.cache.mkdir("montage-models"), threads=1)
+
+
+@pytest.fixture(scope="module")
+def stills() -> dict[str, np.ndarray]:
+    return {n: read_still(SKIMAGE_DATA / f"{n}.png") for n in ("chelsea", "coffee", "astronaut")}
+
+
+def test_wordnet_nouns_cover_every_class_under_them() -> None:
+    from retrieval.wordnet import concepts
+
+    names = label_names()
+    dog = concepts(["dog"])
+    assert len(dog.classes) > 100 and names.index("Pekingese") in dog.classes
+    assert names.index("tabby cat") not in dog.classes and not dog.person
+    assert concepts(["puppies"]).classes == dog.classes  # no class of its own: its parent's
+    assert names.index("orange") in concepts(["fruit"]).classes
+    assert concepts(["cyclist"]).person and concepts(["hand"]).person
+    assert concepts(["photo", "background"]).classes == frozenset()  # words for the picture
+
+
+def test_mediapipe_finds_the_astronauts_face_and_not_one_in_coffee(stills) -> None:
+    from retrieval.mediapipe_people import detect
+
+    astronaut = detect(stills["astronaut"])
+    assert astronaut.faces == 1 and astronaut.face_score > 0.8
+    assert 0.1 < astronaut.face_height < 0.4 and astronaut.mask_share > 0.2
+    assert detect(stills["coffee"]).faces == 0
+
+
+def test_light_and_colour_are_measured_and_asked_for() -> None:
+    red = np.zeros((48, 64, 3), np.uint8)
+    red[..., 0] = 220
+    night = np.full((48, 64, 3), 12, np.uint8)
+    grey = np.full((48, 64, 3), 128, np.uint8)
+    r, n, g = light_and_colour(red), light_and_colour(night), light_and_colour(grey)
+    assert r["red"] == 1.0 and r["blue"] == 0.0 and r["monochrome"] == 0.0
+    assert n["dark"] == 1.0 and n["night"] == 1.0 and n["black"] == 1.0 and r["night"] < 1.0
+    assert g["monochrome"] == 1.0 and g["grey"] == 1.0
+    assert asked([("black", "ADJ"), ("and", "CCONJ"), ("white", "ADJ"), ("photo", "NOUN")]) \
+        == {"monochrome": 1.0}
+    assert asked([("an", "DET"), ("orange", "NOUN")]) == {}  # the fruit, not the colour
+    assert asked([("two", "NUM"), ("man", "NOUN")], person=True) == {"person": 1.0, "people": 1.0}
+
+
+def test_v4_scores_class_mass_people_and_colour(v4, stills) -> None:
+    from retrieval.proxy4 import DIM
+
+    red = np.zeros((96, 128, 3), np.uint8)
+    red[..., 0] = 220
+    images = [stills["chelsea"], stills["coffee"], stills["astronaut"], red]
+    vectors = v4.embed_images(images, [""] * 4)
+    assert vectors.shape == (4, DIM) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    queries = ["an animal", "a drink", "a person", "something red"]
+    sims = v4.embed_queries(queries) @ vectors.T
+    assert np.argmax(sims[0]) == 0 and np.argmax(sims[1]) == 1
+    assert np.argmax(sims[2]) == 2 and np.argmax(sims[3]) == 3
+    # the mass part alone decides "an animal": switch it off and the margin shrinks
+    parts = v4.read_queries(["an animal"])
+    assert len(parts[0].classes) > 300 and parts[0].attributes == {}
+    from retrieval.proxy4 import with_mix
+
+    no_mass = with_mix(v4, beta=0.0).query_vectors(parts) @ vectors.T
+    assert sims[0, 0] - sims[0, 1] > no_mass[0, 0] - no_mass[0, 1] + 0.1
+    assert len(ATTRIBUTES) == DIM - 384 - 1000 - 1
+
+
+def test_neutral_file_names_give_no_words() -> None:
+    assert name_words("stills/img_eb841e82.png") == []
+    assert name_words("videos/vid_30f83b95.avi") == []
+    assert name_words("DJI_0042.MP4") == [] and name_words("C0012.mp4") == []
+    assert name_words("beach/sunsetWaves_03.mp4") == ["beach", "sunset", "waves"]
+    assert name_words("taxi2.mp4") == ["taxi"]
+
+
+@pytest.mark.parametrize("query, why", [
+    ("", "empty"), ("   ", "empty"), ("the of and", "only stop words"),
+    ("un chien dans la rue", "another language"), ("ein Hund auf der Straße", "another language"),
+    ("犬と猫", "not in English"),
+])
+def test_bad_queries_get_one_clear_message(query, why) -> None:
+    with pytest.raises(QueryError) as err:
+        check_query(query)
+    assert why in err.value.message and err.value.hint
+
+
+@pytest.mark.parametrize("query", ["a dog", "a taxi in traffic", "someone", "Maya walks",
+                                   "la dolce vita", "a red car at night"])
+def test_ordinary_queries_pass(query) -> None:
+    check_query(query)
+
+
+def test_cli_search_refuses_an_empty_query(tmp_path, capsys) -> None:
+    from montage.cli import main
+
+    assert main(["search", str(tmp_path), "  "]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0] == "error: the search query is empty" and err[1].lstrip().startswith("hint:")
+    assert not any("Traceback" in line for line in err)
