@@ -32,9 +32,9 @@ from montage.film import (clip_features, read_timeline, render_edit, report_text
                           write_contact_sheet, write_srt, write_timeline)
 from montage.optimize import EditDecisionList, Kept, RuleSet, Solution, load_rules, optimize
 from montage.generate import cast_lines, fill_missing, mark_generated, merge
-from montage.project import (Choices, DamagedState, ProjectState, cut_dir, last_cut, load_choices,
-                             load_state, project_lock, rebuild_state, record_cut, save_state,
-                             settle, staged_film, write_atomic)
+from montage.project import (Choices, DamagedState, ProjectState, cut_dir, disk_full_is_an_error,
+                             last_cut, load_choices, load_state, project_lock, rebuild_state,
+                             record_cut, save_state, settle, staged_film, write_atomic)
 
 
 @dataclass(frozen=True)
@@ -171,7 +171,8 @@ class Recutter:
         check_output(out, self.project, self.library)
         with project_lock(self.project, self.command, wait=self.options.wait > 0,
                           timeout=self.options.wait):
-            return self._cut(script, out)
+            with disk_full_is_an_error(self.project):
+                return self._cut(script, out)
 
     def _cut(self, script: Path, out: Path) -> MakeResult:
         lib, project, o = self.library, self.project, self.options

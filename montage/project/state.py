@@ -10,12 +10,15 @@ Layout (all plain files a person can read):
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import shutil
 import threading
 import time
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -58,6 +61,20 @@ class CutInfo:
     summary: str  # what changed, e.g. "1 edited, 74 unchanged" or "revert to cut 2"
     shots: int
     seconds: float
+
+
+@contextmanager
+def disk_full_is_an_error(project: Path) -> Iterator[None]:
+    """A full disk (or quota, or file size limit) met by any write in the block becomes one
+    ProjectError; the cut being written was not committed, so the previous one stands."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            raise
+        raise ProjectError(f"cannot write {exc.filename or project}: {exc.strerror}",
+                           "free some disk space and run again; the previous cut is "
+                           "unchanged") from None
 
 
 def _tmp(path: Path) -> Path:
