@@ -47,6 +47,8 @@ bench: install
 	$(BIN)/python bench/optimizer.py --short --no-compute-known
 	$(BIN)/python bench/recut.py
 	$(BIN)/python bench/generator.py
+	$(BIN)/python bench/export.py
+	$(BIN)/python bench/studio.py
 
 clean:
 	rm -rf out assets/demo/library/.montage .pytest_cache

@@ -165,16 +165,17 @@ class Recutter:
         return (f"{rules}|{o.threshold}|{o.width}x{o.height}@{o.rate}|top{o.top}|"
                 f"{o.generator}|{sorted(o.generate)}|{o.cast}")
 
-    def cut(self, script: Path, out: Path) -> MakeResult:
-        """Plan, choose and render; a recut when the project already holds a cut. Holds the
+    def cut(self, script: Path, out: Path, note: str = "") -> MakeResult:
+        """Plan, choose and render; a recut when the project already holds a cut. ``note`` says
+        why in the history (e.g. "style calm"), before what changed in the script. Holds the
         project's lock throughout: a second writer waits (``options.wait``) or is told who."""
         check_output(out, self.project, self.library)
         with project_lock(self.project, self.command, wait=self.options.wait > 0,
                           timeout=self.options.wait):
             with disk_full_is_an_error(self.project):
-                return self._cut(script, out)
+                return self._cut(script, out, note)
 
-    def _cut(self, script: Path, out: Path) -> MakeResult:
+    def _cut(self, script: Path, out: Path, note: str) -> MakeResult:
         lib, project, o = self.library, self.project, self.options
         t: dict[str, float] = {}
         clock = time.perf_counter()
@@ -247,6 +248,8 @@ class Recutter:
 
         n = (state.cut if state else last_cut(project)) + 1
         changes = alignment.summary() if alignment else f"{len(plan.shots)} new"
+        if note:
+            changes = f"{note}; {changes}"
         folder = self._record(n, plan, candidates, solution.edl, changes, script)
         lap("edit")
 

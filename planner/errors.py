@@ -40,3 +40,7 @@ class RenderError(MontageError):
 
 class ModelError(MontageError):
     """Model weights or a model package needed for this run are not available."""
+
+
+class ExportError(MontageError):
+    """The edit cannot be exported: unknown format, unwritable folder, no cut to export."""

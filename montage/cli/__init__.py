@@ -21,9 +21,12 @@ commands:
   make     plan the script, index the library, choose clips, write edit.otio, render the film;
            run it again after editing the script to recut (only what changed is redone)
   watch    make the film, then recut it each time the script is saved
+  studio   the script beside the film in the browser: edit, save, see the recut; swap clips
   history, diff, revert    the cuts of a project, what changed, going back
   pin, unpin, ban, unban   keep a shot on a clip, keep a clip out (survive recuts)
   explain  for each shot: the chosen clip, the runner-up, and which rules decided
+  export   the cut for an editing program: .otio, .otioz, .fcpxml, .xml (Final Cut 7,
+           Premiere), .edl, .mlt (Shotcut), .kdenlive; title cards become media files
   demo     make out/demo/film.mp4 from the bundled demo script and footage
   plan     split a script into shots and print them (or --json)
   index    index a footage folder (incremental: only new or changed files are analysed)
@@ -159,6 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_embedder_options(p, "check that the index was built with this embedder (default: "
                              "the index's own)")
 
+    from montage.cli.studio import add_parser as add_studio_parser
+
+    add_studio_parser(sub, _add_make_options)
+
+    from montage.cli.export import add_parser as add_export_parser
+
+    add_export_parser(sub)
+
     from generator.commands import add_parser as add_generator_parser
 
     add_generator_parser(sub)
@@ -211,6 +222,10 @@ def _run(args: argparse.Namespace) -> int:
         from montage.cli.project import run_project_command
 
         return run_project_command(args)
+    if args.command == "export":
+        from montage.cli.export import run as run_export
+
+        return run_export(args)
     if args.command == "demo":
         from montage.cli.demo import DEMO, fetch_demo_library
 
@@ -269,6 +284,10 @@ def _run(args: argparse.Namespace) -> int:
                         span += f", best at {h.moment:.2f}s"
                     print(f"  {n}. {h.score:.3f}  {h.shot.path}  {span}  ({', '.join(h.shot.labels[:3])})")
         return 0
+    if args.command == "studio":
+        from montage.cli.studio import run as run_studio
+
+        return run_studio(args, _options(args))
     if args.command == "generator":
         from generator.commands import run as run_generator_command
 

@@ -1,11 +1,12 @@
 """Everything that turns a decision list into what a person opens: the OpenTimelineIO edit
 (``timeline``), the rendered film (``render``, ffmpeg), subtitles, the contact sheet, the rhythm
-plot and the report. It reads :mod:`montage.optimize`'s decision list and writes files; it keeps
-no project state (that is :mod:`montage.project`).
+plot, the report, and the exports editors open (``export``). It reads :mod:`montage.optimize`'s
+decision list and writes files; it keeps no project state (that is :mod:`montage.project`).
 """
 from __future__ import annotations
 
 from montage.film.contact import write_contact_sheet
+from montage.film.export import FORMATS, ExportResult, export_project
 from montage.film.render import RenderResult, render_edit, render_timeline
 from montage.film.report import report_text
 from montage.film.rhythm import clip_features, rhythm_plot
@@ -13,7 +14,7 @@ from montage.film.subtitles import read_srt, write_srt
 from montage.film.timeline import edl_to_timeline, read_timeline, write_timeline
 
 __all__ = [
-    "RenderResult", "clip_features", "edl_to_timeline", "read_srt", "read_timeline",
+    "FORMATS", "ExportResult", "RenderResult", "clip_features", "export_project", "edl_to_timeline", "read_srt", "read_timeline",
     "render_edit", "render_timeline", "report_text", "rhythm_plot", "write_contact_sheet",
     "write_srt", "write_timeline",
 ]

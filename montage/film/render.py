@@ -416,3 +416,28 @@ def _join(segments: list[_Segment], edl: EditDecisionList, work: Path, partial: 
     if got != edl.frames:
         raise RenderError(f"the joined film has {got} frames, expected {edl.frames}",
                           "this is a bug in montage's renderer; please report it")
+
+
+def render_clips(edl: EditDecisionList, items: list[tuple[EditDecision, Path]], *, base: Path,
+                 jobs: int | None = None) -> None:
+    """Render single clips (title cards, stills with their pan) to files of their own, encoded
+    exactly as the film encodes them (H.264 + PCM in .mov), so an export can name real media
+    for every clip. Stills' relative paths are taken relative to ``base`` (the .otio's folder).
+    Each file is written under a temporary name and renamed once its frame count is checked."""
+    if not items:
+        return
+    cpus = os.cpu_count() or 1
+    parallel = max(1, jobs if jobs else min(2, cpus))
+    threads = max(1, cpus // parallel)
+    work = Path(tempfile.mkdtemp(prefix="montage-clips-"))
+    try:
+        todo = []
+        for i, (d, out) in enumerate(items):
+            src = _Source(None, None)
+            if d.kind != "card":
+                media = (base / d.media).absolute()
+                src = _Source(media, probe(media))
+            todo.append((_Segment(i, d, 0, out), src))
+        _encode(todo, edl, work, parallel, threads, False)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

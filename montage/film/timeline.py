@@ -24,12 +24,16 @@ TIMELINE_VERSION = 1
 _HINT = "re-run the montage step to write a fresh edit.otio, or fix the file in an OTIO editor"
 
 
-def _otio():
+def otio_module():
+    """The opentimelineio module (imported here, on first use); exporters use it through this."""
     try:
         import opentimelineio
     except ImportError as exc:  # pragma: no cover - a declared dependency
         raise ProjectError("opentimelineio is not installed", "pip install opentimelineio") from exc
     return opentimelineio
+
+
+_otio = otio_module
 
 
 def _rate_text(rate: Fraction) -> str:
