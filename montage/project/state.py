@@ -160,11 +160,11 @@ def last_cut(project: Path) -> int:
 def rebuild_state(project: Path, library: Path, script: Path,
                   film: Path) -> ProjectState | None:
     """A state for a project whose state.json is damaged: its last complete cut in history/
-    (None when there is none). The damaged file is kept as state.json.damaged. Embedder, index
+    (None when there is none). The damaged file is copied to state.json.damaged. Embedder, index
     and settings are unknown, so the next cut re-solves every shot, preferring the old clips."""
     path = project / "state.json"
-    if path.exists():
-        os.replace(path, project / "state.json.damaged")
+    if path.exists():  # kept aside; state.json itself is replaced only by the next commit
+        shutil.copyfile(path, project / "state.json.damaged")
     complete = [n for n in range(last_cut(project), 0, -1)
                 if all((cut_dir(project, n) / name).is_file()
                        for name in ("plan.json", "candidates.json", "edit.otio", "meta.json"))]
