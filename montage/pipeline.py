@@ -31,10 +31,12 @@ from retrieval.types import CandidateSet, Hit, ShotCandidates
 from montage.film import (clip_features, read_timeline, render_edit, report_text, rhythm_plot,
                           write_contact_sheet, write_srt, write_timeline)
 from montage.optimize import EditDecisionList, Kept, RuleSet, Solution, load_rules, optimize
+from montage.film.soundtrack import Soundtrack
 from montage.generate import cast_lines, fill_missing, mark_generated, merge
 from montage.project import (Choices, DamagedState, ProjectState, cut_dir, disk_full_is_an_error,
                              last_cut, load_choices, load_state, project_lock, rebuild_state,
                              record_cut, save_state, settle, staged_film, write_atomic)
+from montage.sound import prepare_sound
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,9 @@ class MakeOptions:
     generate: frozenset[str] = frozenset()  # shot ids to generate whatever the library has
     cast: Path | None = None  # cast.toml: names, descriptions, reference images, seeds
     wait: float = 0.0  # seconds to wait for another writer of the project (0: fail at once)
+    narrate: bool = False  # speak each shot's sentence (Piper); a shot lasts as long as its speech
+    voice: Path | None = None  # a Piper voice (.onnx) instead of the bundled one (implies narrate)
+    music: Path | None = None  # music under the film; cuts land on its beats
 
 
 @dataclass(frozen=True)
@@ -163,7 +168,9 @@ class Recutter:
         o = self.options
         rules = json.dumps(self.rules.to_dict(), sort_keys=True, default=str)
         return (f"{rules}|{o.threshold}|{o.width}x{o.height}@{o.rate}|top{o.top}|"
-                f"{o.generator}|{sorted(o.generate)}|{o.cast}")
+                f"{o.generator}|{sorted(o.generate)}|{o.cast}"
+                + (f"|narrate:{o.narrate}:{o.voice}|music:{o.music}"
+                   if o.narrate or o.voice or o.music else ""))
 
     def cut(self, script: Path, out: Path, note: str = "") -> MakeResult:
         """Plan, choose and render; a recut when the project already holds a cut. ``note`` says
@@ -187,6 +194,9 @@ class Recutter:
             clock = now
 
         plan = load_script(script)
+        sound = prepare_sound(plan, narrate=o.narrate, voice=o.voice, music=o.music,
+                              cache=project / "cache", rate=o.rate, say=self._say)
+        plan = sound.plan  # spoken shots last as long as their speech
         lap("plan")
         settle(project)  # finish a cut whose publication a kill cut short
         try:
@@ -231,7 +241,7 @@ class Recutter:
         def solve(cands: CandidateSet):
             return optimize(plan, cands, rules=self.rules, threshold=o.threshold, rate=o.rate,
                             width=o.width, height=o.height, pins=choices.pins, bans=choices.bans,
-                            keep=keep, free=free)
+                            keep=keep, free=free, pacing=sound.pacing())
 
         solution = solve(candidates)
         if generated is not None:
@@ -250,7 +260,8 @@ class Recutter:
         changes = alignment.summary() if alignment else f"{len(plan.shots)} new"
         if note:
             changes = f"{note}; {changes}"
-        folder = self._record(n, plan, candidates, solution.edl, changes, script)
+        soundtrack = sound.soundtrack(solution.edl)
+        folder = self._record(n, plan, candidates, solution.edl, changes, script, soundtrack)
         lap("edit")
 
         self._say(f"render cut {n} ({changes})")
@@ -260,7 +271,7 @@ class Recutter:
         lap("render")
 
         cast = cast_lines(generated, plan, solution.edl) if generated is not None else []
-        self._prepare(folder, solution, plan, candidates, staged, out, changes, cast)
+        self._prepare(folder, solution, plan, candidates, staged, out, changes, cast, soundtrack)
         _stop_at("state")
         # the commit: from here the new cut is the project's; settle() copies it into place
         save_state(project, ProjectState(library=str(lib.resolve()), embedder=index.embedder_name,
@@ -380,7 +391,7 @@ class Recutter:
         return keep, frozenset(free), alignment
 
     def _record(self, n: int, plan: ShotPlan, candidates: CandidateSet, edl: EditDecisionList,
-                changes: str, script: Path) -> Path:
+                changes: str, script: Path, sound: Soundtrack | None = None) -> Path:
         """history/NNNN/ with the plan, the edit and the script text it was cut from (so going
         back to a cut can bring its words back too)."""
         project = self.project
@@ -388,16 +399,16 @@ class Recutter:
         files = {"plan.json": plan.to_json(),
                  "script.txt": script.read_text(encoding="utf-8", errors="replace")}
         folder = record_cut(project, n, files, changes, len(plan.shots), edl.seconds)
-        write_timeline(edl, folder / "edit.otio", name=script.stem)
+        write_timeline(edl, folder / "edit.otio", name=script.stem, sound=sound)
         return folder
 
     def _prepare(self, folder: Path, solution: Solution, plan: ShotPlan,
                  candidates: CandidateSet, staged: Path, out: Path, changes: str,
-                 cast: list[str]) -> None:
+                 cast: list[str], sound: Soundtrack | None = None) -> None:
         """Every artifact of the new cut, in its history folder (montage.project.publish
         copies them into place after the commit)."""
         write_atomic(folder / "candidates.json", candidates.to_json())
-        write_srt(solution.edl, folder / "film.srt")
+        write_srt(solution.edl, folder / "film.srt", sound=sound)
         if self.options.contact_sheet:
             write_contact_sheet(staged, solution.edl, folder / "contact.png")
         rhythm_plot(solution.edl, clip_features(candidates), folder / "rhythm.png")

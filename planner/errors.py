@@ -44,3 +44,7 @@ class ModelError(MontageError):
 
 class ExportError(MontageError):
     """The edit cannot be exported: unknown format, unwritable folder, no cut to export."""
+
+
+class AudioError(MontageError):
+    """A music or voice file cannot be used: missing, not audio, too short, not a Piper voice."""

@@ -158,7 +158,7 @@ def run_ffmpeg_jobs(
 
 
 def _capture(args: list[str], *, what: str, loglevel: str = "error",
-             timeout: float = 120.0) -> tuple[int, str, str]:
+             timeout: float = 120.0, binary: bool = False) -> tuple[int, "str | bytes", str]:
     """Run ffmpeg and return (exit code, stdout, stderr); for probes whose output is the answer."""
     r = _Running(Job(tuple(args), what), ffmpeg_exe(), loglevel)
     try:
@@ -171,7 +171,18 @@ def _capture(args: list[str], *, what: str, loglevel: str = "error",
         raise
     err = r.stderr_text()
     r.close()
-    return r.proc.returncode, out.decode("utf-8", "replace"), err
+    return r.proc.returncode, out if binary else out.decode("utf-8", "replace"), err
+
+
+def capture_ffmpeg(args: list[str], *, what: str, loglevel: str = "info",
+                   timeout: float = 600.0, binary: bool = False) -> tuple["str | bytes", str]:
+    """Run ffmpeg for what it prints (an analysis filter's report; with ``binary``, raw
+    samples on stdout as bytes); returns (stdout, stderr); RenderError with ffmpeg's last lines
+    when it fails."""
+    code, out, err = _capture(args, what=what, loglevel=loglevel, timeout=timeout, binary=binary)
+    if code != 0:
+        raise RenderError(f"{what}: ffmpeg exited with {code}: {_tail(err)}")
+    return out, err
 
 
 def file_arg(path: Path) -> str:

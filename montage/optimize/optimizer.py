@@ -32,6 +32,7 @@ from montage.optimize.edl import EditDecision, EditDecisionList
 from montage.optimize.explain import Explanation, explain
 from montage.optimize.instance import build_problem
 from montage.optimize.lagrange import lagrangian
+from montage.optimize.pacing import Pacing, snap
 from montage.optimize.problem import (Kept, Option, OptimizeError, Problem, frames_for, planned_seconds,
                              shot_options, usable_span)
 from montage.optimize.rules import RuleSet, default_rules
@@ -71,6 +72,7 @@ def optimize(
     bans: frozenset[str] = frozenset(),
     keep: Mapping[str, Kept] | None = None,
     free: frozenset[str] | None = None,
+    pacing: Pacing | None = None,
 ) -> Solution:
     """Choose the edit. Deterministic for the same input.
 
@@ -82,7 +84,9 @@ def optimize(
     (when it still can). ``time_limit`` is CP-SAT's budget in its deterministic work units
     (about seconds on an idle core; default 1 s + 5 ms a shot), so the answer does not
     depend on machine load; a wall-clock backstop of four times that plus a second guards
-    against a stall.
+    against a stall. ``pacing`` brings narration floors and a music beat grid
+    (:mod:`montage.optimize.pacing`): spoken shots hold their speech, and cuts land on beats
+    within the style's ``beat_tolerance``.
     """
     t0 = time.perf_counter()
     rules = rules or default_rules()
@@ -90,11 +94,16 @@ def optimize(
         rules = replace(rules, placeholder_threshold=threshold)
     limit = time_limit if time_limit is not None else 1.0 + 0.005 * len(plan.shots)
     p = build_problem(plan, candidates, rules, rate=rate, width=width, height=height,
-                      pins=pins, bans=bans, keep=keep, free=free)
+                      pins=pins, bans=bans, keep=keep, free=free, pacing=pacing)
     choice, value, bound, optimal, method, stats = _solve(p, limit)
     explanations = explain(p, choice)
     root = Path(candidates.library)
-    decisions = tuple(_decision(p, i, choice[i], explanations[i], root, choice, rate)
+    chosen = [p.options[i][k] for i, k in enumerate(choice)]
+    if pacing is not None:
+        lengths = snap([o.frames for o in chosen], [_room(o, rate) for o in chosen],
+                       [pacing.floor_frames(s.id, rate) for s in p.shots], rules, rate, pacing)
+        chosen = [replace(o, frames=n) for o, n in zip(chosen, lengths)]
+    decisions = tuple(_decision(p, i, chosen[i], explanations[i], root, rate)
                       for i in range(p.n))
     edl = EditDecisionList(rate=rate, width=width, height=height, decisions=decisions)
     objective = value / SCALE
@@ -164,9 +173,17 @@ def _infeasible(p: Problem, status: str) -> OptimizeError:
         "remove pins/bans, or add footage")
 
 
-def _decision(p: Problem, i: int, k: int, ex: Explanation, root: Path,
-              choice: list[int], rate: Fraction) -> EditDecision:
-    shot, opt = p.shots[i], p.options[i][k]
+def _room(option: Option, rate: Fraction) -> int | None:
+    """How many frames the option's footage can last from its in-point (None: any length)."""
+    if option.hit is None or option.hit.shot.is_still:
+        return None
+    _, last = usable_span(option.hit.shot.start, option.hit.shot.end, rate)
+    return max(option.frames, last - option.source_in)
+
+
+def _decision(p: Problem, i: int, opt: Option, ex: Explanation, root: Path,
+              rate: Fraction) -> EditDecision:
+    shot = p.shots[i]
     extra = dict(costs=ex.costs, bends=ex.bends, runner_up=ex.runner_up, decided_by=ex.decided_by)
     runner = f"; runner-up {_describe(ex.runner_option, ex.used_by)}" if ex.runner_option else ""
     if opt.hit is None:

@@ -77,17 +77,21 @@ def usable_span(start: float, end: float, rate: Fraction) -> tuple[int, int]:
 
 
 def shot_options(shot: PlannedShot, hits: tuple[Hit, ...], rate: Fraction,
-                 rules: RuleSet | None = None, kept: Kept | None = None) -> list[Option]:
+                 rules: RuleSet | None = None, kept: Kept | None = None, *,
+                 want: int | None = None, floor: int = 0) -> list[Option]:
     """The usable trims of each hit for this shot; videos too short for the shot are dropped.
 
     A longer clip is trimmed around the moment the search found closest to the shot's words
     (its best-matching keyframe), else to its middle (furthest from both detected cuts). A kept
-    choice keeps its own trim when it still fits.
+    choice keeps its own trim when it still fits. ``want`` overrides the planned length (in
+    frames; :mod:`montage.optimize.pacing` sets it from speech and beats) and ``floor`` drops
+    every video shorter than that (a spoken shot must hold its sentence).
     """
     rules = rules or default_rules()
-    want = frames_for(planned_seconds(shot, rules), rate)
+    if want is None:
+        want = frames_for(planned_seconds(shot, rules), rate)
     w = rules.weight("duration")
-    shortest = max(1, math.ceil(MIN_COVER * want), math.ceil(MIN_SECONDS * rate))
+    shortest = max(1, math.ceil(MIN_COVER * want), math.ceil(MIN_SECONDS * rate), floor)
     out: list[Option] = []
     for hit in hits:
         ls = hit.shot

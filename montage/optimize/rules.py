@@ -57,6 +57,7 @@ LIMITS: dict[str, str] = {
     "min_shot": "shortest shot in seconds after tempo (0: no limit)",
     "max_shot": "longest shot in seconds after tempo (0: no limit)",
     "motion_target": "0 (still) .. 1 (lively): the motion the pace term wants",
+    "beat_tolerance": "with --music, a cut moves at most this many seconds to land on a beat (0: off)",
 }
 _SECTIONS = {"shot": SHOT_TERMS, "cut": CUT_TERMS, "film": FILM_TERMS, "limits": LIMITS}
 _TOP_KEYS = ("name", "description", "extends")
@@ -82,6 +83,7 @@ class RuleSet:
     min_shot: float = 0.0
     max_shot: float = 0.0
     motion_target: float = 0.5
+    beat_tolerance: float = 0.25
 
     def weight(self, term: str) -> float:
         return float(self.weights.get(term, 0.0))
@@ -240,4 +242,6 @@ def _limit(key: str, value: Any, path: Path) -> Any:
         return _number(what, value, path, low=0.0, high=1.0)
     if key in ("min_shot", "max_shot"):
         return _number(what, value, path, low=0.0, high=MAX_SHOT_SECONDS)
+    if key == "beat_tolerance":
+        return _number(what, value, path, low=0.0, high=2.0)
     return _number(what, value, path, low=0.0)

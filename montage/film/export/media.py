@@ -16,14 +16,17 @@ import json
 import os
 import shutil
 import time
+import wave
 from dataclasses import dataclass, field
 from fractions import Fraction
 from math import floor
 from pathlib import Path
 
 from montage.film.render import RENDER_VERSION, render_clips
+from montage.film.soundtrack import probe_audio
+from montage.film.timeline import read_soundtrack
 from montage.optimize import EditDecision, EditDecisionList
-from planner.errors import ExportError, MediaError
+from planner.errors import AudioError, ExportError, MediaError
 from retrieval.media import probe
 
 
@@ -141,6 +144,50 @@ def _copy(src: Path, dst: Path) -> bool:
     return True
 
 
+def _audio_seconds(path: Path, what: str) -> float:
+    """A file's length: read from the header of a PCM WAV (montage's narration lines: one
+    ffmpeg process per line would cost a 500-shot export seconds), else asked of ffmpeg."""
+    try:
+        with wave.open(str(path), "rb") as w:
+            return w.getnframes() / w.getframerate()
+    except (OSError, EOFError, wave.Error):
+        return probe_audio(path, what).seconds
+
+
+def sound_tracks(otio_path: Path, rate: Fraction) -> tuple[AudioTrack, ...]:
+    """The edit's narration and music (``edit.otio``'s audio tracks) as tracks of their own,
+    each clip naming its file where it lies (the project's narration cache, the music file)."""
+    sound = read_soundtrack(otio_path)
+    if sound is None:
+        return ()
+    lengths: dict[str, int] = {}
+
+    def clip(name: str, text: str, media: str, source_in: int, frames: int, source: str):
+        if media not in lengths:
+            try:
+                seconds = _audio_seconds(Path(media), source)
+            except AudioError as exc:
+                raise ExportError(f"{otio_path}: {source} clip {name}: {exc.message}",
+                                  "recut the project (montage make) first") from exc
+            lengths[media] = _frames_of(seconds, rate)
+        return ExportClip(name=name, text=text, path=Path(media), source_in=source_in,
+                          frames=frames, media_frames=max(lengths[media], source_in + frames),
+                          width=0, height=0, has_audio=True, kind="audio", source=source,
+                          media_rate=rate, has_video=False)
+
+    tracks = []
+    if sound.lines:
+        tracks.append(AudioTrack("narration", tuple(
+            AudioClip(v.start, clip(v.shot_id, v.text, v.path, 0, v.frames, "narration"))
+            for v in sound.lines)))
+    if sound.music_clips:
+        tracks.append(AudioTrack("music", tuple(
+            AudioClip(c.start, clip(Path(sound.music).name, "", sound.music, c.source_in, c.frames,
+                                    "music"))
+            for c in sound.music_clips)))
+    return tuple(tracks)
+
+
 def prepare_media(edl: EditDecisionList, otio_path: Path, out: Path, *, name: str = "montage",
                   jobs: int | None = None) -> tuple[ExportEdit, MediaReport]:
     """Give every clip of ``edl`` a media file (see the module doc); returns the edit to write."""
@@ -196,6 +243,6 @@ def prepare_media(edl: EditDecisionList, otio_path: Path, out: Path, *, name: st
             has_audio=has_audio and d.kind == "video", kind=d.kind, source=d.source,
             media_rate=own_rate))
     edit = ExportEdit(name=name, rate=edl.rate, width=edl.width, height=edl.height,
-                      clips=tuple(clips))
+                      clips=tuple(clips), audio=sound_tracks(otio_path, edl.rate))
     return edit, MediaReport(folder, len(todo), reused, copied,
                              time.perf_counter() - started, tuple(todo))
