@@ -33,9 +33,9 @@ from montage.film import (clip_features, read_timeline, render_edit, report_text
 from montage.optimize import EditDecisionList, Kept, RuleSet, Solution, load_rules, optimize
 from montage.film.soundtrack import Soundtrack
 from montage.generate import cast_lines, fill_missing, mark_generated, merge
-from montage.project import (Choices, DamagedState, ProjectState, commit_cut, cut_dir, last_cut,
-                             load_choices, load_state, project_lock, rebuild_state, record_cut,
-                             settle, staged_film, write_atomic)
+from montage.project import (Choices, DamagedState, ProjectState, cut_dir, disk_full_is_an_error,
+                             last_cut, load_choices, load_state, project_lock, rebuild_state,
+                             record_cut, save_state, settle, staged_film, write_atomic)
 from montage.sound import prepare_sound
 
 
@@ -179,7 +179,8 @@ class Recutter:
         check_output(out, self.project, self.library)
         with project_lock(self.project, self.command, wait=self.options.wait > 0,
                           timeout=self.options.wait):
-            return self._cut(script, out, note)
+            with disk_full_is_an_error(self.project):
+                return self._cut(script, out, note)
 
     def _cut(self, script: Path, out: Path, note: str) -> MakeResult:
         lib, project, o = self.library, self.project, self.options
@@ -214,6 +215,7 @@ class Recutter:
         self._say("index")
         build_index(lib, o.embedder, progress=o.progress)
         index = open_index(lib)
+        _stop_at("indexed")
         # the vectors file is named by its content: a changed library gets a new one
         index_id = hashlib.sha1(repr((index.embedder_name, index.meta.get("vectors"),
                                       index.meta.get("rows"))).encode()).hexdigest()[:16]
@@ -271,9 +273,12 @@ class Recutter:
         cast = cast_lines(generated, plan, solution.edl) if generated is not None else []
         self._prepare(folder, solution, plan, candidates, staged, out, changes, cast, soundtrack)
         _stop_at("state")
-        commit_cut(project, ProjectState(library=str(lib.resolve()), embedder=index.embedder_name,
+        # the commit: from here the new cut is the project's; settle() copies it into place
+        save_state(project, ProjectState(library=str(lib.resolve()), embedder=index.embedder_name,
                                          index_id=index_id, script=str(script.resolve()),
                                          film=str(out.resolve()), settings=self.settings(), cut=n))
+        _stop_at("committed")
+        settle(project)
         self._last = _Previous(n, plan, candidates, solution.edl, fresh=True)
         lap("publish")
         kept = sum(1 for d in solution.edl.decisions
@@ -416,7 +421,8 @@ STOP_AT = "MONTAGE_TEST_STOP_AT"  # tests: kill -9 this process at a named stage
 
 
 def _stop_at(stage: str) -> None:
-    """Fault tests: SIGKILL ourselves at ``stage`` (solved, joining, state) when asked."""
+    """Fault tests: SIGKILL ourselves at ``stage`` when asked: indexed, solved, joining,
+    state (the new cut written, its state not yet), committed (the state, not yet the film)."""
     if os.environ.get(STOP_AT) == stage:
         os.kill(os.getpid(), signal.SIGKILL)
 

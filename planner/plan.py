@@ -42,6 +42,8 @@ _TRANSITION = re.compile(
     r"^\s*(?:FADE (?:IN|OUT)|FADE TO BLACK|(?:SMASH |MATCH |JUMP )?CUT TO|DISSOLVE TO)\s*[.:]?\s*$")
 _LETTER_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
 _WORD = re.compile(r"\w+(?:['’]\w+)*")
+# control characters (C0 but tab and newline, DEL, C1): a space each, so offsets and lines hold
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ def plan_text(
     """Plan a script given as a string; ``source`` names it in errors and in the plan."""
     _check_pace(words_per_second, min_seconds, max_seconds)
     text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    text = _CONTROL.sub(" ", text)  # pasted escape codes, form feeds: never in a shot's text
     if not text:
         raise ScriptError(f"{source}: script is empty", hint="write at least one sentence")
     if not text.strip():

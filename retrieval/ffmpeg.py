@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -95,6 +96,20 @@ def _tail(text: str) -> str:
     return " | ".join(lines[-_TAIL_LINES:]) or "no message from ffmpeg"
 
 
+_FULL = ("No space left on device", "File too large", "Disk quota exceeded")
+
+
+def _failure(what: str, code: int, message: str) -> RenderError:
+    """ffmpeg's failure as one RenderError; a full disk (or a file size limit, which kills
+    ffmpeg with SIGXFSZ) is said plainly, with what to do."""
+    if code == -signal.SIGXFSZ or any(m in message for m in _FULL):
+        why = "the file size limit was reached" if code == -signal.SIGXFSZ \
+            else next(m for m in _FULL if m in message).lower()
+        return RenderError(f"{what}: cannot write: {why}",
+                           "free some disk space (or raise the limit: ulimit -f) and run again")
+    return RenderError(f"{what}: ffmpeg exited with {code}: {_tail(message)}")
+
+
 def run_ffmpeg(args: list[str], *, what: str, timeout: float | None = None) -> None:
     """Run ``ffmpeg -hide_banner -nostdin -v error -y <args>``; RenderError on failure."""
     run_ffmpeg_jobs([Job(tuple(args), what)], parallel=1, timeout=timeout)
@@ -128,7 +143,7 @@ def run_ffmpeg_jobs(
                 message = r.stderr_text()
                 r.close()
                 if code != 0:
-                    raise RenderError(f"{r.job.what}: ffmpeg exited with {code}: {_tail(message)}")
+                    raise _failure(r.job.what, code, message)
                 if on_done is not None:
                     on_done(i)
             if timeout is not None:

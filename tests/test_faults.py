@@ -165,6 +165,21 @@ def test_a_damaged_state_is_named_then_rebuilt_from_history(made, capsys, damage
     assert _frames_ok(project, out)
 
 
+def test_a_rebuilt_state_still_refuses_another_library(made, tmp_path):
+    """The rebuilt state takes its library from the last cut: a recut from another library is
+    refused as before, and state.json stays as it was until a cut commits."""
+    from planner.errors import ProjectError
+
+    lib, script, project, out = made
+    (project / "state.json").write_text("{not json")
+    other = tmp_path / "other"
+    make_still(other / "x.png")
+    with pytest.raises(ProjectError, match="was cut from the library"):
+        Recutter(other, project, OPTIONS).cut(script, tmp_path / "other.mp4")
+    assert (project / "state.json").read_text() == "{not json"
+    assert Recutter(lib, project, OPTIONS).cut(script, out).cut == 2
+
+
 def test_a_deleted_state_numbers_the_next_cut_after_the_history(made):
     lib, script, project, out = made
     first = (project / "history" / "0001" / "meta.json").read_text()

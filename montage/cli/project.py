@@ -9,7 +9,7 @@ from planner.errors import ProjectError
 from planner.shots import ShotPlan
 
 from montage.project import (diff_text, history_text, load_choices, load_state, project_lock,
-                             revert, save_choices)
+                             revert, save_choices, settle)
 
 
 def _shot_id(project: Path, shot: str) -> str:
@@ -31,12 +31,24 @@ def _shot_id(project: Path, shot: str) -> str:
     return shot
 
 
+def _settle_if_free(project: Path) -> None:
+    """A reader finishes a cut a killed run committed but did not publish, when no writer is
+    at work (it never waits for one: what it reads is then the last published cut)."""
+    try:
+        with project_lock(project, "montage (finishing the last cut)"):
+            settle(project)
+    except ProjectError:
+        pass
+
+
 def run_project_command(args: argparse.Namespace) -> int:
     project: Path = args.project
     if not project.is_dir():
         raise ProjectError(f"project folder not found: {project}",
                            "pass the --project folder of an earlier montage make")
     cmd = args.command
+    if cmd in ("history", "diff", "explain"):
+        _settle_if_free(project)
     if cmd == "history":
         print(history_text(project))
     elif cmd == "diff":

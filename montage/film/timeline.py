@@ -7,6 +7,7 @@ media come from the OTIO clips themselves; project fields live under ``metadata[
 """
 from __future__ import annotations
 
+import os
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -163,13 +164,19 @@ def write_timeline(edl: EditDecisionList, path: Path, name: str = "montage",
     tmp = path.with_name(f".{path.name}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        otio.adapters.write_to_file(edl_to_timeline(edl, name, sound), str(tmp),
-                                    adapter_name="otio_json")
+        # to a string, then written by Python: OTIO's own file writer does not report a
+        # failed write (a full disk left a cut-short file that read back as corrupt)
+        text = otio.adapters.write_to_string(edl_to_timeline(edl, name, sound),
+                                             adapter_name="otio_json")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
         tmp.replace(path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise ProjectError(f"{path}: cannot write the timeline ({exc})",
-                           "check the project folder exists and is writable") from exc
+        raise ProjectError(f"cannot write {path}: {exc.strerror or exc}",
+                           "check the disk has room and the project folder is writable") from exc
     return path
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -60,6 +61,8 @@ LIMITS: dict[str, str] = {
 }
 _SECTIONS = {"shot": SHOT_TERMS, "cut": CUT_TERMS, "film": FILM_TERMS, "limits": LIMITS}
 _TOP_KEYS = ("name", "description", "extends")
+MAX_WEIGHT = 1000.0  # a weight reads as match score (0..1): beyond this it only breaks the solver
+MAX_SHOT_SECONDS = 3600.0
 
 
 class RulesError(MontageError):
@@ -148,9 +151,15 @@ def _load(spec: str | Path, seen: tuple[Path, ...]) -> RuleSet:
 
 
 def _resolve(spec: str | Path) -> Path:
+    if not isinstance(spec, (str, Path)) or not str(spec).strip() or "\0" in str(spec):
+        raise RulesError(f"a style must be a name or a .toml path, not {spec!r}",
+                         f"e.g. extends = \"default\"; styles: {', '.join(list_styles())}")
     text = str(spec)
     if isinstance(spec, Path) or text.endswith(".toml") or "/" in text or "\\" in text:
-        path = Path(text).expanduser()
+        try:
+            path = Path(text).expanduser()
+        except RuntimeError:  # ~user that does not exist
+            path = Path(text)
         if not path.is_file():
             raise RulesError(f"rule set file not found: {path}",
                              f"give an existing .toml file or a style: {', '.join(list_styles())}")
@@ -181,13 +190,22 @@ def _parse(data: dict[str, Any], path: Path, base: RuleSet | None) -> RuleSet:
             if section == "limits":
                 limits[key] = _limit(key, value, path)
             else:
-                weights[key] = _number(f"[{section}] {key}", value, path, low=0.0)
+                weights[key] = _number(f"[{section}] {key}", value, path, low=0.0,
+                                       high=MAX_WEIGHT)
     if base is None:
         missing = [t for t in TERMS if t not in _given(data)]
         if missing:
             raise RulesError(f"{path}: no weight for {', '.join(missing)}",
                              "give every term a weight (0 turns a rule off), or start with "
                              "extends = \"default\"")
+    if limits.get("max_shot") and limits.get("min_shot", 0.0) > limits["max_shot"]:
+        raise RulesError(f"{path}: [limits] min_shot = {limits['min_shot']} is longer than "
+                         f"max_shot = {limits['max_shot']}",
+                         "make min_shot <= max_shot (max_shot = 0: no limit)")
+    for key in ("name", "description"):
+        if not isinstance(data.get(key, ""), str):
+            raise RulesError(f"{path}: {key} = {data[key]!r} is not a string",
+                             f'write {key} = "..." in quotes')
     name = data.get("name", path.stem if base is None else f"{base.name}+{path.stem}")
     return RuleSet(name=str(name), description=str(data.get("description", base.description if base else "")),
                    weights=MappingProxyType(weights), **limits)
@@ -199,7 +217,7 @@ def _given(data: dict[str, Any]) -> set[str]:
 
 def _number(what: str, value: Any, path: Path, low: float | None = None,
             high: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise RulesError(f"{path}: {what} = {value!r} is not a number", "write a number such as 0.2")
     if (low is not None and value < low) or (high is not None and value > high):
         span = f"{low if low is not None else '-inf'} .. {high if high is not None else 'inf'}"
@@ -222,6 +240,8 @@ def _limit(key: str, value: Any, path: Path) -> Any:
         return _number(what, value, path, low=0.1, high=10.0)
     if key == "motion_target":
         return _number(what, value, path, low=0.0, high=1.0)
+    if key in ("min_shot", "max_shot"):
+        return _number(what, value, path, low=0.0, high=MAX_SHOT_SECONDS)
     if key == "beat_tolerance":
         return _number(what, value, path, low=0.0, high=2.0)
     return _number(what, value, path, low=0.0)

@@ -7,14 +7,14 @@ from __future__ import annotations
 from montage.project.lock import lock_holder, project_lock
 from montage.project.publish import commit_cut, settle, staged_film
 from montage.project.state import (Choices, CutInfo, DamagedState, ProjectState, copy_atomic,
-                                   cut_dir, history, last_cut, load_choices, load_state,
+                                   cut_dir, disk_full_is_an_error, history, last_cut, load_choices, load_state,
                                    rebuild_state, record_cut, save_choices, save_state,
                                    write_atomic)
 from montage.project.versions import diff_text, explain_text, history_text, revert
 
 __all__ = [
     "Choices", "CutInfo", "DamagedState", "ProjectState", "commit_cut", "copy_atomic", "cut_dir",
-    "diff_text", "explain_text", "history", "history_text", "last_cut", "load_choices",
+    "diff_text", "disk_full_is_an_error", "explain_text", "history", "history_text", "last_cut", "load_choices",
     "load_state", "lock_holder", "project_lock", "rebuild_state", "record_cut", "revert",
     "settle", "staged_film",
     "save_choices", "save_state", "write_atomic",

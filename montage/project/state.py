@@ -10,12 +10,15 @@ Layout (all plain files a person can read):
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import shutil
 import threading
 import time
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -58,6 +61,20 @@ class CutInfo:
     summary: str  # what changed, e.g. "1 edited, 74 unchanged" or "revert to cut 2"
     shots: int
     seconds: float
+
+
+@contextmanager
+def disk_full_is_an_error(project: Path) -> Iterator[None]:
+    """A full disk (or quota, or file size limit) met by any write in the block becomes one
+    ProjectError; the cut being written was not committed, so the previous one stands."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            raise
+        raise ProjectError(f"cannot write {exc.filename or project}: {exc.strerror}",
+                           "free some disk space and run again; the previous cut is "
+                           "unchanged") from None
 
 
 def _tmp(path: Path) -> Path:
@@ -143,11 +160,11 @@ def last_cut(project: Path) -> int:
 def rebuild_state(project: Path, library: Path, script: Path,
                   film: Path) -> ProjectState | None:
     """A state for a project whose state.json is damaged: its last complete cut in history/
-    (None when there is none). The damaged file is kept as state.json.damaged. Embedder, index
+    (None when there is none). The damaged file is copied to state.json.damaged. Embedder, index
     and settings are unknown, so the next cut re-solves every shot, preferring the old clips."""
     path = project / "state.json"
-    if path.exists():
-        os.replace(path, project / "state.json.damaged")
+    if path.exists():  # kept aside; state.json itself is replaced only by the next commit
+        shutil.copyfile(path, project / "state.json.damaged")
     complete = [n for n in range(last_cut(project), 0, -1)
                 if all((cut_dir(project, n) / name).is_file()
                        for name in ("plan.json", "candidates.json", "edit.otio", "meta.json"))]

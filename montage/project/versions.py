@@ -16,8 +16,8 @@ from planner.shots import ShotPlan
 from montage.optimize import EditDecision, edl_text
 from montage.project.lock import project_lock
 from montage.project.publish import commit_cut, settle, staged_film
-from montage.project.state import (copy_atomic, cut_dir, history, load_state, record_cut,
-                                   write_atomic)
+from montage.project.state import (copy_atomic, cut_dir, disk_full_is_an_error, history,
+                                   load_state, record_cut, write_atomic)
 from montage.film import read_timeline, render_edit, write_srt
 
 
@@ -90,7 +90,8 @@ def revert(project: Path, n: int, *, progress: bool | Callable[[str], None] = Fa
            wait: float = 0.0) -> int:
     """Make cut ``n`` the current one again, as a new cut; returns the new cut's number.
     Holds the project's lock (``wait`` seconds for another writer to finish)."""
-    with project_lock(project, f"montage revert {n}", wait=wait > 0, timeout=wait):
+    with project_lock(project, f"montage revert {n}", wait=wait > 0, timeout=wait), \
+            disk_full_is_an_error(project):
         return _revert(project, n, progress)
 
 
