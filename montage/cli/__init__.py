@@ -146,7 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("library", type=Path)
     _add_embedder_options(p, "embedder to index with: proxy (offline default) or clip")
     p.add_argument("--workers", type=int, default=None,
-                   help="analysis processes beside the embedder (default: cores - 1; 0: none)")
+                   help="analysis processes beside the embedder (default: cores - 1; 0: none); "
+                        "with --engine ray and no --address: the local Ray's CPUs")
+    p.add_argument("--engine", default="local", choices=("local", "ray"),
+                   help="local: this machine's processes; ray: Ray tasks on a cluster "
+                        "(pip install 'montage[ray]')")
+    p.add_argument("--address", default=None, metavar="HOST:PORT",
+                   help="the Ray cluster to join (default: start a local Ray)")
     p.add_argument("--quiet", action="store_true")
 
     p = sub.add_parser("search", help="rank library shots for text queries")
@@ -246,11 +252,12 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"{s.id}  scene {s.scene}  {s.duration:4.1f}s  {s.text}{who}\n    query: {s.query}")
         return 0
     if args.command == "index":
+        from retrieval.engines import index_with
         from retrieval.registry import embedder_spec
-        from retrieval.index import build_index
 
         spec = embedder_spec(args.embedder, args.clip_model, args.clip_pretrained) or "proxy"
-        report = build_index(args.library, spec, progress=not args.quiet, workers=args.workers)
+        report = index_with(args.engine, args.library, spec, address=args.address,
+                            progress=not args.quiet, workers=args.workers)
         print(f"indexed {report.files_indexed} files, reused {report.files_reused}, "
               f"skipped {len(report.files_skipped)}; {report.shots} shots in {report.seconds:.1f} s")
         if report.location and Path(report.location).parent.resolve() != args.library.resolve():
