@@ -270,7 +270,7 @@ class _Cluster:
                         on_file(m.path, done, total)
         except BaseException:
             for ref in running:
-                ray.cancel(ref, force=True)
+                ray.cancel(ref)  # not force: the workers live on, models loaded
             if self.run.fresh:
                 logger.warning("indexing interrupted: %d files are kept as shards in %s; the "
                                "next run takes them", len(self.run.fresh), self.folder)
