@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -75,6 +76,9 @@ def _add_make_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wait", type=float, default=None, metavar="SECONDS",
                    help="if another montage command is writing the project, wait up to SECONDS "
                         "for it (default: make fails at once naming it; watch waits 600 s)")
+    p.add_argument("--device", default=None, choices=("auto", "cpu", "cuda"),
+                   help="where the CLIP embedder and the diffusers generator run (default: auto, "
+                        "CUDA when present)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -85,6 +89,9 @@ def _add_embedder_options(p: argparse.ArgumentParser, text: str) -> None:
     p.add_argument("--clip-pretrained", default=None, metavar="TAG_OR_PATH",
                    help="open_clip pretrained tag (downloads once, needs internet) or a local "
                         "checkpoint file")
+    p.add_argument("--device", default=None, choices=("auto", "cpu", "cuda"),
+                   help="where the CLIP embedder and the diffusers generator run (default: auto, "
+                        "CUDA when present)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -220,6 +227,11 @@ def _make(args: argparse.Namespace, script: Path, library: Path, out: Path | Non
 
 
 def _run(args: argparse.Namespace) -> int:
+    if getattr(args, "device", None):
+        from retrieval.device import DEVICE_ENV, resolve_device
+
+        resolve_device(args.device)  # cuda without a GPU fails here, before any work
+        os.environ[DEVICE_ENV] = args.device  # seen by every model built from here on
     if args.command == "make":
         return _make(args, args.script, args.library, args.out, args.project)
     if args.command == "watch":
