@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from planner.errors import LibraryError
+from .errors import EngineError
 
 ENGINES = ("local", "ray")
-
-
-class EngineError(LibraryError):
-    """The chosen engine cannot run: Ray is not installed, no cluster answers, a run failed."""
 
 
 def index_with(engine: str, root: Path, embedder: str = "proxy", *, address: str | None = None,

@@ -37,7 +37,7 @@ from ..library import MediaFile, check_root, find_media
 from ..location import index_dir_for_writing
 from ..lock import index_lock
 from ..registry import canonical_name
-from . import EngineError
+from .errors import EngineError
 from .shards import Shard, read_shard, remove_shards, shard_path, shard_sig, sigs_on_disk, write_shard
 
 logger = logging.getLogger(__name__)
