@@ -1,6 +1,7 @@
 """Search latency at 10k, 100k and 1M shots, exact and approximate, with recall@50.
 
-`make bench` (or python bench/search_scale.py [--sizes 10000,100000,1000000]). Uses
+`make bench` (or python bench/search_scale.py [--sizes 10000,100000,1000000]); sizes above
+--exact-max (1M) run the large-library index only (`--sizes 10000000`: see run_large). Uses
 retrieval.vectors.VectorIndex, the class the footage index uses. Vectors are synthetic,
 384-d like MiniLM's, and shaped like real embeddings rather than uniform noise (where no
 approximate index can work, and no real embedder produces): 5000 clusters in a 48-d latent
@@ -34,19 +35,27 @@ N_QUERIES = 200
 LATENCY_QUERIES = 100
 
 
-def synthetic(n: int, *, seed: int, world_seed: int = 7, chunk: int = 100_000) -> np.ndarray:
-    """``n`` unit vectors from the clustered latent model described in the module docstring."""
+def synthetic_chunks(n: int, *, seed: int, world_seed: int = 7, chunk: int = 100_000):
+    """The rows of :func:`synthetic` ``chunk`` at a time (10M x 384 float32 would be 15 GB)."""
     world = np.random.default_rng(world_seed)
     mixing = world.normal(size=(LATENT, DIM)).astype(np.float32) / np.sqrt(LATENT)
     centres = world.normal(size=(5000, LATENT)).astype(np.float32)
     rng = np.random.default_rng(seed)
-    out = np.empty((n, DIM), np.float32)
     for a in range(0, n, chunk):
         b = min(n, a + chunk)
         which = rng.integers(len(centres), size=b - a)
         z = centres[which] + 0.6 * rng.normal(size=(b - a, LATENT)).astype(np.float32)
         x = z @ mixing + 0.15 * rng.normal(size=(b - a, DIM)).astype(np.float32)
-        out[a:b] = x / np.linalg.norm(x, axis=1, keepdims=True)
+        yield x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def synthetic(n: int, *, seed: int, world_seed: int = 7, chunk: int = 100_000) -> np.ndarray:
+    """``n`` unit vectors from the clustered latent model described in the module docstring."""
+    out = np.empty((n, DIM), np.float32)
+    a = 0
+    for x in synthetic_chunks(n, seed=seed, world_seed=world_seed, chunk=chunk):
+        out[a : a + len(x)] = x
+        a += len(x)
     return out
 
 
@@ -119,11 +128,95 @@ def run_size(n: int, with_ivf: bool) -> None:
         del ivf
 
 
+def _rss_mb() -> tuple[float, float]:
+    """(resident now, peak) in MB, from /proc/self/status."""
+    fields = dict(line.split(":", 1) for line in
+                  Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    return (round(int(fields["VmRSS"].split()[0]) / 1024, 1),
+            round(int(fields["VmHWM"].split()[0]) / 1024, 1))
+
+
+def run_large(n: int, commit_rows: int = 100_000) -> None:
+    """The large-library index (retrieval.largevectors) at ``n`` rows, built as a library
+    grows: trained once on a sample, then one append per ``commit_rows`` (a commit), while the
+    exact top-K of the queries is kept chunk by chunk (no full copy of the vectors is held)."""
+    import tempfile
+
+    from retrieval.largevectors import (NPROBE, TRAIN_MAX, TRAIN_PER_CELL, LargeVectorIndex,
+                                        large_cells)
+
+    queries = synthetic(N_QUERIES, seed=2)
+    nlist = large_cells(n)
+    rss_before = _rss_mb()[0]
+    with tempfile.TemporaryDirectory(prefix="montage-large-") as tmp:
+        t = time.perf_counter()
+        sample = synthetic(min(TRAIN_PER_CELL * nlist, TRAIN_MAX), seed=3)  # a sample of it
+        index = LargeVectorIndex.create(Path(tmp), sample, expected_rows=n)
+        train_s = time.perf_counter() - t
+        del sample
+        best_s = np.full((len(queries), K), -np.inf, np.float32)
+        best_i = np.full((len(queries), K), -1, np.int64)
+        gen_s = exact_s = append_s = 0.0
+        appends = []
+        pending, start = [], 0
+        stream = synthetic_chunks(n, seed=1)
+        while True:
+            t = time.perf_counter()
+            x = next(stream, None)
+            gen_s += time.perf_counter() - t
+            if x is not None:
+                t = time.perf_counter()
+                scores = queries @ x.T
+                top = np.argpartition(-scores, K - 1, axis=1)[:, :K]
+                s_all = np.concatenate([best_s, np.take_along_axis(scores, top, 1)], axis=1)
+                i_all = np.concatenate([best_i, top + start + sum(len(p) for p in pending)], 1)
+                keep = np.argsort(-s_all, axis=1)[:, :K]
+                best_s = np.take_along_axis(s_all, keep, 1)
+                best_i = np.take_along_axis(i_all, keep, 1)
+                exact_s += time.perf_counter() - t
+                pending.append(x)
+            if pending and (x is None or sum(len(p) for p in pending) >= commit_rows):
+                t = time.perf_counter()
+                rows = index.append(np.concatenate(pending))
+                appends.append(time.perf_counter() - t)
+                start = rows.stop
+                pending = []
+            if x is None:
+                break
+        append_s = sum(appends)
+        rss_built, rss_peak = _rss_mb()
+        disk = sum(p.stat().st_size for p in Path(tmp).iterdir())
+        reopened_t = time.perf_counter()
+        index = LargeVectorIndex.open(Path(tmp))  # what a search process loads
+        open_s = time.perf_counter() - reopened_t
+        rss_open = _rss_mb()[0]
+        for nprobe in sorted({NPROBE // 2, NPROBE, NPROBE * 2}):
+            index.nprobe = nprobe
+            _, found = index.search(queries, K)
+            print(json.dumps({
+                "bench": "search", "n": n, "index": "ivfpq (retrieval.largevectors)",
+                "nlist": nlist, "nprobe": nprobe, "default": nprobe == NPROBE,
+                "rerank": index.rerank * K, "train_s": round(train_s, 1),
+                "append_s_total": round(append_s, 1),
+                "append_s_per_commit_last": round(appends[-1], 2),
+                "commits": len(appends), "generate_s": round(gen_s, 1),
+                "exact_truth_s": round(exact_s, 1), "open_s": round(open_s, 1),
+                "rss_mb_after_build": rss_built, "rss_mb_after_open": rss_open,
+                "rss_mb_before": rss_before, "rss_mb_peak": rss_peak,
+                "disk_mb": round(disk / 2**20), "recall@50": round(recall(best_i, found), 4),
+                "load_avg_1m": round(os.getloadavg()[0], 2), **latency_ms(index, queries)}),
+                flush=True)
+        index.close()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--ivf-max", type=int, default=100_000,
                         help="also build IVF (for comparison) up to this size")
+    parser.add_argument("--exact-max", type=int, default=1_000_000,
+                        help="above this size only the large index (IVF-PQ, rows on disk) is "
+                             "built, from vectors generated in chunks (e.g. --sizes 10000000)")
     args = parser.parse_args(argv)
     import faiss
 
@@ -131,7 +224,10 @@ def main(argv: list[str] | None = None) -> None:
                       "faiss": faiss.__version__, "faiss_threads": faiss.omp_get_max_threads(),
                       "load_avg_1m": round(os.getloadavg()[0], 2), "dim": DIM, "k": K}), flush=True)
     for n in (int(s) for s in args.sizes.split(",")):
-        run_size(n, with_ivf=n <= args.ivf_max)
+        if n > args.exact_max:  # no full copy of the vectors: the large index only
+            run_large(n)
+        else:
+            run_size(n, with_ivf=n <= args.ivf_max)
 
 
 if __name__ == "__main__":

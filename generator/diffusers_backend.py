@@ -129,7 +129,9 @@ class DiffusersGenerator:
     def _device(self):
         import torch
 
-        device = self.settings.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        from retrieval.device import resolve_device
+
+        device = resolve_device(self.settings.device)  # --device, else CUDA when present
         dtype = torch.float16 if device.startswith("cuda") else torch.float32
         return device, dtype
 

@@ -22,6 +22,7 @@ VISUAL_WEIGHT = 0.7  # vs. the CLIP text embedding of the footage's own words
 TOP_LABELS = 5
 LABEL_MIN_PROB = 0.05
 LABEL_PROMPT = "a photo of a {}."
+CUDA_BATCH = 128  # images per forward pass on a GPU (fp16 ViT-B/32: well under 2 GB)
 
 
 def clip_name(model: str | None, pretrained: str | None) -> str:
@@ -34,7 +35,8 @@ def _looks_like_path(pretrained: str) -> bool:
 
 
 class ClipEmbedder:
-    """open_clip model on CUDA when available, else the CPU; loaded on first use."""
+    """open_clip model on CUDA when available (half precision, batches of CUDA_BATCH), else the
+    CPU; ``device`` or ``--device`` chooses (:func:`retrieval.device.resolve_device`)."""
 
     def __init__(self, model: str = DEFAULT_MODEL, pretrained: str | None = None, *,
                  device: str | None = None, cache_dir: Path | str | None = None,
@@ -76,8 +78,10 @@ class ClipEmbedder:
         import open_clip
         import torch
 
+        from .device import is_cuda, resolve_device
+
         dim = self.dim  # validates the model name first
-        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = resolve_device(self.device)
         try:
             model, _, preprocess = open_clip.create_model_and_transforms(
                 self.model_name, pretrained=self.pretrained, device=device,
@@ -89,6 +93,9 @@ class ClipEmbedder:
                 hint="check the tag (open_clip.list_pretrained()) and your internet, or give a "
                      "local checkpoint path",
             ) from exc
+        if is_cuda(device):  # half precision on a GPU: twice the batch per memory, tensor cores
+            model = model.half()
+            self.batch_size = max(self.batch_size, CUDA_BATCH)
         logger.info("loaded CLIP %s (%s, %d-d) on %s", self.model_name, self.pretrained, dim, device)
         self._loaded = (model.eval(), preprocess, tokenizer, device)
         return self._loaded
@@ -112,7 +119,8 @@ class ClipEmbedder:
         out = []
         for i in range(0, len(images), self.batch_size):
             batch = torch.stack([preprocess(Image.fromarray(np.asarray(im, dtype=np.uint8)))
-                                 for im in images[i : i + self.batch_size]]).to(device)
+                                 for im in images[i : i + self.batch_size]])
+            batch = batch.to(device, dtype=next(model.parameters()).dtype, non_blocking=True)
             with torch.inference_mode():
                 out.append(model.encode_image(batch).float().cpu().numpy())
         return normalise(np.concatenate(out))

@@ -37,6 +37,7 @@ from .changes import Plan, content_hash, plan_changes, text_sig
 from .labels import merge_labels, people_hints, people_words
 from .library import MediaFile, check_root, find_media, footage_words
 from .location import index_dir_for_writing
+from .lock import index_lock
 from .types import LibraryShot, shot_from_dict
 
 logger = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ def build_index(root: Path, embedder: str | Embedder = "proxy", *, progress: boo
     except OSError as exc:
         raise LibraryError(f"cannot create an index folder for {root}: {exc}",
                            hint="set MONTAGE_CACHE_DIR to a writable folder") from exc
-    with closing(_connect_or_reset(folder)) as con:
+    with index_lock(folder, "montage index"), closing(_connect_or_reset(folder)) as con:
         old_meta = _usable_meta(folder, con, emb.name, settings.as_dict())
         old_files = store.read_files(con) if old_meta else {}
         plan = plan_changes(root, media, old_files)
@@ -283,7 +284,9 @@ class _Run:
 
     def _skip(self, a: FileAnalysis) -> None:
         logger.warning("skipped %s: %s", a.path, a.error)
-        self.skipped[a.path] = {**self._file_record(self._media[a.path]), "reason": a.error}
+        # stored relative to the root, as every path in the index (the library may move)
+        reason = a.error.replace(f"{self.root}{os.sep}", "")
+        self.skipped[a.path] = {**self._file_record(self._media[a.path]), "reason": reason}
 
     def _file_record(self, m: MediaFile) -> dict:
         try:

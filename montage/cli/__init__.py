@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -85,6 +86,9 @@ def _add_make_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--music", type=Path, default=None, metavar="FILE",
                    help="music under the film (anything ffmpeg reads): cuts land on its beats, "
                         "looped or trimmed to the film, ducked under the narration")
+    p.add_argument("--device", default=None, choices=("auto", "cpu", "cuda"),
+                   help="where the CLIP embedder and the diffusers generator run (default: auto, "
+                        "CUDA when present)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -95,6 +99,9 @@ def _add_embedder_options(p: argparse.ArgumentParser, text: str) -> None:
     p.add_argument("--clip-pretrained", default=None, metavar="TAG_OR_PATH",
                    help="open_clip pretrained tag (downloads once, needs internet) or a local "
                         "checkpoint file")
+    p.add_argument("--device", default=None, choices=("auto", "cpu", "cuda"),
+                   help="where the CLIP embedder and the diffusers generator run (default: auto, "
+                        "CUDA when present)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -158,7 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("library", type=Path)
     _add_embedder_options(p, "embedder to index with: proxy (offline default) or clip")
     p.add_argument("--workers", type=int, default=None,
-                   help="analysis processes beside the embedder (default: cores - 1; 0: none)")
+                   help="analysis processes beside the embedder (default: cores - 1; 0: none); "
+                        "with --engine ray and no --address: the local Ray's CPUs")
+    p.add_argument("--engine", default="local", choices=("local", "ray"),
+                   help="local: this machine's processes; ray: Ray tasks on a cluster "
+                        "(pip install 'montage[ray]')")
+    p.add_argument("--address", default=None, metavar="HOST:PORT",
+                   help="the Ray cluster to join (default: start a local Ray)")
     p.add_argument("--quiet", action="store_true")
 
     p = sub.add_parser("search", help="rank library shots for text queries")
@@ -228,6 +241,11 @@ def _make(args: argparse.Namespace, script: Path, library: Path, out: Path | Non
 
 
 def _run(args: argparse.Namespace) -> int:
+    if getattr(args, "device", None):
+        from retrieval.device import DEVICE_ENV, resolve_device
+
+        resolve_device(args.device)  # cuda without a GPU fails here, before any work
+        os.environ[DEVICE_ENV] = args.device  # seen by every model built from here on
     if args.command == "make":
         return _make(args, args.script, args.library, args.out, args.project)
     if args.command == "watch":
@@ -260,11 +278,12 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"{s.id}  scene {s.scene}  {s.duration:4.1f}s  {s.text}{who}\n    query: {s.query}")
         return 0
     if args.command == "index":
+        from retrieval.engines import index_with
         from retrieval.registry import embedder_spec
-        from retrieval.index import build_index
 
         spec = embedder_spec(args.embedder, args.clip_model, args.clip_pretrained) or "proxy"
-        report = build_index(args.library, spec, progress=not args.quiet, workers=args.workers)
+        report = index_with(args.engine, args.library, spec, address=args.address,
+                            progress=not args.quiet, workers=args.workers)
         print(f"indexed {report.files_indexed} files, reused {report.files_reused}, "
               f"skipped {len(report.files_skipped)}; {report.shots} shots in {report.seconds:.1f} s")
         if report.location and Path(report.location).parent.resolve() != args.library.resolve():
