@@ -21,6 +21,7 @@ from montage.cli import main
 from planner.errors import LibraryError
 from retrieval import build_index, open_index, search_library
 from retrieval.location import READONLY_ENV, cache_index_dir, is_writable
+from retrieval.lock import LOCK_FILE
 from retrieval.proxy import ProxyEmbedder
 from retrieval.store import DB_NAME
 from tests.conftest import make_clip, make_cut_clip, make_still
@@ -256,7 +257,8 @@ def test_an_index_killed_with_sigkill_resumes_without_duplicates(tmp_path, proxy
         assert con.execute("SELECT COUNT(*), COUNT(DISTINCT path || '@' || json_extract(data, "
                            "'$.start')) FROM shots").fetchone() == (len(ids), len(ids))
     left = sorted(p.name for p in db.parent.iterdir())
-    assert left == [DB_NAME, index.meta["vectors"]], left  # no journal, stale or temp vectors
+    # no journal, stale or temp vectors (the writer lock's file stays: see retrieval.lock)
+    assert left == sorted([LOCK_FILE, DB_NAME, index.meta["vectors"]]), left
     # The checkpointed files were reused as they were: each shot keeps its own vector.
     now = {s.id: (s, v) for s, v in zip(index.shots, index.vectors.vectors())}
     for shot_id, (shot, vector) in kept.items():
