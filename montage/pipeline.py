@@ -185,7 +185,7 @@ class Recutter:
             t[name] = round(t.get(name, 0.0) + now - clock, 4)  # a stage may come twice
             clock = now
 
-        plan = load_script(script)
+        plan = load_script(script, cache=project / "cache" / "plans")  # unchanged: no spaCy
         lap("plan")
         settle(project)  # finish a cut whose publication a kill cut short
         try:
@@ -394,7 +394,8 @@ class Recutter:
         write_atomic(folder / "candidates.json", candidates.to_json())
         write_srt(solution.edl, folder / "film.srt")
         if self.options.contact_sheet:
-            write_contact_sheet(staged, solution.edl, folder / "contact.png")
+            write_contact_sheet(staged, solution.edl, folder / "contact.png",
+                                cache=self.project / "cache" / "thumbs")
         rhythm_plot(solution.edl, clip_features(candidates), folder / "rhythm.png")
         write_atomic(folder / "report.md",
                      report_text(plan, candidates, solution, film=out, changes=changes,
