@@ -145,10 +145,41 @@ def resolve_identity(character: Character) -> Character:
         return character
     from generator.cache import file_digest
 
-    key = (character, tuple(file_digest(r) for r in character.references))
+    digests = tuple(file_digest(r) for r in character.references)
+    key = (character, digests)
     if key not in _RESOLVED:
-        _RESOLVED[key] = replace(character, descriptor=reference_descriptor(character))
+        _RESOLVED[key] = replace(character, descriptor=_stored_descriptor(character, digests))
     return _RESOLVED[key]
+
+
+def _stored_descriptor(character: Character, digests: tuple[str, ...]) -> tuple[float, ...]:
+    """:func:`reference_descriptor`, kept on disk by the photos' contents and the face models'
+    settings, so a recut from the command line neither loads dlib nor detects the face again."""
+    import hashlib
+    import json
+    import os
+
+    from retrieval import faces
+    from retrieval.embed import default_cache_dir
+
+    settings = (faces.MAX_SIDE, faces.UPSAMPLE, faces.MIN_SCORE, faces.models_dir().name)
+    key = hashlib.sha1(json.dumps([digests, settings]).encode()).hexdigest()[:20]
+    path = default_cache_dir() / "face-descriptors" / f"{key}.json"
+    try:
+        stored = tuple(float(x) for x in json.loads(path.read_text(encoding="utf-8")))
+        if len(stored) == 128:
+            return stored
+    except (OSError, ValueError, TypeError):
+        pass
+    descriptor = reference_descriptor(character)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(list(descriptor)), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # an unwritable cache costs the next run a detection, nothing more
+    return descriptor
 
 
 _RESOLVED: dict[tuple, Character] = {}

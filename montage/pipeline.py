@@ -193,7 +193,7 @@ class Recutter:
             t[name] = round(t.get(name, 0.0) + now - clock, 4)  # a stage may come twice
             clock = now
 
-        plan = load_script(script)
+        plan = load_script(script, cache=project / "cache" / "plans")  # unchanged: no spaCy
         sound = prepare_sound(plan, narrate=o.narrate, voice=o.voice, music=o.music,
                               cache=project / "cache", rate=o.rate, say=self._say)
         plan = sound.plan  # spoken shots last as long as their speech
@@ -410,7 +410,8 @@ class Recutter:
         write_atomic(folder / "candidates.json", candidates.to_json())
         write_srt(solution.edl, folder / "film.srt", sound=sound)
         if self.options.contact_sheet:
-            write_contact_sheet(staged, solution.edl, folder / "contact.png")
+            write_contact_sheet(staged, solution.edl, folder / "contact.png",
+                                cache=self.project / "cache" / "thumbs")
         rhythm_plot(solution.edl, clip_features(candidates), folder / "rhythm.png")
         write_atomic(folder / "report.md",
                      report_text(plan, candidates, solution, film=out, changes=changes,

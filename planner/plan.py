@@ -53,8 +53,9 @@ class _Paragraph:
     text: str  # the paragraph with its inner newlines turned into spaces (offsets preserved)
 
 
-def load_script(path: str | Path) -> ShotPlan:
-    """Read a UTF-8 script file and plan it; every problem is a one-line :class:`ScriptError`."""
+def load_script(path: str | Path, cache: Path | None = None) -> ShotPlan:
+    """Read a UTF-8 script file and plan it; every problem is a one-line :class:`ScriptError`.
+    ``cache``: a folder of plans already made (see :func:`plan_text`)."""
     path = Path(path)
     if not path.exists():
         raise ScriptError(f"{path}: script file not found", hint="check the path and spelling")
@@ -75,7 +76,7 @@ def load_script(path: str | Path) -> ShotPlan:
         raise ScriptError(
             f"{path}: is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start} "
             "cannot be decoded)", hint="save the script as UTF-8 plain text (.txt)") from exc
-    return plan_text(text, str(path))
+    return plan_text(text, str(path), cache=cache)
 
 
 def plan_text(
@@ -85,9 +86,22 @@ def plan_text(
     words_per_second: float = 2.5,
     min_seconds: float = 1.5,
     max_seconds: float = 6.0,
+    cache: Path | None = None,
 ) -> ShotPlan:
-    """Plan a script given as a string; ``source`` names it in errors and in the plan."""
+    """Plan a script given as a string; ``source`` names it in errors and in the plan.
+
+    ``cache``: a folder where plans are kept by their script text, settings and planner (its
+    code, spaCy and the model's versions), so a script planned before costs no spaCy import
+    or parse (a recut of an unchanged script from the command line).
+    """
     _check_pace(words_per_second, min_seconds, max_seconds)
+    if cache is not None:
+        from planner.plancache import cached_plan
+
+        return cached_plan(Path(cache), (text, source, words_per_second, min_seconds,
+                                         max_seconds),
+                           lambda: plan_text(text, source, words_per_second=words_per_second,
+                                             min_seconds=min_seconds, max_seconds=max_seconds))
     text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     text = _CONTROL.sub(" ", text)  # pasted escape codes, form feeds: never in a shot's text
     if not text:

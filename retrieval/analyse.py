@@ -14,16 +14,10 @@ import numpy as np
 
 from planner.errors import MediaError
 
+from .scan import KEYFRAMES, LONG_KEYFRAMES, LONG_SHOT, SHORT_KEYFRAMES, SHORT_SHOT, FLASH, \
+    keyframe_fractions
 from .types import ShotFeatures
 
-# Where in a shot its keyframes are taken (fractions of its span): five for a long shot, three
-# for a normal one, two for a short one, the middle for a flash.
-LONG_KEYFRAMES = (0.1, 0.3, 0.5, 0.7, 0.9)
-KEYFRAMES = (0.25, 0.5, 0.75)
-SHORT_KEYFRAMES = (1 / 3, 2 / 3)
-LONG_SHOT = 8.0  # seconds
-SHORT_SHOT = 1.5
-FLASH = 0.2
 MAX_FRAME_SIDE = 720  # keyframes are stored scaled down to this longer side (memory, pickling)
 
 
@@ -60,14 +54,6 @@ class FileAnalysis:
     cpu_seconds: float = 0.0
 
 
-def keyframe_fractions(duration: float) -> tuple[float, ...]:
-    if duration >= LONG_SHOT:
-        return LONG_KEYFRAMES
-    if duration >= SHORT_SHOT:
-        return KEYFRAMES
-    return SHORT_KEYFRAMES if duration >= FLASH else (0.5,)
-
-
 def analyse_file(root: str, rel: str, kind: str, settings: Settings) -> FileAnalysis:
     """Decode, cut into shots and measure one file; never raises for a bad file."""
     started = time.process_time()
@@ -87,9 +73,9 @@ def _with_cpu(a: FileAnalysis, cpu: float) -> FileAnalysis:
 
 
 def _analyse(root: Path, rel: str, kind: str, settings: Settings) -> FileAnalysis:
-    from .detect import detect_shots
-    from .media import probe, read_frames, read_still
-    from .motion import STILL, analyse_motion, motion_times
+    from .media import probe, read_still
+    from .motion import STILL, analyse_motion
+    from .scan import scan_video
 
     path = root / rel
     if kind == "still":
@@ -99,33 +85,23 @@ def _analyse(root: Path, rel: str, kind: str, settings: Settings) -> FileAnalysi
         return FileAnalysis(rel, kind, w, h, 0.0, 0.0, ((0.0, 0.0),), (_shrink(image),), (0.0,),
                             ((0,),), (feats,))
     info = probe(path)
-    spans = detect_shots(path, threshold=settings.threshold, min_shot=settings.min_shot)
-    times: list[float] = []
-    key_rows: list[list[int]] = []
-    motion_rows: list[list[list[int]]] = []
-    for a, b in spans:
-        picks = [a + f * (b - a) for f in keyframe_fractions(b - a)]
-        key_rows.append(list(range(len(times), len(times) + len(picks))))
-        times += picks
-        rows = []
-        for triplet in motion_times(a, b, info.fps):
-            rows.append(list(range(len(times), len(times) + len(triplet))))
-            times += triplet
-        motion_rows.append(rows)
-    decoded = read_frames(path, times)
-    if len(decoded) != len(times):
-        raise MediaError(f"cannot read {path}: only {len(decoded)} of {len(times)} frames decoded",
-                         hint="re-export or remove the file")
     frames: list[np.ndarray] = []
     key_times: list[float] = []
-    groups, features = [], []
-    for keys, triplets in zip(key_rows, motion_rows):
-        shot_frames = [decoded[i] for i in keys]
-        motion = analyse_motion([[decoded[i] for i in t] for t in triplets], info.fps)
-        features.append(shot_features(shot_frames, motion))
-        groups.append(tuple(range(len(frames), len(frames) + len(shot_frames))))
-        frames += [_shrink(f) for f in shot_frames]
-        key_times += [round(times[i], 4) for i in keys]
+    spans, groups, features = [], [], []
+    for shot in scan_video(path, info.duration, info.fps, threshold=settings.threshold,
+                           min_shot=settings.min_shot):
+        if not shot.keyframes:
+            raise MediaError(f"cannot read {path}: no frame of {shot.start:.2f}-{shot.end:.2f} s "
+                             "could be decoded", hint="re-export or remove the file")
+        features.append(shot_features(list(shot.keyframes),
+                                      analyse_motion(list(shot.triplets), info.fps)))
+        spans.append((shot.start, shot.end))
+        groups.append(tuple(range(len(frames), len(frames) + len(shot.keyframes))))
+        frames += [_shrink(f) for f in shot.keyframes]
+        key_times += list(shot.times)
+    if not spans:
+        raise MediaError(f"cannot read {path}: no frame could be decoded",
+                         hint="re-export or remove the file")
     return FileAnalysis(rel, kind, info.width, info.height, info.fps, info.duration,
                         tuple(spans), tuple(frames), tuple(key_times), tuple(groups),
                         tuple(features))
@@ -133,21 +109,22 @@ def _analyse(root: Path, rel: str, kind: str, settings: Settings) -> FileAnalysi
 
 def shot_features(frames: list[np.ndarray], motion) -> ShotFeatures:
     """The features of one shot from its keyframes and its motion (see each module)."""
-    from .faces import detect_faces, shot_scale
+    from .faces import FaceScan, shot_scale
     from .features import dominant_colors, histogram, tone
     from .people import detect_people
 
     t = tone(frames)
     # Faces: the keyframe with the most faces (then the largest) is the shot's best view.
-    best, best_faces, best_key = 0, [], (-1, -1)
+    best, best_scan, best_faces, best_key = 0, None, [], (-1, -1)
     for n, frame in enumerate(frames):
-        faces = detect_faces(frame, descriptors=False)
+        scan = FaceScan(frame)
+        faces = scan.faces(descriptors=False)
         key = (len(faces), faces[0].height if faces else 0)
         if key > best_key:
-            best, best_faces, best_key = n, faces, key
+            best, best_scan, best_faces, best_key = n, scan, faces, key
     frame = frames[best]
-    if best_faces:
-        best_faces = detect_faces(frame, descriptors=True)
+    if best_faces and best_scan is not None:
+        best_faces = best_scan.faces(descriptors=True)
     people = len(detect_people(frame))
     share = best_faces[0].height / frame.shape[0] if best_faces else 0.0
     return ShotFeatures(

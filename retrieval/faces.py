@@ -70,28 +70,42 @@ def _models():
 
 def detect_faces(frame: np.ndarray, *, descriptors: bool = True) -> list[Face]:
     """Faces in an RGB frame, largest first, with boxes in the frame's own pixels."""
-    from .features import resize
+    return FaceScan(frame).faces(descriptors=descriptors)
 
-    detector, shapes, encoder = _models()
-    h, w = frame.shape[:2]
-    scale = min(1.0, MAX_SIDE / max(h, w))
-    img = np.ascontiguousarray(frame, dtype=np.uint8)
-    if scale < 1.0:
-        img = resize(img, round(w * scale), round(h * scale))
-    rects, scores, _ = detector.run(img, UPSAMPLE, 0.0)
-    found = sorted(((r, s) for r, s in zip(rects, scores) if s >= MIN_SCORE),
-                   key=lambda rs: -rs[0].height())
-    faces = []
-    for n, (r, s) in enumerate(found):
-        desc: tuple[float, ...] = ()
-        if descriptors and n < MAX_FACES:
-            shape = shapes(img, r)
-            desc = tuple(round(float(x), 5) for x in encoder.compute_face_descriptor(img, shape))
-        faces.append(Face(top=max(0, int(r.top() / scale)), left=max(0, int(r.left() / scale)),
-                          bottom=min(h, int(math.ceil(r.bottom() / scale))),
-                          right=min(w, int(math.ceil(r.right() / scale))),
-                          score=round(float(s), 3), descriptor=desc))
-    return faces
+
+class FaceScan:
+    """One detector pass over a frame; descriptors can be asked for afterwards without a second
+    pass (a shot's analysis looks at every keyframe, then describes the faces of the best)."""
+
+    def __init__(self, frame: np.ndarray) -> None:
+        from .features import resize
+
+        detector, _, _ = _models()
+        h, w = frame.shape[:2]
+        self.size = (h, w)
+        self.scale = min(1.0, MAX_SIDE / max(h, w))
+        img = np.ascontiguousarray(frame, dtype=np.uint8)
+        if self.scale < 1.0:
+            img = resize(img, round(w * self.scale), round(h * self.scale))
+        self.image = img
+        rects, scores, _ = detector.run(img, UPSAMPLE, 0.0)
+        self.found = sorted(((r, s) for r, s in zip(rects, scores) if s >= MIN_SCORE),
+                            key=lambda rs: -rs[0].height())
+
+    def faces(self, *, descriptors: bool = True) -> list[Face]:
+        _, shapes, encoder = _models()
+        (h, w), scale, img = self.size, self.scale, self.image
+        faces = []
+        for n, (r, s) in enumerate(self.found):
+            desc: tuple[float, ...] = ()
+            if descriptors and n < MAX_FACES:
+                shape = shapes(img, r)
+                desc = tuple(round(float(x), 5) for x in encoder.compute_face_descriptor(img, shape))
+            faces.append(Face(top=max(0, int(r.top() / scale)), left=max(0, int(r.left() / scale)),
+                              bottom=min(h, int(math.ceil(r.bottom() / scale))),
+                              right=min(w, int(math.ceil(r.right() / scale))),
+                              score=round(float(s), 3), descriptor=desc))
+        return faces
 
 
 def shot_scale(face_share: float, people: int = 0) -> str:

@@ -57,7 +57,11 @@ def motion_times(start: float, end: float, fps: float) -> list[list[float]]:
     return out
 
 
-def _gray(frame: np.ndarray) -> np.ndarray:
+def flow_gray(frame: np.ndarray) -> np.ndarray:
+    """An RGB frame as the flow's input: grey, at most WORK_WIDTH wide; a 2-D (already grey,
+    already that small) frame passes as it is."""
+    if frame.ndim == 2:
+        return frame
     h, w = frame.shape[:2]
     gray = vision.rgb_to_gray(frame)
     if w > WORK_WIDTH:
@@ -91,12 +95,13 @@ def _pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, float, float] | Non
 
 
 def analyse_motion(triplets: list[list[np.ndarray]], fps: float) -> Motion:
-    """Motion of one shot from its frame triplets (see :func:`motion_times`)."""
+    """Motion of one shot from its frame triplets (see :func:`motion_times`): RGB frames, or
+    grey ones from :func:`flow_gray`."""
     if not triplets or fps <= 0:
         return STILL
     velocities, zooms, speeds, jitters = [], [], [], []
     for frames in triplets:
-        grays = [_gray(f) for f in frames]
+        grays = [flow_gray(f) for f in frames]
         h, w = grays[0].shape[:2]
         diag = math.hypot(w, h)
         pairs = [_pair(grays[i], grays[i + 1]) for i in range(len(grays) - 1)]

@@ -5,8 +5,11 @@ People check an edit faster by looking than by reading a report; `montage make` 
 """
 from __future__ import annotations
 
+import hashlib
 import textwrap
 from pathlib import Path
+
+import numpy as np
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -16,10 +19,31 @@ from montage.optimize import EditDecisionList
 
 
 def write_contact_sheet(film: Path, edl: EditDecisionList, path: Path, *, columns: int = 4,
-                        thumb_width: int = 320) -> Path:
-    """Decode the middle frame of every shot of `film` and lay them out with their text."""
+                        thumb_width: int = 320, cache: Path | None = None) -> Path:
+    """Decode the middle frame of every shot of `film` and lay them out with their text.
+
+    ``cache``: a folder of thumbnails kept by what the shot shows (its clip, in-point, length,
+    card text and the film's size), so a recut decodes only the shots it changed."""
     times = [float((start + d.frames / 2) / edl.rate) for start, d in zip(edl.starts(), edl.decisions)]
-    frames = read_frames(film, times)
+    keys = [_thumb_key(d, edl, thumb_width) for d in edl.decisions]
+    frames: list = [None] * len(times)
+    if cache is not None:
+        for n, key in enumerate(keys):
+            try:
+                with Image.open(cache / f"{key}.png") as img:
+                    frames[n] = np.asarray(img.convert("RGB"))
+            except OSError:
+                pass
+    todo = [n for n, f in enumerate(frames) if f is None]
+    for n, frame in zip(todo, read_frames(film, [times[n] for n in todo]) if todo else []):
+        frames[n] = np.asarray(Image.fromarray(frame).resize(
+            (thumb_width, round(thumb_width * edl.height / edl.width))))
+        if cache is not None:
+            try:
+                cache.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(frames[n]).save(cache / f"{keys[n]}.png")
+            except OSError:
+                pass
     thumb_h = round(thumb_width * edl.height / edl.width)
     caption_h = 64
     rows = -(-len(frames) // columns)
@@ -40,3 +64,11 @@ def write_contact_sheet(film: Path, edl: EditDecisionList, path: Path, *, column
     sheet.save(tmp)
     tmp.replace(path)
     return path
+
+
+def _thumb_key(d, edl: EditDecisionList, width: int) -> str:
+    """What a shot's middle frame depends on: its clip and trim (or card text), the film's
+    size, rate and pixels per thumbnail."""
+    what = [d.source, d.kind, d.media, d.source_in, d.frames, d.text if d.source != "library" else "",
+            edl.width, edl.height, str(edl.rate), width]
+    return hashlib.sha1(repr(what).encode("utf-8")).hexdigest()[:20]
