@@ -45,6 +45,7 @@ bench: install
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/retrieval.py
 	$(BIN)/python bench/retrieval_speed.py
+	$(BIN)/python bench/index.py
 	$(BIN)/python bench/search_scale.py
 	$(BIN)/python bench/index_ray.py
 	PYTHON=$(BIN)/python sh bench/gpu.sh
