@@ -78,6 +78,15 @@ class _Entry:
     moments: dict[int, store.Moments] | None = None  # shot number -> keyframe times, vectors
 
 
+def writable_index_folder(root: Path) -> Path:
+    """Where ``root``'s index is written (beside it, or in the cache for a read-only library)."""
+    try:
+        return index_dir_for_writing(root)
+    except OSError as exc:
+        raise LibraryError(f"cannot create an index folder for {root}: {exc}",
+                           hint="set MONTAGE_CACHE_DIR to a writable folder") from exc
+
+
 def build_index(root: Path, embedder: str | Embedder = "proxy", *, progress: bool = True,
                 threshold: float = DEFAULT_THRESHOLD, min_shot: float = DEFAULT_MIN_SHOT,
                 workers: int | None = None, checkpoint_s: float = CHECKPOINT_S,
@@ -95,11 +104,7 @@ def build_index(root: Path, embedder: str | Embedder = "proxy", *, progress: boo
     media = find_media(root)
     emb = make_embedder(embedder, **embedder_options) if isinstance(embedder, str) else embedder
     settings = Settings(threshold, min_shot)
-    try:
-        folder = index_dir_for_writing(root)
-    except OSError as exc:
-        raise LibraryError(f"cannot create an index folder for {root}: {exc}",
-                           hint="set MONTAGE_CACHE_DIR to a writable folder") from exc
+    folder = writable_index_folder(root)
     with index_lock(folder, "montage index"), closing(_connect_or_reset(folder)) as con:
         old_meta = _usable_meta(folder, con, emb.name, settings.as_dict())
         old_files = store.read_files(con) if old_meta else {}

@@ -26,15 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from planner.errors import LibraryError, MontageError
+from planner.errors import MontageError
 
 from ..analyse import Settings
 from ..changes import content_hash, text_sig
 from ..detect import DEFAULT_MIN_SHOT, DEFAULT_THRESHOLD
 from ..index import (CHECKPOINT_S, IndexReport, _connect_or_reset, _Entry, _load_kept, _readable,
-                     _report, _Run, _usable_meta)
+                     _report, _Run, _usable_meta, writable_index_folder)
 from ..library import MediaFile, check_root, find_media
-from ..location import index_dir_for_writing
 from ..lock import index_lock
 from ..registry import canonical_name
 from .errors import EngineError
@@ -141,11 +140,7 @@ def build_index_ray(root: Path, embedder: str = "proxy", *, address: str | None 
     media = find_media(root)
     name = canonical_name(embedder)
     settings = Settings(threshold, min_shot)
-    try:
-        folder = index_dir_for_writing(root)
-    except OSError as exc:
-        raise LibraryError(f"cannot create an index folder for {root}: {exc}",
-                           hint="set MONTAGE_CACHE_DIR to a writable folder") from exc
+    folder = writable_index_folder(root)
     with index_lock(folder, "montage index --engine ray"), \
             closing(_connect_or_reset(folder)) as con:
         old_meta = _usable_meta(folder, con, name, settings.as_dict())
