@@ -27,7 +27,7 @@ from retrieval.types import CandidateSet
 
 from montage.film import read_timeline
 from montage.film.export import FORMATS, export_project
-from montage.optimize import EditDecision, list_styles
+from montage.optimize import EditDecision, list_styles, usable_span
 from montage.pipeline import MakeOptions, MakeResult, Recutter
 from montage.project import (Choices, cut_dir, history, load_choices, load_state, project_lock,
                              revert, save_choices, write_atomic)
@@ -215,9 +215,14 @@ class Studio:
                                ": only video clips can be trimmed",
                                "choose a video candidate first")
         media = self.media_for_clip(d.library_shot)
-        length = d.frames / rate
-        at = float(Fraction(d.source_in) / rate) + steps * TRIM_STEP
-        at = min(max(at, media.start), max(media.start, media.end - float(length)))
+        first, last = usable_span(media.start, media.end, rate)  # as the optimizer trims
+        step = round(Fraction(TRIM_STEP).limit_denominator(1000) * rate)
+        frame = min(max(d.source_in + steps * step, first), max(first, last - d.frames))
+        if frame == d.source_in:
+            raise ProjectError(f"shot {self._number(shot)} already starts as "
+                               f"{'late' if steps > 0 else 'early'} as its clip allows",
+                               "trim the other way, or choose a longer clip")
+        at = float(Fraction(frame) / rate)
         return self.submit(f"trim shot {self._number(shot)} to start at {at:.2f} s", self._choices(
             lambda c: replace(c, pins={**c.pins, shot: d.library_shot},
                               trims={**c.trims, shot: (d.library_shot, round(at, 3))})))
