@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .vectors import as_rows
+
 PQ_M = 48  # code bytes per row (8 dimensions per sub-quantizer at 384-d)
 TRAIN_PER_CELL = 40  # k-means training points per cell (FAISS warns below 39)...
 TRAIN_MAX = 65_536  # ...up to this many (k-means costs sample x cells: 4096 cells train in
@@ -41,15 +43,6 @@ FORMAT = 1
 def large_cells(n: int) -> int:
     """Cells for about ``n`` rows: the power of two nearest sqrt(n), at least 64."""
     return max(64, 2 ** round(math.log2(max(1.0, math.sqrt(n)))))
-
-
-def _rows(vectors: np.ndarray, dim: int) -> np.ndarray:
-    v = np.ascontiguousarray(vectors, dtype=np.float32)
-    if v.ndim == 1:
-        v = v[None, :]
-    if v.ndim != 2 or v.shape[1] != dim:
-        raise ValueError(f"vectors must have shape (n, {dim}), got {tuple(np.shape(vectors))}")
-    return v
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -80,7 +73,7 @@ class LargeVectorIndex:
         ``TRAIN_PER_CELL`` per cell is best). ``expected_rows`` sizes the cells."""
         import faiss
 
-        sample = _rows(sample, np.shape(sample)[-1])
+        sample = as_rows(sample, np.shape(sample)[-1], "sample")
         dim = sample.shape[1]
         nlist = int(nlist or large_cells(expected_rows or len(sample) * 100))
         if len(sample) < nlist:
@@ -133,7 +126,7 @@ class LargeVectorIndex:
         """Add rows (ids continue from the last); writes only the new rows' segment and data."""
         import faiss
 
-        v = _rows(vectors, self.dim)
+        v = as_rows(vectors, self.dim, "vectors")
         start = int(self._manifest["rows"])
         ids = np.arange(start, start + len(v), dtype=np.int64)
         if not len(v):
@@ -190,7 +183,7 @@ class LargeVectorIndex:
         """Top-``k`` (scores, ids) per query: IVF-PQ candidates, re-scored from the rows."""
         import faiss
 
-        q = _rows(queries, self.dim)
+        q = as_rows(queries, self.dim, "queries")
         k = min(int(k), len(self))
         if k <= 0:
             return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)

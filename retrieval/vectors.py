@@ -30,7 +30,8 @@ def ivf_cells(n: int) -> int:
     return max(64, 2 ** round(math.log2(max(1.0, 2.0 * math.sqrt(n)))))
 
 
-def _as_rows(vectors: np.ndarray, dim: int, what: str) -> np.ndarray:
+def as_rows(vectors: np.ndarray, dim: int, what: str) -> np.ndarray:
+    """Contiguous float32 (n, dim) rows (one vector becomes one row); ValueError naming ``what``."""
     v = np.ascontiguousarray(vectors, dtype=np.float32)
     if v.ndim == 1:
         v = v[None, :]
@@ -66,7 +67,7 @@ class VectorIndex:
             if n:
                 self.add(vectors)
             return
-        rows = _as_rows(vectors, self.dim, "vectors") if n else np.zeros((0, self.dim), np.float32)
+        rows = as_rows(vectors, self.dim, "vectors") if n else np.zeros((0, self.dim), np.float32)
         nlist = int(nlist or ivf_cells(n))
         if n < nlist:
             raise ValueError(f"an IVF index of {nlist} cells needs at least {nlist} rows, got {n}")
@@ -113,7 +114,7 @@ class VectorIndex:
         return int(self._index.ntotal)
 
     def add(self, vectors: np.ndarray) -> None:
-        self._index.add(_as_rows(vectors, self.dim, "vectors"))
+        self._index.add(as_rows(vectors, self.dim, "vectors"))
 
     def vectors(self) -> np.ndarray:
         """All stored rows, (n, dim) float32 (exact copies: both kinds keep them as given)."""
@@ -133,7 +134,7 @@ class VectorIndex:
 
         An approximate index may return fewer than ``k`` real hits; missing ones have id -1.
         """
-        q = _as_rows(queries, self.dim, "queries")
+        q = as_rows(queries, self.dim, "queries")
         k = min(int(k), len(self))
         if k <= 0:
             return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
