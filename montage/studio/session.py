@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import queue
 import re
 import threading
@@ -31,6 +32,9 @@ from montage.optimize import EditDecision, list_styles, usable_span
 from montage.pipeline import MakeOptions, MakeResult, Recutter
 from montage.project import (Choices, cut_dir, history, load_choices, load_state, project_lock,
                              revert, save_choices, write_atomic)
+
+logger = logging.getLogger(__name__)
+
 
 class UnknownItem(ProjectError):
     """A shot or clip the current cut does not have (the page answers 404)."""
@@ -137,6 +141,7 @@ class Studio:
                 error = {"message": exc.message, "hint": exc.hint or "", "what": what,
                          "line": int(line.group(1)) if line else None}
             except Exception as exc:  # noqa: BLE001 - a bug must reach the page, not kill the worker
+                logger.exception("studio job %r failed", what)  # the traceback, for a bug report
                 error = {"message": f"{type(exc).__name__}: {exc}", "hint": "this is a bug in "
                          "montage; the previous cut is unchanged", "what": what, "line": None}
             with self._status_lock:
