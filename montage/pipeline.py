@@ -267,7 +267,7 @@ class Recutter:
         self._say(f"render cut {n} ({changes})")
         staged = staged_film(out.resolve(), n)  # the film stays where it is until the commit
         rendered = render_edit(folder / "edit.otio", staged, cache=project / "cache",
-                               progress=self._render_progress())
+                               progress=self._render_progress(), reuse=out.resolve())
         lap("render")
 
         cast = cast_lines(generated, plan, solution.edl) if generated is not None else []

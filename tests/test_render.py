@@ -307,3 +307,64 @@ def test_cache_reencodes_only_changed_clips(media: dict[str, Path], tmp_path: Pa
     assert (r2.encoded, r2.reused) == (1, 2)
     assert count_video_frames(tmp_path / "f2.mp4") == second.frames
     assert not list(cache.glob("*.tmp.mov"))
+
+
+def test_unchanged_cut_copies_the_last_film(media: dict[str, Path], tmp_path: Path) -> None:
+    """An unchanged recut copies the published film instead of joining the clips again; a
+    changed clip, a film touched since, or a changed source each make it join anew."""
+    from montage.film import render_edit
+
+    cache = tmp_path / "cache"
+    edl = EditDecisionList(RATE, W, H, (_d("a", "video", media["cuts"], 0, 3),
+                                        _d("b", "card", "", 0, 3)))
+    otio = write_timeline(edl, tmp_path / "1.otio")
+    said: list[str] = []
+    film = render_edit(otio, tmp_path / "film.mp4", cache=cache, progress=said.append).path
+    assert not any("copied" in s for s in said)
+    staged = tmp_path / ".film.cut2.mp4"
+    said.clear()
+    r = render_edit(otio, staged, cache=cache, progress=said.append, reuse=film)
+    assert (r.encoded, r.reused) == (0, 2) and any("copied" in s for s in said)
+    assert not any("joining" in s for s in said)
+    assert staged.read_bytes() == film.read_bytes()
+    os.replace(staged, film)  # as the project publishes it: the record still matches
+    said.clear()
+    render_edit(otio, staged, cache=cache, progress=said.append, reuse=film)
+    assert any("copied" in s for s in said)
+    os.replace(staged, film)
+    # another edit (one more frame on the card) must not reuse it
+    longer = EditDecisionList(RATE, W, H, (edl.decisions[0],
+                                           dataclasses.replace(edl.decisions[1], frames=4)))
+    said.clear()
+    render_edit(write_timeline(longer, tmp_path / "2.otio"), staged, cache=cache,
+                progress=said.append, reuse=film)
+    assert any("joining" in s for s in said) and count_video_frames(staged) == 7
+    os.replace(staged, film)
+    # the film changed by hand since the last render (size and time differ): joined again
+    with open(film, "ab") as fh:
+        fh.write(b"\0")
+    said.clear()
+    render_edit(write_timeline(longer, tmp_path / "3.otio"), staged, cache=cache,
+                progress=said.append, reuse=film)
+    assert any("joining" in s for s in said) and count_video_frames(staged) == 7
+
+
+def test_probes_are_kept_per_file_version(media: dict[str, Path], tmp_path: Path) -> None:
+    from montage.film.filmcache import probe_known, read_probes, write_probes
+
+    known: dict = {}
+    info = probe_known(media["wide43"], known)
+    assert (info.width, info.height, info.has_audio) == (64, 48, True)
+    write_probes(tmp_path, known)
+    again = read_probes(tmp_path)
+    assert probe_known(media["wide43"], again) == info and again == known
+    # a lie planted in the record is what is read back for that version (no ffmpeg run)...
+    entry = next(iter(again))
+    again[entry] = {"width": 1, "height": 2, "has_audio": False}
+    assert (probe_known(media["wide43"], again).width) == 1
+    # ...and a new version of the file (another mtime) is probed for real
+    copy = tmp_path / "copy.mp4"
+    copy.write_bytes(media["wide43"].read_bytes())
+    assert probe_known(copy, again).width == 64
+    (tmp_path / "probes.json").write_text("{not json", encoding="utf-8")
+    assert read_probes(tmp_path) == {}

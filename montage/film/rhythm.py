@@ -79,5 +79,5 @@ def rhythm_plot(edl: EditDecisionList, features: Mapping[str, ShotFeatures | Non
     draw.text((MARGIN, axis), f"{len(edl.decisions)} shots", fill=INK, font=font)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path, format="PNG")
+    img.save(path, format="PNG", compress_level=3)
     return path
