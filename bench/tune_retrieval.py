@@ -36,6 +36,7 @@ from retrieval.proxy import _top_labels, label_names  # noqa: E402
 from retrieval.text import encode_texts  # noqa: E402
 
 CACHE = Path.home() / ".cache" / "montage" / "eval-signals"
+CACHE_VERSION = "v5"  # raw measurements per frame (FrameSignals with facts, scene and hints)
 
 
 class Library:
@@ -45,7 +46,7 @@ class Library:
         root = work / tag
         self.names = evalset.fetch(items, root, work / "media-cache")
         CACHE.mkdir(parents=True, exist_ok=True)
-        path = CACHE / f"{tag}.pkl"
+        path = CACHE / f"{tag}-{CACHE_VERSION}.pkl"
         if path.is_file():
             data = pickle.loads(path.read_bytes())
         else:
@@ -83,9 +84,12 @@ class Shot:
         self.__dict__.update(d)
 
 
-def evaluate(lib: Library, queries: list[dict], emb: ConceptEmbedder, pool: str = "mean",
-             keyword_weight: float = ranking.KEYWORD_WEIGHT) -> dict:
-    frames = [emb.frame_vectors(sig, [s["text"]] * len(sig)) for s, sig in zip(lib.shots, lib.signals)]
+def scores(lib: Library, queries: list[dict], emb: ConceptEmbedder, pool: str = "mean",
+           keyword_weight: float = ranking.KEYWORD_WEIGHT) -> tuple[np.ndarray, list[set[str]]]:
+    """(queries x shots) search scores as the weighted search computes them, and the relevant
+    shot ids of each query."""
+    frames = [emb.frame_vectors(emb.reweigh(sig), [s["text"]] * len(sig))
+              for s, sig in zip(lib.shots, lib.signals)]
     qv = emb.embed_queries([q["query"] for q in queries])
     if pool == "mean":
         shot_vecs = normalise(np.stack([f.mean(axis=0) for f in frames]))
@@ -97,10 +101,16 @@ def evaluate(lib: Library, queries: list[dict], emb: ConceptEmbedder, pool: str 
     for i, q in enumerate(queries):
         qt = terms(q["query"])
         kw = np.array([keyword_score(qt, t & set(qt), lib.df, len(shots)) for t in lib.terms])
-        score = cos[i] + keyword_weight * kw
-        order = np.argsort(-score, kind="stable")
-        ranked.append([shots[j].id for j in order])
+        ranked.append(cos[i] + keyword_weight * kw)
         relevant.append(evalset.relevant_ids(q["relevant"], lib.names, shots))
+    return np.stack(ranked), relevant
+
+
+def evaluate(lib: Library, queries: list[dict], emb: ConceptEmbedder, pool: str = "mean",
+             keyword_weight: float = ranking.KEYWORD_WEIGHT) -> dict:
+    score, relevant = scores(lib, queries, emb, pool, keyword_weight)
+    ids = [s["id"] for s in lib.shots]
+    ranked = [[ids[j] for j in np.argsort(-row, kind="stable")] for row in score]
     m = evalset.metrics(ranked, relevant)
     m["kinds"] = evalset.by_kind(ranked, relevant, [q["kind"] for q in queries])
     return m
@@ -118,11 +128,95 @@ def baseline(lib: Library, queries: list[dict], emb: ConceptEmbedder) -> dict:
     return evalset.metrics(ranked, relevant)
 
 
+SEARCH = {"beta": (0.1, 0.2, 0.35, 0.5, 0.8), "gamma": (0.0, 0.1, 0.2, 0.4, 0.6),
+          "gamma_scene": (0.0, 0.1, 0.2, 0.4, 0.6, 0.8),
+          "temperature": (1.0, 2.0, 3.0, 5.0), "top_k": (10, 30, 100),
+          "phrase_weight": (0.0, 0.15, 0.4), "kw": (0.1, 0.2, 0.3, 0.45),
+          "mask_weight": (0.0, 0.3, 0.5)}
+
+
+def coordinate_search(lib: Library, queries: list[dict], emb: ConceptEmbedder,
+                      rounds: int = 2) -> dict:
+    """Each knob in turn set to its best value of SEARCH (MRR, then recall@1 and @5 break
+    ties; the current value wins a tie, so a knob moves only for a real gain)."""
+    current = {k: (ranking.KEYWORD_WEIGHT if k == "kw" else getattr(MIX, k)) for k in SEARCH}
+
+    def score(setting: dict) -> tuple:
+        changes = {k: v for k, v in setting.items() if k != "kw"}
+        e = ConceptEmbedder(mix=replace(MIX, **changes))
+        e._labels = emb._labels
+        m = evaluate(lib, queries, e, "mean", setting["kw"])
+        return (m["mrr"], m["r@1"], m["r@5"])
+
+    best = score(current)
+    for _ in range(rounds):
+        moved = False
+        for knob, values in SEARCH.items():
+            for v in values:
+                trial = {**current, knob: v}
+                s = score(trial)
+                if s > best:
+                    best, current, moved = s, trial, True
+                    print(json.dumps({"knob": knob, "value": v, "mrr": s[0], "r@1": s[1],
+                                      "r@5": s[2]}), flush=True)
+        if not moved:
+            break
+    return {**current, "mrr": best[0], "r@1": best[1], "r@5": best[2]}
+
+
+def planned_query(text: str) -> str:
+    """The query the planner makes of ``text`` as a one-sentence script."""
+    from planner.plan import plan_text
+
+    return " ".join(s.query for s in plan_text(text).shots)
+
+
+def calibrate(lib: Library, queries: list[dict], emb: ConceptEmbedder) -> dict:
+    """The title-card threshold for ``emb``: the score that best tells a right best match
+    from a wrong one, where the footage is there (every tuning query has its footage in the
+    library). A threshold t decides well when a right top match scores >= t (it is shown)
+    and a wrong one scores < t (a title card instead); the chosen t maximises the share of
+    good decisions (the middle of the best plateau; its neighbours are printed).
+
+    The queries are first turned into what a film searches with: the planner's query for the
+    sentence (lemmas of the visible words: "a man on a bicycle" -> "man bicycle").
+    Measured and rejected: counting each query a second time with its footage taken out (the
+    surplus of wrong cases pushes t to 0.56-0.67, where 40-50% of right matches become cards)."""
+    queries = [{**q, "query": planned_query(q["query"])} for q in queries]
+    score, relevant = scores(lib, queries, emb)
+    ids = [s["id"] for s in lib.shots]
+    right, wrong = [], []
+    for row, rel in zip(score, relevant):
+        top = int(np.argmax(row))
+        (right if ids[top] in rel else wrong).append(float(row[top]))
+    right_a, wrong_a = np.array(right), np.array(wrong)
+    curve = []
+    for t in np.round(np.arange(0.0, 1.2, 0.01), 2):
+        good = float((right_a >= t).sum() + (wrong_a < t).sum()) / max(1, len(right) + len(wrong))
+        curve.append({"t": float(t), "good": round(good, 3),
+                      "right_kept": round(float((right_a >= t).mean()), 3),
+                      "wrong_carded": round(float((wrong_a < t).mean()), 3)})
+    top = max(c["good"] for c in curve)
+    plateau = [c["t"] for c in curve if c["good"] == top]
+    best = round(float(np.median(plateau)), 2)
+    return {"threshold": best, "good": top, "plateau": [min(plateau), max(plateau)],
+            "right": len(right), "wrong": len(wrong),
+            "curve": [c for c in curve if abs(c["t"] - best) <= 0.06 + 1e-9]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--half", choices=("tuning", "test"), default="tuning")
     ap.add_argument("--full", action="store_true", help="the whole grid, not one line")
+    ap.add_argument("--calibrate", action="store_true",
+                    help="the title-card threshold for the default Mix (tuning half only)")
+    ap.add_argument("--search", action="store_true",
+                    help="a coordinate search of the Mix and keyword weight (tuning half only)")
+    ap.add_argument("--set", action="append", help="a setting to score: name=value,...")
     args = ap.parse_args()
+    if args.half == "test" and (args.search or args.calibrate or args.set or args.full):
+        ap.error("the test half only reports the chosen setting: search, calibrate and try "
+                 "settings on the tuning half")
     items = evalset.rows(evalset.EVAL / "items.csv")
     queries = evalset.rows(evalset.EVAL / "queries.csv")
     tuning, test = evalset.split(items)
@@ -147,6 +241,14 @@ def main() -> None:
                      for k in (5, 30, 1000)]
             grid += [(f"phrase={w}", {"phrase_weight": w}, "mean", ranking.KEYWORD_WEIGHT)
                      for w in (0.0, 0.6)]
+        if args.calibrate:
+            print(json.dumps({"calibration": calibrate(lib, qs, emb)}), flush=True)
+        if args.search:
+            best = coordinate_search(lib, qs, emb)
+            print(json.dumps({"chosen": best}), flush=True)
+        for extra in args.set or ():
+            changes = {k: float(v) for k, v in (kv.split("=") for kv in extra.split(","))}
+            grid.append((extra, changes, "mean", changes.pop("kw", ranking.KEYWORD_WEIGHT)))
         for label, changes, pool, kw in grid:
             e = ConceptEmbedder(mix=replace(MIX, **changes))
             e._labels = emb._labels

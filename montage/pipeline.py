@@ -245,7 +245,7 @@ class Recutter:
 
         solution = solve(candidates)
         if generated is not None:
-            cards = _reuse_cards(solution.edl, searched, self._threshold()) - generated.attempted
+            cards = _reuse_cards(solution.edl, searched, self._threshold(searched)) - generated.attempted
             if cards and generated.usable:  # generate them, then solve again
                 lap("optimize")
                 generated = merge(generated, self._generate(plan, searched, only=cards))
@@ -289,15 +289,19 @@ class Recutter:
                           encoded=rendered.encoded, timings=t)
 
     # -- steps -----------------------------------------------------------------------------
-    def _threshold(self) -> float:
+    def _threshold(self, candidates: CandidateSet) -> float:
+        """The title-card threshold for ``candidates``' scores (their embedder's, unless the
+        style or --threshold sets one)."""
         o = self.options
-        return o.threshold if o.threshold is not None else self.rules.placeholder_threshold
+        if o.threshold is not None:
+            return o.threshold
+        return self.rules.for_embedder(candidates.embedder).placeholder_threshold
 
     def _generate(self, plan: ShotPlan, candidates: CandidateSet,
                   only: frozenset[str] | None = None):
         """Generated clips for the shots the library cannot illustrate (montage.generate)."""
         o = self.options
-        return fill_missing(plan, candidates, spec=o.generator, threshold=self._threshold(),
+        return fill_missing(plan, candidates, spec=o.generator, threshold=self._threshold(candidates),
                             library=self.library,
                             cache=(self.project / "cache" / "generated").resolve(),
                             width=o.width, height=o.height, rate=o.rate, force=o.generate,

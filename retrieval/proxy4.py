@@ -15,9 +15,12 @@ A shot's score for a query is a calibrated sum of three kinds of evidence:
 Both sides are laid out in one vector so FAISS scores them with one inner product: the frame
 is ``[c_text*text, c_mass*probabilities, c_attr*attributes, slack]`` (unit length, the slack
 taking the rest), the query ``[alpha/c_text*text, beta/c_mass*classes, gamma/c_attr*asked]``,
-so the product is ``alpha*cos + beta*mass + gamma*(mean of the asked attributes)``. Query vectors
-are not unit length: the score stays comparable across queries. The weights were chosen on the
-tuning half of assets/eval (``bench/tune_retrieval.py``), never on the test half.
+so the product is ``alpha*cos + beta*mass + gamma*(mean of the asked people attributes) +
+gamma_scene*(mean of the asked light and colour attributes)``. Query vectors are not unit
+length: the score stays comparable across queries. The weights were chosen on the tuning half
+of assets/eval (``bench/tune_retrieval.py --search``), never on the test half; so was the
+title-card threshold the embedder states (CARD_THRESHOLD, ``--calibrate``). Re-weighing changes
+only the query side, so indexes built by proxy-v4 stay valid (the name did not change).
 """
 from __future__ import annotations
 
@@ -27,8 +30,9 @@ from functools import lru_cache
 import numpy as np
 
 from .embed import ImageAnalysis, blend_text, normalise
+from .mediapipe_people import PeopleFacts
 from .proxy import ProxyEmbedder, _top_labels, label_names
-from .scene import ATTRIBUTES, asked, light_and_colour
+from .scene import ATTRIBUTES, COLOURS, LIGHT, PEOPLE, asked, light_and_colour
 from .text import DIM as TEXT_DIM
 from .text import encode_texts
 
@@ -36,6 +40,11 @@ NAME = "proxy-v4"  # v4: WordNet class mass, mediapipe people, light and colour,
 N_CLASSES = 1000
 C_TEXT, C_MASS, C_ATTR = 0.6, 0.5, 0.1  # frame-side block scales (their squares stay < 1)
 DIM = TEXT_DIM + N_CLASSES + len(ATTRIBUTES) + 1
+# The title-card threshold (a score, not a cosine), calibrated on the tuning half by
+# `python bench/tune_retrieval.py --calibrate`: each tuning query, as the planner would search
+# for it, has its footage in the library; at 0.51 a right best match is shown and a wrong one
+# becomes a card in the most cases (66%: 75% of right matches kept, 56% of wrong ones carded).
+CARD_THRESHOLD = 0.51
 
 # phrases mixed into the frame's MiniLM vector for the attributes it scores high on
 PHRASES = {"person": "a person", "people": "a group of people", "crowd": "a crowd of people",
@@ -49,8 +58,9 @@ class Mix:
     """How the evidence combines (chosen on the tuning half; see the module docstring)."""
 
     alpha: float = 1.0  # weight of the MiniLM cosine
-    beta: float = 0.35  # weight of the WordNet class mass
-    gamma: float = 0.4  # weight of the asked-for attributes
+    beta: float = 0.1  # weight of the WordNet class mass
+    gamma: float = 0.1  # weight of the asked-for people attributes (person, face, crowd)
+    gamma_scene: float = 0.2  # weight of the asked-for light and colour attributes
     temperature: float = 3.0  # label probabilities are raised to 1/temperature, renormalised
     top_k: int = 30  # labels mixed into the frame's MiniLM vector
     phrase_weight: float = 0.15  # an attribute phrase weighs this share of the label mass
@@ -63,10 +73,14 @@ MIX = Mix()
 
 @dataclass(frozen=True)
 class FrameSignals:
-    """Everything measured on one frame, before any weight is applied (cacheable)."""
+    """Everything measured on one frame; ``attributes`` is what the Mix made of the raw
+    measurements kept beside it (so the tuning script can re-weigh them without the models)."""
 
     probs: np.ndarray  # (1000,) ImageNet probabilities
     attributes: np.ndarray  # (len(ATTRIBUTES),) scores in 0..1
+    facts: PeopleFacts = PeopleFacts()
+    scene: tuple[tuple[str, float], ...] = ()  # light_and_colour's measurements
+    hints: tuple[tuple[str, float], ...] = ()  # the indexer's (phrase, weight) hints
 
 
 @dataclass(frozen=True)
@@ -113,6 +127,7 @@ class ConceptEmbedder(ProxyEmbedder):
 
     name = NAME
     dim = DIM
+    card_threshold = CARD_THRESHOLD
 
     def __init__(self, *, mix: Mix = MIX, **options) -> None:
         super().__init__(**options)
@@ -127,11 +142,21 @@ class ConceptEmbedder(ProxyEmbedder):
         out = []
         for i, image in enumerate(images):
             facts = detect(np.asarray(image))
-            scores = {**light_and_colour(np.asarray(image)),
-                      **people_attributes(facts, hints[i] if hints else (), self.mix)}
-            out.append(FrameSignals(probs[i], np.array([scores.get(a, 0.0) for a in ATTRIBUTES],
-                                                      np.float32)))
+            scene = light_and_colour(np.asarray(image))
+            hint = tuple(hints[i]) if hints else ()
+            out.append(FrameSignals(probs[i], self.attribute_vector(scene, facts, hint), facts,
+                                    tuple(scene.items()), hint))
         return out
+
+    def attribute_vector(self, scene: dict[str, float], facts: PeopleFacts, hints) -> np.ndarray:
+        """Every attribute of ATTRIBUTES in 0..1, from the raw measurements of one frame."""
+        scores = {**scene, **people_attributes(facts, hints, self.mix)}
+        return np.array([scores.get(a, 0.0) for a in ATTRIBUTES], np.float32)
+
+    def reweigh(self, signals: list[FrameSignals]) -> list[FrameSignals]:
+        """The same measurements with this embedder's Mix applied (for the tuning script)."""
+        return [replace(s, attributes=self.attribute_vector(dict(s.scene), s.facts, s.hints))
+                for s in signals]
 
     def frame_vectors(self, signals: list[FrameSignals], texts: list[str]) -> np.ndarray:
         """The frame side of the score, (N, DIM), each row of unit length."""
@@ -207,10 +232,11 @@ class ConceptEmbedder(ProxyEmbedder):
             if p.classes:
                 idx = TEXT_DIM + np.fromiter(p.classes, int)
                 out[i, idx] = mix.beta / C_MASS
-            if p.attributes:
-                share = mix.gamma / C_ATTR / len(p.attributes)
-                for a, w in p.attributes.items():
-                    out[i, TEXT_DIM + N_CLASSES + ATTRIBUTES.index(a)] = share * w
+            for group, weight in ((PEOPLE, mix.gamma), (LIGHT + COLOURS, mix.gamma_scene)):
+                wanted = {a: w for a, w in p.attributes.items() if a in group}
+                for a, w in wanted.items():
+                    out[i, TEXT_DIM + N_CLASSES + ATTRIBUTES.index(a)] = \
+                        weight / C_ATTR / len(wanted) * w
         return out
 
     def embed_queries(self, queries: list[str]) -> np.ndarray:

@@ -72,6 +72,25 @@ def test_placeholder_below_threshold_says_why():
     assert "a.mp4#0 0.10" in d.reason
 
 
+def test_the_card_threshold_follows_the_embedder_that_scored_the_footage():
+    """proxy-v4 scores are weighted sums, not cosines: 0.40 is a weak match there (a card)
+    and a good one for a cosine embedder (proxy-v3), unless --threshold says otherwise."""
+    from dataclasses import replace
+
+    from retrieval.proxy4 import ConceptEmbedder
+
+    plan = ShotPlan(source="x", shots=(shot(0),))
+    cosine = cands({"s0": [(clip("a.mp4"), 0.4)]})
+    v3, v4 = replace(cosine, embedder="proxy-v3"), replace(cosine, embedder="proxy-v4")
+    assert ConceptEmbedder.card_threshold > 0.45  # or this test proves nothing
+    assert optimize(plan, v3, rules=MATCH_ONLY).edl.decisions[0].library_shot == "a.mp4#0"
+    card = optimize(plan, v4, rules=MATCH_ONLY).edl.decisions[0]
+    assert card.source == "placeholder"
+    assert f"the card's {ConceptEmbedder.card_threshold:.2f}" in card.reason
+    chosen = optimize(plan, v4, rules=MATCH_ONLY, threshold=0.3).edl.decisions[0]
+    assert chosen.library_shot == "a.mp4#0"
+
+
 def test_card_that_beats_a_higher_score_says_the_rules_decided():
     """A match above the card's score can still lose to the card on its rule costs; the
     reason must say so rather than claim that nothing reached the threshold."""

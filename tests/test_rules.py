@@ -109,3 +109,26 @@ def test_threshold_override_and_fingerprint():
     assert rules.fingerprint() != rules.with_threshold(0.45).fingerprint()
     assert rules.fingerprint() != rules.with_weights(tone=0.3).fingerprint()
     assert rules.fingerprint() != load_rules("calm").fingerprint()
+
+
+def test_the_card_threshold_is_the_embedders_unless_a_style_or_the_user_sets_one(tmp_path: Path):
+    from retrieval.embed import COSINE_CARD_THRESHOLD
+    from retrieval.proxy4 import ConceptEmbedder
+    from retrieval.registry import card_threshold
+
+    rules = load_rules()
+    assert rules.placeholder_threshold is None and rules.placeholder_shift == 0.0
+    v4 = rules.for_embedder("proxy-v4").placeholder_threshold
+    assert v4 == ConceptEmbedder.card_threshold == card_threshold("proxy")
+    assert v4 != COSINE_CARD_THRESHOLD  # a weighted sum is not a cosine
+    assert rules.for_embedder("proxy-v3").placeholder_threshold == COSINE_CARD_THRESHOLD
+    documentary = load_rules("documentary").for_embedder("proxy-v4")
+    assert documentary.placeholder_threshold == pytest.approx(v4 - 0.05)
+    assert rules.with_threshold(0.45).for_embedder("proxy-v4").placeholder_threshold == 0.45
+    fixed = tmp_path / "fixed.toml"
+    fixed.write_text('extends = "default"\n[limits]\nplaceholder_threshold = 0.2\n')
+    assert load_rules(fixed).for_embedder("proxy-v4").placeholder_threshold == 0.2
+    shifted = tmp_path / "shifted.toml"
+    shifted.write_text('extends = "default"\n[limits]\nplaceholder_shift = 2\n')
+    with pytest.raises(RulesError, match="placeholder_shift"):
+        load_rules(shifted)

@@ -27,6 +27,7 @@ def build_problem(plan: ShotPlan, candidates: CandidateSet, rules: RuleSet, *, r
                   bans: frozenset[str] = frozenset(), keep: Mapping[str, Kept] | None = None,
                   free: frozenset[str] | None = None, pacing: Pacing | None = None) -> Problem:
     pins, keep = dict(pins or {}), dict(keep or {})
+    rules = rules.for_embedder(candidates.embedder)
     planned = targets(plan.shots, [frames_for(planned_seconds(s, rules), rate) for s in plan.shots],
                       rules, rate, pacing)
     _check_pins(plan, pins, bans, rules)

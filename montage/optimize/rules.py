@@ -50,7 +50,9 @@ TERMS: dict[str, str] = {**SHOT_TERMS, **CUT_TERMS, **FILM_TERMS}
 REWARDS = ("match", "keep")  # terms that add to the objective; every other term subtracts
 
 LIMITS: dict[str, str] = {
-    "placeholder_threshold": "a placeholder is worth this much match score (below it: a title card)",
+    "placeholder_threshold": "a placeholder is worth this much match score (below it: a title card); "
+                             "unset: the embedder's own card threshold plus placeholder_shift",
+    "placeholder_shift": "added to the embedder's card threshold (negative: fewer title cards)",
     "placeholders": "whether title cards may fill shots at all",
     "reuse_gap": "0: never use a clip twice; N >= 2: a clip may come back N shots later",
     "tempo": "planned shot lengths are multiplied by this",
@@ -76,7 +78,8 @@ class RuleSet:
     name: str
     description: str = ""
     weights: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
-    placeholder_threshold: float = 0.3
+    placeholder_threshold: float | None = None  # None: the embedder's (see card_threshold)
+    placeholder_shift: float = 0.0
     placeholders: bool = True
     reuse_gap: int = 0
     tempo: float = 1.0
@@ -100,6 +103,19 @@ class RuleSet:
         """A copy with another placeholder threshold (``--threshold`` overrides the style's)."""
         return replace(self, placeholder_threshold=float(threshold))
 
+    def for_embedder(self, embedder: str) -> "RuleSet":
+        """A copy with the placeholder threshold settled for footage scored by ``embedder``.
+
+        Scores mean different things per embedder (a cosine, a weighted sum), so unless the
+        style or ``--threshold`` sets a number, the threshold is the one the embedder states
+        (:func:`retrieval.registry.card_threshold`) plus the style's ``placeholder_shift``."""
+        if self.placeholder_threshold is not None:
+            return self
+        from retrieval.registry import card_threshold
+
+        return replace(self, placeholder_threshold=round(
+            max(0.0, card_threshold(embedder) + self.placeholder_shift), 4))
+
     def fingerprint(self) -> str:
         """A short stable hash of every weight and limit: equal rules, equal fingerprints."""
         data = {"weights": sorted((t, float(w)) for t, w in self.weights.items()),
@@ -115,7 +131,7 @@ class RuleSet:
         data: dict[str, Any] = {"name": self.name, "description": self.description}
         for section, terms in (("shot", SHOT_TERMS), ("cut", CUT_TERMS), ("film", FILM_TERMS)):
             data[section] = {t: self.weight(t) for t in terms}
-        data["limits"] = {k: getattr(self, k) for k in LIMITS}
+        data["limits"] = {k: getattr(self, k) for k in LIMITS if getattr(self, k) is not None}
         return data
 
 
@@ -242,6 +258,8 @@ def _limit(key: str, value: Any, path: Path) -> Any:
         return _number(what, value, path, low=0.0, high=1.0)
     if key in ("min_shot", "max_shot"):
         return _number(what, value, path, low=0.0, high=MAX_SHOT_SECONDS)
+    if key == "placeholder_shift":
+        return _number(what, value, path, low=-1.0, high=1.0)
     if key == "beat_tolerance":
         return _number(what, value, path, low=0.0, high=2.0)
     return _number(what, value, path, low=0.0)
