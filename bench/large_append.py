@@ -1,6 +1,6 @@
-"""Where one 100k-row append of the large vector index goes, at 10M's cell count (4096).
+"""Where one 100k-row append of the large vector index goes, at 10M's cell count (1638).
 
-python bench/large_append.py [--rows 100000] [--cells 4096]: trains retrieval.largevectors on
+python bench/large_append.py [--rows 100000] [--cells 1638]: trains retrieval.largevectors on
 the 10M bench's sample size, then times one append step by step (the index's own timings:
 assigning cells and PQ-encoding, writing the codes, writing and fsyncing the rows, adding the
 codes in memory), the bench's own costs around it (generating the synthetic rows, keeping the
@@ -25,13 +25,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from search_scale import DIM, K, N_QUERIES, synthetic, synthetic_chunks  # noqa: E402
 
-from retrieval.largevectors import TRAIN_MAX, LargeVectorIndex  # noqa: E402
+from retrieval.largevectors import TRAIN_MAX, LargeVectorIndex, cells_for  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--cells", type=int, default=4096)
+    parser.add_argument("--cells", type=int, default=cells_for(10_000_000))
     args = parser.parse_args(argv)
     import faiss
 

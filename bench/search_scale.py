@@ -155,6 +155,7 @@ def run_large(n: int, commit_rows: int = 100_000) -> None:
         sample = synthetic(min(TRAIN_PER_CELL * nlist, TRAIN_MAX), seed=3)  # a sample of it
         index = LargeVectorIndex.create(Path(tmp), sample, expected_rows=n)
         train_s = time.perf_counter() - t
+        nlist = int(index._manifest["nlist"])  # the sample may allow fewer than large_cells(n)
         print(json.dumps({"bench": "search", "n": n, "stage": "trained", "nlist": nlist,
                           "train_s": round(train_s, 1)}), flush=True)
         del sample
@@ -211,7 +212,7 @@ def run_large(n: int, commit_rows: int = 100_000) -> None:
 def search_large(folder: Path, built: dict) -> None:
     """Open the large index in ``folder`` (this process: nothing else loaded), then measure
     recall against the truth the build saved, and latency, at a few settings."""
-    from retrieval.largevectors import NPROBE, LargeVectorIndex
+    from retrieval.largevectors import NPROBE, RERANK, LargeVectorIndex
 
     truth = np.load(folder / "bench-truth.npy")
     queries = synthetic(N_QUERIES, seed=2)
@@ -220,13 +221,14 @@ def search_large(folder: Path, built: dict) -> None:
     index = LargeVectorIndex.open(folder)
     open_s = time.perf_counter() - t
     rss_open = _rss_mb()[0]
-    for nprobe, rerank in ((NPROBE // 2, 4), (NPROBE, 4), (NPROBE * 2, 4), (NPROBE, 8),
-                           (NPROBE * 2, 8), (NPROBE * 4, 8)):
+    half = RERANK // 2
+    for nprobe, rerank in ((NPROBE // 2, half), (NPROBE, half), (NPROBE * 2, half),
+                           (NPROBE, RERANK), (NPROBE * 2, RERANK), (NPROBE * 4, RERANK)):
         index.nprobe, index.rerank = nprobe, rerank
         _, found = index.search(queries, K)
         print(json.dumps({
             **built, "nprobe": nprobe, "rerank": rerank * K,
-            "default": (nprobe, rerank) == (NPROBE, 4), "open_s": round(open_s, 1),
+            "default": (nprobe, rerank) == (NPROBE, RERANK), "open_s": round(open_s, 1),
             "rss_mb_process_start": rss_start, "rss_mb_after_open": rss_open,
             "recall@50": round(recall(truth, found), 4), **latency_ms(index, queries),
             "rss_mb_after_searches": _rss_mb()[0], "rss_mb_peak_search": _rss_mb()[1],

@@ -36,12 +36,13 @@ from .vectors import as_rows
 
 PQ_M = 48  # code bytes per row at 384-d (8 dimensions per sub-quantizer); see code_bytes
 TRAIN_PER_CELL = 40  # k-means training points per cell (FAISS warns below 39)...
-TRAIN_MAX = 65_536  # ...up to this many (4096 cells train in about a minute on 2 cores)
+TRAIN_MAX = 65_536  # ...up to this many, which caps the cells at 1638 (155 s to train at 10M)
 KMEANS_ITERATIONS = 10
 PQ_TRAIN_PER_CODE = 64  # PQ k-means points per code word (16k rows: FAISS's 256 took minutes)
 ADD_BATCH = 65_536  # rows encoded at once (FAISS's temporaries scale with the batch)
 NPROBE = 48  # cells probed per query; bench/search_scale.py measures recall and latency
-RERANK = 4  # candidates re-scored exactly from disk, per result asked for...
+RERANK = 8  # candidates re-scored exactly from disk, per result asked for (at 10M, 4 gave
+#             recall@50 0.87, 8 gave 0.94 at any nprobe: PQ ranking, not probing, bound it)...
 RERANK_MIN = 256  # ...and at least this many (all of a small library: exact results)
 MANIFEST = "manifest.json"
 ROWS = "rows.f16"
@@ -52,6 +53,13 @@ FORMAT = 2  # 1: segments were whole FAISS indexes (each with a copy of the cent
 def large_cells(n: int) -> int:
     """Cells for about ``n`` rows: the power of two nearest sqrt(n), at least 64."""
     return max(64, 2 ** round(math.log2(max(1.0, math.sqrt(n)))))
+
+
+def cells_for(n: int) -> int:
+    """Cells :meth:`LargeVectorIndex.create` trains for ``n`` rows from a sample of up to
+    ``TRAIN_MAX`` of them: the :func:`large_cells` of ``n``, fewer where the sample has not
+    ``TRAIN_PER_CELL`` rows a cell (at 10M: 1638 cells, not 4096)."""
+    return min(large_cells(n), max(1, min(n, TRAIN_MAX) // TRAIN_PER_CELL))
 
 
 def code_bytes(dim: int) -> int:
@@ -96,7 +104,7 @@ class LargeVectorIndex:
 
         sample = as_rows(sample, np.shape(sample)[-1], "sample")
         dim = sample.shape[1]
-        if nlist is None:
+        if nlist is None:  # as many as the sample trains with TRAIN_PER_CELL rows a cell
             nlist = min(large_cells(expected_rows or len(sample)),
                         max(1, len(sample) // TRAIN_PER_CELL))
         nlist = int(nlist)
@@ -106,11 +114,11 @@ class LargeVectorIndex:
         pq_m = int(pq_m or code_bytes(dim))
         if dim % pq_m:
             raise ValueError(f"the width {dim} is not a multiple of {pq_m} code bytes")
-        nbits = max(1, min(8, int(math.log2(len(sample)))))  # k-means needs a row per code word
         rng = np.random.default_rng(seed)
         keep = min(TRAIN_PER_CELL * nlist, max(TRAIN_MAX, nlist))
         if len(sample) > keep:
             sample = sample[np.sort(rng.choice(len(sample), keep, replace=False))]
+        nbits = max(1, min(8, int(math.log2(len(sample)))))  # k-means needs a row per code word
         index = faiss.index_factory(dim, f"IVF{nlist},PQ{pq_m}x{nbits}",
                                     faiss.METRIC_INNER_PRODUCT)
         index.cp.seed = seed
@@ -317,20 +325,32 @@ def build(index_folder: Path, vectors: np.ndarray, chunk: int = 100_000) -> Larg
     return large
 
 
-def compact(index_folder: Path, large: LargeVectorIndex,
-            chunk: int = 100_000) -> tuple[LargeVectorIndex, np.ndarray]:
+def outgrown(large: LargeVectorIndex) -> bool:
+    """Whether ``large`` holds so many more rows than it was trained for that its cells are
+    too few (4x fewer than :func:`cells_for` its rows: each probe scans 4x the codes)."""
+    return cells_for(len(large)) >= 4 * int(large._manifest["nlist"])
+
+
+def compact(index_folder: Path, large: LargeVectorIndex, *, retrain: bool = False,
+            chunk: int = 100_000, seed: int = 0) -> tuple[LargeVectorIndex, np.ndarray]:
     """The live rows of ``large`` in a new folder, renumbered 0..n-1 in their order, with the
-    same training (no k-means again); returns it and the old ids of its rows."""
-    folder = Path(index_folder) / f"{FOLDER_PREFIX}{uuid.uuid4().hex[:12]}"
-    folder.mkdir()
-    shutil.copyfile(large.folder / TRAINED, folder / TRAINED)
-    (folder / ROWS).write_bytes(b"")
+    same training or (``retrain``) cells trained anew for their number on a sample of them;
+    returns it and the old ids of its rows."""
     import faiss
 
-    manifest = {**large._manifest, "rows": 0, "segments": [], "removed": []}
-    out = LargeVectorIndex(folder, faiss.read_index(str(folder / TRAINED)), manifest)
+    folder = Path(index_folder) / f"{FOLDER_PREFIX}{uuid.uuid4().hex[:12]}"
     live = large.live_ids()
     stored = np.memmap(large.folder / ROWS, np.float16, "r", shape=(large.appended, large.dim))
+    if retrain:
+        take = np.random.default_rng(seed).choice(len(live), min(len(live), TRAIN_MAX), False)
+        sample = np.asarray(stored[live[np.sort(take)]], np.float32)
+        out = LargeVectorIndex.create(folder, sample, expected_rows=len(live), seed=seed)
+    else:
+        folder.mkdir()
+        shutil.copyfile(large.folder / TRAINED, folder / TRAINED)
+        (folder / ROWS).write_bytes(b"")
+        manifest = {**large._manifest, "rows": 0, "segments": [], "removed": []}
+        out = LargeVectorIndex(folder, faiss.read_index(str(folder / TRAINED)), manifest)
     for a in range(0, len(live), chunk):
         out.append(np.asarray(stored[live[a : a + chunk]], np.float32), commit=False)
     del stored
@@ -346,7 +366,8 @@ def commit_changes(con, index_folder: Path, large: LargeVectorIndex, meta: dict,
     SQLite transaction (``files``, the new shots, ``meta`` naming a new manifest) makes them
     the index. A kill before it leaves the previous manifest and state; the next append
     overwrites what this one wrote past them. With ``compact_now`` and tombstones past
-    ``COMPACT_SHARE``, the live rows are then written to a new folder and the shots
+    ``COMPACT_SHARE`` (or rows past what its cells were trained for: :func:`outgrown`, then
+    with new cells), the live rows are then written to a new folder and the shots
     renumbered. Returns the large index now in use."""
     from . import store
 
@@ -366,8 +387,8 @@ def commit_changes(con, index_folder: Path, large: LargeVectorIndex, meta: dict,
             "vector_index": large.kind}
     store.apply_changes(con, meta, drop, files, shots, moments)
     remove_stale(index_folder, meta["vectors"])
-    if compact_now and large.removed_share > COMPACT_SHARE:
-        fresh, live = compact(index_folder, large)
+    if compact_now and (large.removed_share > COMPACT_SHARE or outgrown(large)):
+        fresh, live = compact(index_folder, large, retrain=outgrown(large))
         meta = {**meta, "vectors": new_manifest_name(fresh), "rows": len(fresh)}
         store.renumber_rows(con, live, meta)
         large.close()
@@ -393,5 +414,6 @@ def remove_stale(index_folder: Path, keep: str) -> None:
 
 
 __all__ = ["COMPACT_SHARE", "LARGE_MIN", "LargeVectorIndex", "VECTOR_MODES", "build",
-           "check_vector_mode", "choose_kind", "code_bytes", "commit_changes", "converts", "compact", "large_cells", "new_manifest_name",
+           "check_vector_mode", "choose_kind", "code_bytes", "commit_changes", "converts",
+           "outgrown", "compact", "large_cells", "new_manifest_name",
            "open_committed", "remove_stale"]

@@ -126,3 +126,22 @@ def test_the_kind_follows_the_mode_and_the_size() -> None:
     assert choose_kind("auto", LARGE_MIN // 2, "ivfpq") == "large"  # no flapping at the edge
     assert choose_kind("auto", LARGE_MIN // 2 - 1, "ivfpq") == "exact"
     assert choose_kind("large", 3, None) == "large" and choose_kind("exact", 10**7, "ivfpq") == "exact"
+
+
+def test_an_index_that_outgrew_its_cells_is_trained_anew(tmp_path) -> None:
+    from retrieval.largevectors import compact, outgrown
+
+    small = _clustered(64, 7)
+    index = LargeVectorIndex.create(tmp_path / "a", small)  # one cell: 64 rows, 40 a cell
+    assert index._manifest["nlist"] == 1 and not outgrown(index)
+    rows = _clustered(3000, 8)
+    index.append(rows)
+    assert outgrown(index)  # 3000 rows ask for 64 cells
+    fresh, live = compact(tmp_path, index, retrain=True)
+    fresh.commit()
+    assert fresh._manifest["nlist"] == 64 and not outgrown(fresh) and len(fresh) == 3000
+    assert live.tolist() == list(range(3000))
+    assert np.allclose(fresh.rows([0, 2999]), rows[[0, 2999]], atol=2e-3)
+    queries = _clustered(50, 9)
+    _, truth = VectorIndex(DIM, rows, kind="flat").search(queries, 10)
+    assert _recall(truth, fresh.search(queries, 10)[1]) >= 0.9
