@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -44,8 +45,8 @@ def synthetic_chunks(n: int, *, seed: int, world_seed: int = 7, chunk: int = 100
     for a in range(0, n, chunk):
         b = min(n, a + chunk)
         which = rng.integers(len(centres), size=b - a)
-        z = centres[which] + 0.6 * rng.normal(size=(b - a, LATENT)).astype(np.float32)
-        x = z @ mixing + 0.15 * rng.normal(size=(b - a, DIM)).astype(np.float32)
+        z = centres[which] + 0.6 * rng.standard_normal((b - a, LATENT), np.float32)
+        x = z @ mixing + 0.15 * rng.standard_normal((b - a, DIM), np.float32)
         yield x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
@@ -139,74 +140,100 @@ def _rss_mb() -> tuple[float, float]:
 def run_large(n: int, commit_rows: int = 100_000) -> None:
     """The large-library index (retrieval.largevectors) at ``n`` rows, built as a library
     grows: trained once on a sample, then one append per ``commit_rows`` (a commit), while the
-    exact top-K of the queries is kept chunk by chunk (no full copy of the vectors is held)."""
+    exact top-K of the queries is kept chunk by chunk (no full copy of the vectors is held).
+    Prints a progress line every million rows (rate, memory), then one line per setting."""
     import tempfile
 
-    from retrieval.largevectors import (NPROBE, TRAIN_MAX, TRAIN_PER_CELL, LargeVectorIndex,
-                                        large_cells)
+    from retrieval.largevectors import TRAIN_MAX, TRAIN_PER_CELL, LargeVectorIndex, large_cells
 
     queries = synthetic(N_QUERIES, seed=2)
     nlist = large_cells(n)
     rss_before = _rss_mb()[0]
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="montage-large-") as tmp:
         t = time.perf_counter()
         sample = synthetic(min(TRAIN_PER_CELL * nlist, TRAIN_MAX), seed=3)  # a sample of it
         index = LargeVectorIndex.create(Path(tmp), sample, expected_rows=n)
         train_s = time.perf_counter() - t
+        nlist = int(index._manifest["nlist"])  # the sample may allow fewer than large_cells(n)
+        print(json.dumps({"bench": "search", "n": n, "stage": "trained", "nlist": nlist,
+                          "train_s": round(train_s, 1)}), flush=True)
         del sample
         best_s = np.full((len(queries), K), -np.inf, np.float32)
         best_i = np.full((len(queries), K), -1, np.int64)
-        gen_s = exact_s = append_s = 0.0
-        appends = []
-        pending, start = [], 0
-        stream = synthetic_chunks(n, seed=1)
-        while True:
-            t = time.perf_counter()
-            x = next(stream, None)
+        gen_s = exact_s = 0.0
+        appends, steps = [], {}
+        start = 0
+        t = time.perf_counter()
+        for x in synthetic_chunks(n, seed=1, chunk=commit_rows):
             gen_s += time.perf_counter() - t
-            if x is not None:
-                t = time.perf_counter()
-                scores = queries @ x.T
-                top = np.argpartition(-scores, K - 1, axis=1)[:, :K]
-                s_all = np.concatenate([best_s, np.take_along_axis(scores, top, 1)], axis=1)
-                i_all = np.concatenate([best_i, top + start + sum(len(p) for p in pending)], 1)
-                keep = np.argsort(-s_all, axis=1)[:, :K]
-                best_s = np.take_along_axis(s_all, keep, 1)
-                best_i = np.take_along_axis(i_all, keep, 1)
-                exact_s += time.perf_counter() - t
-                pending.append(x)
-            if pending and (x is None or sum(len(p) for p in pending) >= commit_rows):
-                t = time.perf_counter()
-                rows = index.append(np.concatenate(pending))
-                appends.append(time.perf_counter() - t)
-                start = rows.stop
-                pending = []
-            if x is None:
-                break
-        append_s = sum(appends)
+            t = time.perf_counter()
+            scores = queries @ x.T
+            kk = min(K, len(x))
+            top = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+            s_all = np.concatenate([best_s, np.take_along_axis(scores, top, 1)], axis=1)
+            i_all = np.concatenate([best_i, top + start], 1)
+            keep = np.argsort(-s_all, axis=1)[:, :K]
+            best_s = np.take_along_axis(s_all, keep, 1)
+            best_i = np.take_along_axis(i_all, keep, 1)
+            exact_s += time.perf_counter() - t
+            t = time.perf_counter()
+            start = index.append(x).stop
+            appends.append(time.perf_counter() - t)
+            for step, s in index.timings.items():
+                steps[step] = steps.get(step, 0.0) + s
+            if start % 1_000_000 == 0 or start == n:
+                print(json.dumps({"bench": "search", "n": n, "stage": "appending", "rows": start,
+                                  "elapsed_s": round(time.perf_counter() - started, 1),
+                                  "append_s_last": round(appends[-1], 2),
+                                  "rss_mb": _rss_mb()[0],
+                                  "load_avg_1m": round(os.getloadavg()[0], 2)}), flush=True)
+            t = time.perf_counter()
+        build_s = time.perf_counter() - started
         rss_built, rss_peak = _rss_mb()
         disk = sum(p.stat().st_size for p in Path(tmp).iterdir())
-        reopened_t = time.perf_counter()
-        index = LargeVectorIndex.open(Path(tmp))  # what a search process loads
-        open_s = time.perf_counter() - reopened_t
-        rss_open = _rss_mb()[0]
-        for nprobe in sorted({NPROBE // 2, NPROBE, NPROBE * 2}):
-            index.nprobe = nprobe
-            _, found = index.search(queries, K)
-            print(json.dumps({
-                "bench": "search", "n": n, "index": "ivfpq (retrieval.largevectors)",
-                "nlist": nlist, "nprobe": nprobe, "default": nprobe == NPROBE,
-                "rerank": index.rerank * K, "train_s": round(train_s, 1),
-                "append_s_total": round(append_s, 1),
-                "append_s_per_commit_last": round(appends[-1], 2),
-                "commits": len(appends), "generate_s": round(gen_s, 1),
-                "exact_truth_s": round(exact_s, 1), "open_s": round(open_s, 1),
-                "rss_mb_after_build": rss_built, "rss_mb_after_open": rss_open,
-                "rss_mb_before": rss_before, "rss_mb_peak": rss_peak,
-                "disk_mb": round(disk / 2**20), "recall@50": round(recall(best_i, found), 4),
-                "load_avg_1m": round(os.getloadavg()[0], 2), **latency_ms(index, queries)}),
-                flush=True)
         index.close()
+        del index
+        np.save(Path(tmp) / "bench-truth.npy", best_i)
+        built = {"bench": "search", "n": n, "index": "ivfpq (retrieval.largevectors)",
+                 "nlist": nlist, "build_s": round(build_s, 1), "train_s": round(train_s, 1),
+                 "append_s_total": round(sum(appends), 1),
+                 "append_steps_s": {k: round(v, 1) for k, v in steps.items()},
+                 "append_s_per_commit_mean": round(sum(appends) / len(appends), 2),
+                 "commits": len(appends), "generate_s": round(gen_s, 1),
+                 "exact_truth_s": round(exact_s, 1), "rss_mb_before": rss_before,
+                 "rss_mb_after_build": rss_built, "rss_mb_peak_build": rss_peak,
+                 "disk_mb": round(disk / 2**20)}
+        # searched from a fresh process, as `montage search` would: its memory is the index's
+        subprocess.run([sys.executable, __file__, "--search-large", tmp, "--built",
+                        json.dumps(built)], check=True)
+
+
+def search_large(folder: Path, built: dict) -> None:
+    """Open the large index in ``folder`` (this process: nothing else loaded), then measure
+    recall against the truth the build saved, and latency, at a few settings."""
+    from retrieval.largevectors import NPROBE, RERANK, LargeVectorIndex
+
+    truth = np.load(folder / "bench-truth.npy")
+    queries = synthetic(N_QUERIES, seed=2)
+    rss_start = _rss_mb()[0]
+    t = time.perf_counter()
+    index = LargeVectorIndex.open(folder)
+    open_s = time.perf_counter() - t
+    rss_open = _rss_mb()[0]
+    half = RERANK // 2
+    for nprobe, rerank in ((NPROBE // 2, half), (NPROBE, half), (NPROBE * 2, half),
+                           (NPROBE, RERANK), (NPROBE * 2, RERANK), (NPROBE * 4, RERANK)):
+        index.nprobe, index.rerank = nprobe, rerank
+        _, found = index.search(queries, K)
+        print(json.dumps({
+            **built, "nprobe": nprobe, "rerank": rerank * K,
+            "default": (nprobe, rerank) == (NPROBE, RERANK), "open_s": round(open_s, 1),
+            "rss_mb_process_start": rss_start, "rss_mb_after_open": rss_open,
+            "recall@50": round(recall(truth, found), 4), **latency_ms(index, queries),
+            "rss_mb_after_searches": _rss_mb()[0], "rss_mb_peak_search": _rss_mb()[1],
+            "load_avg_1m": round(os.getloadavg()[0], 2)}), flush=True)
+    index.close()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -217,7 +244,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--exact-max", type=int, default=1_000_000,
                         help="above this size only the large index (IVF-PQ, rows on disk) is "
                              "built, from vectors generated in chunks (e.g. --sizes 10000000)")
+    parser.add_argument("--search-large", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--built", default="{}", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.search_large:
+        search_large(args.search_large, json.loads(args.built))
+        return
     import faiss
 
     print(json.dumps({"bench": "search", "machine": platform.machine(), "cpus": os.cpu_count(),

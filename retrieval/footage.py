@@ -90,7 +90,8 @@ class FootageIndex:
             moments = store.moments_by_rows(con, wanted) if query_vectors is not None else {}
         return [[Hit(shot=shots[r], score=s,
                      moment=best_moment(moments.get(r), query_vectors[i]) if moments else None)
-                 for r, s in hits] for i, hits in enumerate(ranked)]
+                 for r, s in hits if r in shots]  # a large index's rows have gaps
+                for i, hits in enumerate(ranked)]
 
 
 def best_moment(moments, query) -> float | None:
@@ -139,8 +140,13 @@ def open_index(root: Path) -> FootageIndex:
             f"the index of {root} has format {meta.get('version')}, this montage reads {FORMAT}",
             hint=rebuild + " to rebuild it")
     try:
-        vectors = VectorIndex.load(folder / meta["vectors"])
-    except (KeyError, RuntimeError, OSError) as exc:
+        if meta.get("vector_index") == "ivfpq":  # stable rows, see retrieval.largevectors
+            from .largevectors import open_committed
+
+            vectors = open_committed(folder, meta["vectors"])
+        else:
+            vectors = VectorIndex.load(folder / meta["vectors"])
+    except (KeyError, RuntimeError, OSError, ValueError) as exc:
         raise LibraryError(f"the index of {root} is damaged: its vectors file cannot be read "
                            f"({exc})", hint=rebuild) from exc
     if len(vectors) != meta.get("rows"):

@@ -36,6 +36,7 @@ from .footage import LEGACY_MANIFEST, FootageIndex, open_index
 from .changes import Plan, content_hash, plan_changes, text_sig
 from .labels import merge_labels, people_hints, people_words
 from .library import MediaFile, check_root, find_media, footage_words
+from .largevectors import check_vector_mode, converts
 from .location import index_dir_for_writing
 from .lock import index_lock
 from .types import LibraryShot, shot_from_dict
@@ -76,6 +77,7 @@ class _Entry:
     terms: list[list[str]]
     vectors: np.ndarray
     moments: dict[int, store.Moments] | None = None  # shot number -> keyframe times, vectors
+    stored: int = 0  # a large index's unchanged file: shots left in the store, not loaded
 
 
 def writable_index_folder(root: Path) -> Path:
@@ -90,15 +92,18 @@ def writable_index_folder(root: Path) -> Path:
 def build_index(root: Path, embedder: str | Embedder = "proxy", *, progress: bool = True,
                 threshold: float = DEFAULT_THRESHOLD, min_shot: float = DEFAULT_MIN_SHOT,
                 workers: int | None = None, checkpoint_s: float = CHECKPOINT_S,
-                on_file: Callable[[str, int, int], None] | None = None,
+                on_file: Callable[[str, int, int], None] | None = None, vectors: str = "auto",
                 **embedder_options) -> IndexReport:
     """Index (or update the index of) the footage under ``root``; see the module docstring.
 
     ``embedder``: a name for :func:`make_embedder` (``embedder_options`` go to it) or a built
     embedder. ``workers``: analysis processes (None: one fewer than the cores; 0: none).
     ``on_file(path, done, total)`` is called as each file is finished. A corrupt file is
-    skipped with one WARNING and listed in the report.
+    skipped with one WARNING and listed in the report. ``vectors``: "exact" (rewritten at each
+    commit), "large" (:mod:`retrieval.largevectors`: stable rows, appended) or "auto" (large
+    above ``LARGE_MIN`` shots).
     """
+    check_vector_mode(vectors)
     started = time.perf_counter()
     root = check_root(root)
     media = find_media(root)
@@ -109,7 +114,8 @@ def build_index(root: Path, embedder: str | Embedder = "proxy", *, progress: boo
         old_meta = _usable_meta(folder, con, emb.name, settings.as_dict())
         old_files = store.read_files(con) if old_meta else {}
         plan = plan_changes(root, media, old_files)
-        if old_meta and not plan.to_index and not plan.dropped:
+        if old_meta and not plan.to_index and not plan.dropped and \
+                not converts(vectors, old_meta):
             if plan.touched:
                 store.touch_files(con, plan.touched)
             return _readable(root, _report(media, {}, plan.kept_paths, plan.skipped, started,
@@ -118,7 +124,7 @@ def build_index(root: Path, embedder: str | Embedder = "proxy", *, progress: boo
         if old_meta and len(kept) < len(plan.kept_paths):  # old vectors unreadable
             plan.to_index += [m for m in media if m.path in plan.kept_paths and m.path not in kept]
             plan.to_index.sort(key=lambda m: m.path)
-        run = _Run(root, folder, con, emb, settings, kept, plan, checkpoint_s)
+        run = _Run(root, folder, con, emb, settings, kept, plan, checkpoint_s, vectors)
         run.go(progress, workers, on_file)
     return _readable(root, _report(media, run.fresh, set(kept) | set(run.fresh), run.skipped,
                                    started, emb.name, folder))
@@ -185,19 +191,29 @@ def _usable_meta(folder: Path, con, name: str, settings: dict) -> dict | None:
     return None
 
 
-def _load_kept(folder: Path, con, meta: dict, plan: Plan) -> dict[str, _Entry]:
-    """The stored shots and vectors of the unchanged files ({} if the vectors are unreadable)."""
+def _load_kept(folder: Path, con, meta: dict, plan: Plan, full: bool = False) -> dict[str, _Entry]:
+    """The stored shots and vectors of the unchanged files ({} if the vectors are unreadable);
+    of a large index, unless ``full``, only their records (shots and vectors stay stored)."""
+    from .largevectors import open_committed
     from .vectors import VectorIndex
 
+    files = store.read_files(con)
+    large = meta.get("vector_index") == "ivfpq"
+    if large and not full:
+        counts = store.shot_counts(con)
+        return {p: _Entry({**files[p], "mtime_ns": plan.touched.get(p, files[p]["mtime_ns"])},
+                          [], [], None, stored=counts.get(p, 0)) for p in sorted(plan.kept_paths)}
     try:
-        vectors = VectorIndex.load(folder / meta["vectors"]).vectors()
-    except (RuntimeError, OSError) as exc:
+        vectors = (open_committed(folder, meta["vectors"]) if large
+                   else VectorIndex.load(folder / meta["vectors"]))
+    except (RuntimeError, OSError, ValueError) as exc:
         logger.warning("the vectors in %s are unreadable (%s); re-indexing everything", folder, exc)
         return {}
     if len(vectors) != meta.get("rows"):
         logger.warning("the vectors in %s do not match its shots; re-indexing everything", folder)
         return {}
-    files = store.read_files(con)
+    if not large:
+        vectors = vectors.vectors()
     kept: dict[str, _Entry] = {}
     for path in sorted(plan.kept_paths):
         stored = store.shots_of(con, path)
@@ -205,7 +221,8 @@ def _load_kept(folder: Path, con, meta: dict, plan: Plan) -> dict[str, _Entry]:
         record = {**files[path], "mtime_ns": plan.touched.get(path, files[path]["mtime_ns"])}
         found = store.moments_by_rows(con, rows)
         kept[path] = _Entry(record, [shot_from_dict(d) for _, d, _ in stored],
-                            [t for _, _, t in stored], vectors[rows],
+                            [t for _, _, t in stored],
+                            vectors.rows(rows) if large else vectors[rows],
                             {n: found[r] for n, r in enumerate(rows) if r in found})
     return kept
 
@@ -214,10 +231,14 @@ def _load_kept(folder: Path, con, meta: dict, plan: Plan) -> dict[str, _Entry]:
 class _Run:
     """One indexing run: analysis results in, embedded entries out, checkpoints committed."""
 
-    def __init__(self, root, folder, con, emb, settings, kept, plan, checkpoint_s):
+    def __init__(self, root, folder, con, emb, settings, kept, plan, checkpoint_s,
+                 vectors: str = "auto"):
         self.root, self.folder, self.con, self.emb = root, folder, con, emb
         self.settings, self.kept, self.plan = settings, kept, plan
         self.checkpoint_s = checkpoint_s
+        self.vectors_mode = vectors
+        self._large = None  # the large index being appended to (opened at the first commit)
+        self._appended: set[str] = set()  # fresh files already in the large index
         self.fresh: dict[str, _Entry] = {}
         self.skipped: dict[str, dict] = dict(plan.skipped)
         self.footage_seconds = 0.0
@@ -348,18 +369,39 @@ class _Run:
         return finished
 
     def commit(self, final: bool = True) -> None:
-        """Write the vectors, then swap the SQLite state in one transaction."""
+        """Write the vectors, then swap the SQLite state in one transaction (a large index:
+        append the new files' rows and change only their shots, see :mod:`.largevectors`)."""
+        from .largevectors import build, choose_kind, new_manifest_name, remove_stale
         from .vectors import VectorIndex
 
         started = time.monotonic()
+        old = store.read_meta(self.con)
         entries: dict[str, _Entry] = {**self.kept, **self.fresh}
+        shots = sum(len(e.shots) or e.stored for e in entries.values())
+        kind = choose_kind(self.vectors_mode, shots, old.get("vector_index"))
+        same = (old.get("version"), old.get("embedder"), old.get("settings"), old.get("dim")) == (
+            INDEX_VERSION, self.emb.name, self.settings.as_dict(), int(self.emb.dim))
+        if kind == "large" and same and old.get("vector_index") == "ivfpq" and \
+                (self.folder / str(old.get("vectors"))).is_file():
+            self._append(old, final)
+            self._committed_at = time.monotonic()
+            self._commit_cost = self._committed_at - started
+            return
+        if any(e.vectors is None for e in self.kept.values()):  # leaving a large index
+            self.kept = _load_kept(self.folder, self.con, old, self.plan, full=True)
+            entries = {**self.kept, **self.fresh}
         paths = sorted(entries)
         dim = int(self.emb.dim)
         stacked = (np.concatenate([entries[p].vectors for p in paths]) if paths
                    else np.zeros((0, dim), np.float32))
-        vectors = VectorIndex(dim, stacked, kind="auto")
-        name = f"vectors-{uuid.uuid4().hex[:12]}.faiss"
-        vectors.save(self.folder / name)
+        if kind == "large" and len(stacked):
+            vectors = build(self.folder, stacked)
+            name = new_manifest_name(vectors)
+        else:
+            vectors = VectorIndex(dim, stacked, kind="auto")
+            name = f"vectors-{uuid.uuid4().hex[:12]}.faiss"
+            vectors.save(self.folder / name)
+        self._appended = set(self.fresh)
         rows, files, moments = [], {}, []
         row = 0
         for p in paths:
@@ -372,18 +414,47 @@ class _Run:
                     moments.append((row, e.moments[n]))
                 row += 1
         for p, rec in self.skipped.items():
-            files[p] = {k: rec.get(k, d) for k, d in (("kind", ""), ("size", 0), ("mtime_ns", 0),
-                        ("sha1", ""), ("text_sig", ""), ("seconds", 0.0), ("reason", "?"))}
+            files[p] = _file_row(rec)
         meta = {"version": INDEX_VERSION, "embedder": self.emb.name, "dim": dim,
                 "settings": self.settings.as_dict(), "vectors": name, "rows": row,
                 "vector_index": vectors.kind, "complete": final}
         store.replace_all(self.con, meta, files, rows, moments)
-        for stale in self.folder.glob("vectors-*.faiss"):
-            if stale.name != name:
-                stale.unlink(missing_ok=True)
+        remove_stale(self.folder, name)
         (self.folder / LEGACY_MANIFEST).unlink(missing_ok=True)
         self._committed_at = time.monotonic()
         self._commit_cost = self._committed_at - started
+
+    def _append(self, old: dict, final: bool) -> None:
+        """A commit onto the large index: new files appended, changed and dropped ones'
+        shots tombstoned, the unchanged ones left where they are."""
+        from .largevectors import commit_changes, open_committed
+
+        if self._large is None:  # (again after a failed commit: its appends are not committed)
+            self._large = open_committed(self.folder, old["vectors"])
+        in_store = set(store.shot_counts(self.con))
+        new = [p for p in sorted(self.fresh) if p not in self._appended]
+        drop = {p for p in in_store if p not in self.kept and p not in self._appended}
+        files = {p: self.fresh[p].record for p in new}
+        files.update({p: self.kept[p].record for p in self.plan.touched if p in self.kept})
+        files.update(self.skipped)
+        files = {p: _file_row(r) for p, r in files.items()}
+        drop |= {p for p in store.read_files(self.con) if p not in files and p not in self.kept
+                 and p not in self._appended}  # dropped files and their records
+        meta = {**old, "complete": final}
+        try:
+            self._large = commit_changes(self.con, self.folder, self._large, meta, drop=drop,
+                                         files=files, entries=[self.fresh[p] for p in new],
+                                         compact_now=final)
+        except BaseException:
+            self._large = None
+            raise
+        self._appended |= set(new)
+
+
+def _file_row(rec: dict) -> dict:
+    """A file record as the files table stores it (a skipped file's may lack fields)."""
+    return {k: rec.get(k, d) for k, d in (("kind", ""), ("size", 0), ("mtime_ns", 0),
+            ("sha1", ""), ("text_sig", ""), ("seconds", 0.0), ("reason", "?"))}
 
 
 def _report(media, fresh, indexed_paths, skipped, started, name, folder) -> IndexReport:

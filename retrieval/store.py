@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS shots (
 CREATE INDEX IF NOT EXISTS shots_path ON shots (path);
 CREATE TABLE IF NOT EXISTS terms (term TEXT NOT NULL, row INTEGER NOT NULL,
                                   PRIMARY KEY (term, row)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS terms_row ON terms (row);  -- a large index drops shots by row
 CREATE TABLE IF NOT EXISTS moments (  -- a video shot's keyframes: times and unit vectors
     row INTEGER PRIMARY KEY, times TEXT NOT NULL, vectors BLOB NOT NULL  -- float16, k x dim
 );
@@ -177,3 +178,69 @@ def probe_meta(folder: Path) -> dict:
             return read_meta(con)
     except sqlite3.Error:
         return {}
+
+
+# -- the large-library index: stable rows, changed in place (see retrieval.largevectors) ------
+def shot_counts(con: sqlite3.Connection) -> dict[str, int]:
+    """path -> how many shots of it are stored."""
+    return {r[0]: int(r[1]) for r in con.execute("SELECT path, COUNT(*) FROM shots GROUP BY path")}
+
+
+def rows_of_paths(con: sqlite3.Connection, paths: Iterable[str]) -> list[int]:
+    """The vector rows of every shot of ``paths``."""
+    out: list[int] = []
+    for p in sorted(set(paths)):
+        out += [int(r) for (r,) in con.execute("SELECT row FROM shots WHERE path = ?", (p,))]
+    return out
+
+
+def apply_changes(con: sqlite3.Connection, meta: dict, drop: Iterable[str],
+                  files: dict[str, dict], shots: list[tuple[int, LibraryShot, list[str]]],
+                  moments: Iterable[tuple[int, Moments]] = ()) -> None:
+    """Change the state in one transaction, leaving every other shot and row as it is: the
+    shots (terms, moments) of the ``drop`` paths go, and their file records unless ``files``
+    has them; ``files`` are written (replaced), ``shots`` added at their rows, ``meta`` swapped."""
+    drop = sorted(set(drop))
+    with con:
+        for p in drop:
+            inner = "SELECT row FROM shots WHERE path = ?"
+            con.execute(f"DELETE FROM terms WHERE row IN ({inner})", (p,))
+            con.execute(f"DELETE FROM moments WHERE row IN ({inner})", (p,))
+            con.execute("DELETE FROM shots WHERE path = ?", (p,))
+            if p not in files:
+                con.execute("DELETE FROM files WHERE path = ?", (p,))
+        con.execute("DELETE FROM meta")
+        con.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
+                        [(k, json.dumps(v)) for k, v in meta.items()])
+        con.executemany(
+            "INSERT OR REPLACE INTO files (path, kind, size, mtime_ns, sha1, text_sig, seconds, "
+            "reason) VALUES (:path, :kind, :size, :mtime_ns, :sha1, :text_sig, :seconds, :reason)",
+            [{**f, "path": p} for p, f in files.items()])
+        con.executemany(
+            "INSERT INTO shots (id, row, path, data, terms) VALUES (?, ?, ?, ?, ?)",
+            [(s.id, row, s.path, json.dumps(asdict(s), ensure_ascii=False), json.dumps(terms))
+             for row, s, terms in shots])
+        con.executemany("INSERT OR IGNORE INTO terms (term, row) VALUES (?, ?)",
+                        [(t, row) for row, _, terms in shots for t in terms])
+        con.executemany("INSERT INTO moments (row, times, vectors) VALUES (?, ?, ?)",
+                        [(row, json.dumps(list(t)), np.asarray(v, np.float16).tobytes())
+                         for row, (t, v) in moments])
+
+
+def renumber_rows(con: sqlite3.Connection, old: np.ndarray, meta: dict) -> None:
+    """After a compaction: the shot at row ``old[i]`` moves to row ``i`` (``old`` ascending,
+    every live row listed), in one transaction with the new ``meta``."""
+    with con:
+        con.execute("CREATE TEMP TABLE IF NOT EXISTS renumber (old INTEGER PRIMARY KEY, "
+                    "new INTEGER NOT NULL)")
+        con.execute("DELETE FROM renumber")
+        con.executemany("INSERT INTO renumber (old, new) VALUES (?, ?)",
+                        ((int(r), i) for i, r in enumerate(old)))
+        for table in ("shots", "terms", "moments"):  # through negatives: rows stay unique
+            con.execute(f"UPDATE {table} SET row = -1 - (SELECT new FROM renumber "
+                        f"WHERE old = {table}.row)")
+            con.execute(f"UPDATE {table} SET row = -1 - row WHERE row < 0")
+        con.execute("DELETE FROM renumber")
+        con.execute("DELETE FROM meta")
+        con.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
+                        [(k, json.dumps(v)) for k, v in meta.items()])

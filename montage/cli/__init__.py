@@ -172,6 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(pip install 'montage[ray]')")
     p.add_argument("--address", default=None, metavar="HOST:PORT",
                    help="the Ray cluster to join (default: start a local Ray)")
+    p.add_argument("--vectors", default="auto", choices=("auto", "exact", "large"),
+                   help="exact: the vectors in memory, rewritten at each commit; large: IVF-PQ "
+                        "codes in memory, rows on disk, appended (for millions of shots); auto: "
+                        "large above 200,000 shots")
     p.add_argument("--quiet", action="store_true")
 
     p = sub.add_parser("search", help="rank library shots for text queries")
@@ -283,7 +287,7 @@ def _run(args: argparse.Namespace) -> int:
 
         spec = embedder_spec(args.embedder, args.clip_model, args.clip_pretrained) or "proxy"
         report = index_with(args.engine, args.library, spec, address=args.address,
-                            progress=not args.quiet, workers=args.workers)
+                            progress=not args.quiet, workers=args.workers, vectors=args.vectors)
         print(f"indexed {report.files_indexed} files, reused {report.files_reused}, "
               f"skipped {len(report.files_skipped)}; {report.shots} shots in {report.seconds:.1f} s")
         if report.location and Path(report.location).parent.resolve() != args.library.resolve():

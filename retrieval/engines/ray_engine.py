@@ -33,6 +33,7 @@ from ..changes import content_hash, text_sig
 from ..detect import DEFAULT_MIN_SHOT, DEFAULT_THRESHOLD
 from ..index import (CHECKPOINT_S, IndexReport, _connect_or_reset, _Entry, _load_kept, _readable,
                      _report, _Run, _usable_meta, writable_index_folder)
+from ..largevectors import check_vector_mode, converts
 from ..library import MediaFile, check_root, find_media
 from ..lock import index_lock
 from ..registry import canonical_name
@@ -125,13 +126,15 @@ def build_index_ray(root: Path, embedder: str = "proxy", *, address: str | None 
                     workers: int | None = None, progress: bool = True,
                     threshold: float = DEFAULT_THRESHOLD, min_shot: float = DEFAULT_MIN_SHOT,
                     on_file: Callable[[str, int, int], None] | None = None,
-                    checkpoint_s: float = CHECKPOINT_S, **embedder_options) -> IndexReport:
+                    checkpoint_s: float = CHECKPOINT_S, vectors: str = "auto",
+                    **embedder_options) -> IndexReport:
     """Index (or update the index of) ``root`` on Ray; the same index as
     :func:`retrieval.index.build_index`. ``address``: a running cluster (None: a local Ray
     with ``workers`` CPUs, default all cores). ``embedder`` is a name; ``embedder_options``
     go to it on every worker. Files that failed on the cluster are named in an EngineError
     after the others are committed; running again retries only them."""
     started = time.perf_counter()
+    check_vector_mode(vectors)
     if not isinstance(embedder, str):
         raise EngineError("--engine ray builds the embedder on every worker, so it takes an "
                           "embedder name", hint="pass a name such as 'proxy' or 'clip:...'")
@@ -147,7 +150,8 @@ def build_index_ray(root: Path, embedder: str = "proxy", *, address: str | None 
         from .. import store
 
         plan = _plan(root, media, store.read_files(con) if old_meta else {})
-        if old_meta and not plan.to_index and not plan.dropped:
+        if old_meta and not plan.to_index and not plan.dropped and \
+                not converts(vectors, old_meta):
             if plan.touched:
                 store.touch_files(con, plan.touched)
             return _readable(root, _report(media, {}, plan.kept_paths, plan.skipped, started,
@@ -157,7 +161,8 @@ def build_index_ray(root: Path, embedder: str = "proxy", *, address: str | None 
             plan.to_index += [m for m in media if m.path in plan.kept_paths and m.path not in kept]
             plan.to_index.sort(key=lambda m: m.path)
         dim = int(old_meta["dim"]) if old_meta else 0
-        run = _Run(root, folder, con, _Spec(name, dim), settings, kept, plan, checkpoint_s)
+        run = _Run(root, folder, con, _Spec(name, dim), settings, kept, plan, checkpoint_s,
+                   vectors)
         failed = _Cluster(ray, root, folder, run, embedder, embedder_options).go(
             address, workers, progress, on_file)
         if not run.emb.dim:
