@@ -10,7 +10,7 @@ from pathlib import Path
 
 from planner.errors import RenderError
 
-LABEL = "MISSING SHOT - no footage matched"
+LABEL = "MISSING SHOT - no footage chosen"  # none matched, or what did lost on rule costs
 BACKGROUND = (20, 22, 28)
 LABEL_COLOUR = (240, 170, 40)
 TEXT_COLOUR = (235, 235, 235)

@@ -42,9 +42,13 @@ C_TEXT, C_MASS, C_ATTR = 0.6, 0.5, 0.1  # frame-side block scales (their squares
 DIM = TEXT_DIM + N_CLASSES + len(ATTRIBUTES) + 1
 # The title-card threshold (a score, not a cosine), calibrated on the tuning half by
 # `python bench/tune_retrieval.py --calibrate`: each tuning query, as the planner would search
-# for it, has its footage in the library; at 0.51 a right best match is shown and a wrong one
-# becomes a card in the most cases (66%: 75% of right matches kept, 56% of wrong ones carded).
-CARD_THRESHOLD = 0.51
+# for it, has its footage in the library; the share of right decisions (a right best match
+# shown, a wrong one carded) is flat from 0.45 to 0.55 (0.63 to 0.657: 3 of 108 queries apart,
+# within noise), best at 0.51. We take the plateau's low end, 0.45 (86% of right matches kept,
+# 39% of wrong ones carded): the optimizer adds rule costs on top (a clip must beat the card by
+# them), so the bar footage really meets is higher than the number; at 0.51 the demo carded
+# its clock, cat and moon though their footage ranked first.
+CARD_THRESHOLD = 0.45
 
 # phrases mixed into the frame's MiniLM vector for the attributes it scores high on
 PHRASES = {"person": "a person", "people": "a group of people", "crowd": "a crowd of people",

@@ -35,7 +35,7 @@ from montage.film.filmcache import (film_key, probe_known, read_probes, remember
 from montage.film.timeline import read_soundtrack, read_timeline
 from planner.errors import RenderError
 
-RENDER_VERSION = 1  # bump when a change to the encoding makes cached clips stale
+RENDER_VERSION = 2  # 2: the title card's label changed; bump when a change to the encoding makes cached clips stale
 SAMPLE_RATE = 48000
 ZOOM = Fraction(115, 100)  # Ken Burns: the still covers 1.15x the frame and the frame moves
 PAN_ASPECT_TOLERANCE = 1.34  # a still this close to the frame's aspect is cropped to cover
