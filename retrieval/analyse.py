@@ -31,8 +31,9 @@ class Settings:
     def as_dict(self) -> dict:
         return {"threshold": self.threshold, "min_shot": self.min_shot,
                 "keyframes": [list(LONG_KEYFRAMES), list(KEYFRAMES), list(SHORT_KEYFRAMES),
-                              LONG_SHOT, SHORT_SHOT, FLASH], "features": 2}
-        # features 2: keyframe times and vectors are kept (moments), so an index from 1 is rebuilt
+                              LONG_SHOT, SHORT_SHOT, FLASH], "features": 3}
+        # features 2: keyframe times and vectors are kept (moments), so an index from 1 is rebuilt;
+        # 3: faces found by BlazeFace (retrieval.faces), so no index mixes them with dlib's
 
 
 @dataclass(frozen=True)
@@ -107,9 +108,12 @@ def _analyse(root: Path, rel: str, kind: str, settings: Settings) -> FileAnalysi
                         tuple(features))
 
 
-def shot_features(frames: list[np.ndarray], motion) -> ShotFeatures:
-    """The features of one shot from its keyframes and its motion (see each module)."""
-    from .faces import FaceScan, shot_scale
+def shot_features(frames: list[np.ndarray], motion, *, face_detector: str = "") -> ShotFeatures:
+    """The features of one shot from its keyframes and its motion (see each module).
+
+    ``face_detector``: "mediapipe" or "dlib" (default: :data:`retrieval.faces.DETECTOR`).
+    """
+    from .faces import DETECTOR, FaceScan, shot_scale
     from .features import dominant_colors, histogram, tone
     from .people import detect_people
 
@@ -117,7 +121,7 @@ def shot_features(frames: list[np.ndarray], motion) -> ShotFeatures:
     # Faces: the keyframe with the most faces (then the largest) is the shot's best view.
     best, best_scan, best_faces, best_key = 0, None, [], (-1, -1)
     for n, frame in enumerate(frames):
-        scan = FaceScan(frame)
+        scan = FaceScan(frame, detector=face_detector or DETECTOR)
         faces = scan.faces(descriptors=False)
         key = (len(faces), faces[0].height if faces else 0)
         if key > best_key:
@@ -151,9 +155,11 @@ def _shrink(frame: np.ndarray) -> np.ndarray:
 def check_models() -> None:
     """Load the face and people detectors once, so a missing model fails before any work."""
     from .faces import _models
+    from .mediapipe_people import face_boxes
     from .people import _detector
 
     _models()
+    face_boxes(np.zeros((16, 16, 3), np.uint8))
     _detector()
 
 

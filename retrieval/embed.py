@@ -6,6 +6,7 @@ The embedders themselves (:mod:`retrieval.proxy`, :mod:`retrieval.clip`) build o
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -51,17 +52,39 @@ class Embedder(Protocol):
         """
 
 
+_threads: int | None = None  # set by set_torch_threads; None: every core
+
+
 def set_torch_threads(n: int) -> int:
-    """Set torch's intra-op threads (process-wide); returns the previous count.
+    """Set the threads model inference may use (process-wide); returns the previous count.
 
     On a busy 2-core machine two OpenMP threads spin against each other (MiniLM took 30x
-    longer on one sentence), so the indexer gives torch only the cores its workers leave free.
+    longer on one sentence), so the indexer gives the models only the cores its workers leave
+    free: torch's intra-op threads if torch is already imported (it is not imported for this),
+    and the ONNX Runtime sessions made afterwards (:func:`inference_threads`).
     """
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(n)))
+    global _threads
+    previous = inference_threads()
+    _threads = max(1, int(n))
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(_threads)
     return previous
+
+
+def apply_torch_threads() -> None:
+    """Give torch the threads :func:`set_torch_threads` set, if it has been imported since."""
+    if _threads and "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(_threads)
+
+
+def inference_threads() -> int:
+    """The threads set by :func:`set_torch_threads`, else torch's if it is imported, else the
+    cores."""
+    if _threads:
+        return _threads
+    if "torch" in sys.modules:
+        return int(sys.modules["torch"].get_num_threads())
+    return os.cpu_count() or 1
 
 
 def normalise(vectors: np.ndarray) -> np.ndarray:

@@ -1,9 +1,16 @@
 """Faces and who they are: the one module that imports dlib.
 
-dlib's HOG frontal-face detector finds faces; its 5-point shape predictor aligns them and its
-ResNet turns each into a 128-d descriptor (same person: ~0.1-0.2 apart, different people:
-~0.7; the usual threshold is 0.6). The weights come from the ``face-recognition-models``
-wheel, found without importing it (its ``__init__`` needs ``pkg_resources``).
+mediapipe's BlazeFace (:func:`retrieval.mediapipe_people.face_boxes`, a few ms a frame) finds
+the faces; dlib's 5-point shape predictor aligns each on its box and dlib's ResNet turns it into
+a 128-d descriptor (same person: ~0.1-0.2 apart, different people: ~0.7; the usual threshold is
+0.6), for the faces found only. dlib's HOG frontal-face detector, which found them before, cost
+about 85 ms of the indexer's time per keyframe; it is still there (``detector="dlib"``), and
+``bench/faces.py`` compares the two on the demo and evaluation footage. On the faces both found, BlazeFace's box is within about 3 % of dlib's in
+size (``bench/faces.py --fit``), so :func:`shot_scale` keeps its thresholds and the shape
+predictor takes the box as it is (moving it by the fitted centre shift made the descriptors of
+the same face differ more, not less). The dlib weights come from the
+``face-recognition-models`` wheel, found without importing it (its ``__init__`` needs
+``pkg_resources``).
 """
 from __future__ import annotations
 
@@ -21,6 +28,9 @@ MAX_SIDE = 640  # frames are scaled down to this longer side before detection
 UPSAMPLE = 1  # dlib pyramid upsampling: finds faces down to ~40 px at MAX_SIDE
 MIN_SCORE = 0.3  # detector score below this is dropped (0.0 is dlib's default; lower scores
 # were false positives on the test stills, e.g. the helmet in skimage's astronaut)
+MP_MIN_SCORE = 0.64  # BlazeFace confidence below this is dropped (bench/faces.py: 0.61-0.62
+# were an apple and a book cover, the real faces of the demo and evaluation footage 0.65 up)
+DETECTOR = "mediapipe"  # or "dlib": its HOG detector, as before (bench/faces.py compares them)
 MAX_FACES = 8  # descriptors computed for at most this many faces per frame (largest first)
 SAME_PERSON = 0.6  # descriptor distance under which two faces are taken as one person
 
@@ -52,35 +62,46 @@ def models_dir() -> Path:
 
 
 @lru_cache(maxsize=1)
+def _hog_detector():
+    """dlib's HOG face detector (building it takes about 2 s, so only when asked for)."""
+    _models()
+    import dlib
+
+    return dlib.get_frontal_face_detector()
+
+
+@lru_cache(maxsize=1)
 def _models():
+    """dlib's shape predictor and face descriptor network."""
     try:
         import dlib
     except ImportError as exc:
         raise ModelError(f"dlib is not importable ({exc})", hint=_INSTALL) from exc
     folder = models_dir()
     try:
-        detector = dlib.get_frontal_face_detector()
         shapes = dlib.shape_predictor(str(folder / "shape_predictor_5_face_landmarks.dat"))
         encoder = dlib.face_recognition_model_v1(str(folder / "dlib_face_recognition_resnet_model_v1.dat"))
     except RuntimeError as exc:
         raise ModelError(f"cannot load dlib's face models from {folder}: {exc}",
                          hint="reinstall them: " + _INSTALL) from exc
-    return detector, shapes, encoder
+    return shapes, encoder
 
 
-def detect_faces(frame: np.ndarray, *, descriptors: bool = True) -> list[Face]:
+def detect_faces(frame: np.ndarray, *, descriptors: bool = True,
+                 detector: str = DETECTOR) -> list[Face]:
     """Faces in an RGB frame, largest first, with boxes in the frame's own pixels."""
-    return FaceScan(frame).faces(descriptors=descriptors)
+    return FaceScan(frame, detector=detector).faces(descriptors=descriptors)
 
 
 class FaceScan:
     """One detector pass over a frame; descriptors can be asked for afterwards without a second
     pass (a shot's analysis looks at every keyframe, then describes the faces of the best)."""
 
-    def __init__(self, frame: np.ndarray) -> None:
+    def __init__(self, frame: np.ndarray, *, detector: str = DETECTOR) -> None:
         from .features import resize
 
-        detector, _, _ = _models()
+        if detector not in ("mediapipe", "dlib"):
+            raise ValueError(f"unknown face detector {detector!r}")
         h, w = frame.shape[:2]
         self.size = (h, w)
         self.scale = min(1.0, MAX_SIDE / max(h, w))
@@ -88,12 +109,11 @@ class FaceScan:
         if self.scale < 1.0:
             img = resize(img, round(w * self.scale), round(h * self.scale))
         self.image = img
-        rects, scores, _ = detector.run(img, UPSAMPLE, 0.0)
-        self.found = sorted(((r, s) for r, s in zip(rects, scores) if s >= MIN_SCORE),
-                            key=lambda rs: -rs[0].height())
+        found = _blaze(img) if detector == "mediapipe" else _hog(img)
+        self.found = sorted(found, key=lambda rs: -rs[0].height())
 
     def faces(self, *, descriptors: bool = True) -> list[Face]:
-        _, shapes, encoder = _models()
+        shapes, encoder = _models()
         (h, w), scale, img = self.size, self.scale, self.image
         faces = []
         for n, (r, s) in enumerate(self.found):
@@ -106,6 +126,25 @@ class FaceScan:
                               right=min(w, int(math.ceil(r.right() / scale))),
                               score=round(float(s), 3), descriptor=desc))
         return faces
+
+
+def _hog(img: np.ndarray) -> list:
+    """dlib's HOG detector on the (scaled) frame: (rectangle, score) pairs."""
+    rects, scores, _ = _hog_detector().run(img, UPSAMPLE, 0.0)
+    return [(r, s) for r, s in zip(rects, scores) if s >= MIN_SCORE]
+
+
+def _blaze(img: np.ndarray) -> list:
+    """BlazeFace's faces as dlib rectangles, in the scaled frame ``img`` (BlazeFace looks at
+    128 and 192 px squares, so the 640 px frame loses it nothing and letterboxing it costs a
+    ninth of the full 1080p frame's)."""
+    from .mediapipe_people import face_boxes
+
+    _models()  # dlib importable, with one clear error if not
+    import dlib
+
+    return [(dlib.rectangle(int(round(x)), int(round(y)), int(round(x + w)), int(round(y + h))),
+             score) for (x, y, w, h), score in face_boxes(img) if score >= MP_MIN_SCORE and w > 0]
 
 
 def shot_scale(face_share: float, people: int = 0) -> str:

@@ -266,6 +266,9 @@ class _Run:
                    disable=not progress or not todo, dynamic_ncols=True)
         waiting: list[FileAnalysis] = []
         done = 0
+        # models load beside the workers; in-process analysis shares the people models with
+        # the embedder (LiteRT interpreters are not thread-safe), so not beside that
+        warm = _Warm(self.emb, self._hints) if todo and n_workers > 0 else None
 
         def finished(path: str) -> None:
             nonlocal done
@@ -275,7 +278,8 @@ class _Run:
                 on_file(path, done, len(todo))
 
         try:
-            jobs = analyse_all(self.root, [(m.path, m.kind) for m in todo], self.settings, n_workers)
+            jobs = analyse_all(self.root, [(m.path, m.kind) for m in todo], self.settings,
+                               n_workers, before_local=warm.wait if warm else None)
             for analysis in jobs:
                 bar.set_postfix_str(analysis.path[-40:], refresh=False)
                 if analysis.error:
@@ -284,12 +288,16 @@ class _Run:
                     continue
                 waiting.append(analysis)
                 if sum(len(a.frames) for a in waiting) >= EMBED_BATCH:
+                    if warm:
+                        warm.join()
                     for path in self._embed(waiting):
                         finished(path)
                     waiting = []
                     due = max(self.checkpoint_s, 5 * self._commit_cost)  # commits: <= 1/6 of the time
                     if time.monotonic() - self._committed_at >= due:
                         self.commit(final=False)
+            if warm and waiting:
+                warm.join()
             for path in self._embed(waiting):
                 finished(path)
             waiting = []
@@ -455,6 +463,51 @@ def _file_row(rec: dict) -> dict:
     """A file record as the files table stores it (a skipped file's may lack fields)."""
     return {k: rec.get(k, d) for k, d in (("kind", ""), ("size", 0), ("mtime_ns", 0),
             ("sha1", ""), ("text_sig", ""), ("seconds", 0.0), ("reason", "?"))}
+
+
+class _Warm:
+    """The embedder's models, and spaCy for the labels' keywords, loaded in a thread while the
+    workers decode the first files.
+
+    Loading them (MiniLM with torch and transformers, the classifier, the people models,
+    spaCy's pipeline) takes about 10 s of CPU; done at the first batch it would wait for the
+    first file's analysis and then hold up its embedding. An error while loading (a missing
+    model) is raised by :meth:`join`, in the indexing thread, before anything is embedded.
+    """
+
+    def __init__(self, emb: Embedder, hints: bool) -> None:
+        import threading
+
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._load, args=(emb, hints), daemon=True,
+                                        name="load-models")
+        self._thread.start()
+
+    def _load(self, emb: Embedder, hints: bool) -> None:
+        try:
+            frame = [np.zeros((64, 64, 3), np.uint8)]
+            if hints:
+                emb.analyse(frame, [""], hints=[(("a person", 1.0),)])
+            else:
+                emb.analyse(frame, [""])
+            from planner.nlp import load_nlp
+
+            from .embed import apply_torch_threads
+
+            load_nlp()
+            apply_torch_threads()  # torch may have been imported just now, by the text model
+        except BaseException as exc:  # noqa: BLE001 - handed to the indexing thread by join
+            self._error = exc
+
+    def wait(self) -> None:
+        """Until loading is over (its error, if any, is kept for :meth:`join`)."""
+        self._thread.join()
+
+    def join(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
 
 
 def _report(media, fresh, indexed_paths, skipped, started, name, folder) -> IndexReport:

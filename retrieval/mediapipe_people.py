@@ -153,3 +153,16 @@ def _blobs(mask: np.ndarray, min_share: float = 0.002) -> int:
         return 0
     sizes = np.bincount(labels.ravel())[1:]
     return int((sizes >= min_share * mask.size).sum())
+
+
+def face_boxes(image: np.ndarray) -> list[tuple[tuple[float, float, float, float], float]]:
+    """The faces :func:`detect` counts, as ((x, y, w, h) in the frame's pixels, score), most
+    confident first: the short range model's, then the full range model's that do not overlap
+    them. Costs a few ms (no person mask), so the indexer's face search runs it on every
+    keyframe (:mod:`retrieval.faces`)."""
+    image = np.ascontiguousarray(np.asarray(image, dtype=np.uint8)[..., :3])
+    faces = _faces(image, FACE_SHORT, 128, _anchors(128, (8, 16), (2, 6)))
+    for box, score in _faces(image, FACE_FULL, 192, _anchors(192, (4,), (1,))):
+        if all(_iou(box, other) < NMS_IOU for other, _ in faces):
+            faces.append((box, score))
+    return [(tuple(float(v) for v in box), score) for box, score in faces]

