@@ -40,6 +40,7 @@ from .largevectors import check_vector_mode, converts
 from .location import index_dir_for_writing
 from .lock import index_lock
 from .types import LibraryShot, shot_from_dict
+from .warm import WarmModels
 
 logger = logging.getLogger(__name__)
 
@@ -268,7 +269,7 @@ class _Run:
         done = 0
         # models load beside the workers; in-process analysis shares the people models with
         # the embedder (LiteRT interpreters are not thread-safe), so not beside that
-        warm = _Warm(self.emb, self._hints) if todo and n_workers > 0 else None
+        warm = WarmModels(self.emb, self._hints) if todo and n_workers > 0 else None
 
         def finished(path: str) -> None:
             nonlocal done
@@ -463,51 +464,6 @@ def _file_row(rec: dict) -> dict:
     """A file record as the files table stores it (a skipped file's may lack fields)."""
     return {k: rec.get(k, d) for k, d in (("kind", ""), ("size", 0), ("mtime_ns", 0),
             ("sha1", ""), ("text_sig", ""), ("seconds", 0.0), ("reason", "?"))}
-
-
-class _Warm:
-    """The embedder's models, and spaCy for the labels' keywords, loaded in a thread while the
-    workers decode the first files.
-
-    Loading them (MiniLM with torch and transformers, the classifier, the people models,
-    spaCy's pipeline) takes about 10 s of CPU; done at the first batch it would wait for the
-    first file's analysis and then hold up its embedding. An error while loading (a missing
-    model) is raised by :meth:`join`, in the indexing thread, before anything is embedded.
-    """
-
-    def __init__(self, emb: Embedder, hints: bool) -> None:
-        import threading
-
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._load, args=(emb, hints), daemon=True,
-                                        name="load-models")
-        self._thread.start()
-
-    def _load(self, emb: Embedder, hints: bool) -> None:
-        try:
-            frame = [np.zeros((64, 64, 3), np.uint8)]
-            if hints:
-                emb.analyse(frame, [""], hints=[(("a person", 1.0),)])
-            else:
-                emb.analyse(frame, [""])
-            from planner.nlp import load_nlp
-
-            from .embed import apply_torch_threads
-
-            load_nlp()
-            apply_torch_threads()  # torch may have been imported just now, by the text model
-        except BaseException as exc:  # noqa: BLE001 - handed to the indexing thread by join
-            self._error = exc
-
-    def wait(self) -> None:
-        """Until loading is over (its error, if any, is kept for :meth:`join`)."""
-        self._thread.join()
-
-    def join(self) -> None:
-        self._thread.join()
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
 
 
 def _report(media, fresh, indexed_paths, skipped, started, name, folder) -> IndexReport:

@@ -1,0 +1,51 @@
+"""The embedder's models, warmed in a thread while the indexer's workers decode."""
+from __future__ import annotations
+
+import numpy as np
+
+from .embed import Embedder
+
+
+class WarmModels:
+    """The embedder's models, and spaCy for the labels' keywords, loaded in a thread while the
+    workers decode the first files.
+
+    Loading them (the classifier, the people models, MiniLM, spaCy's pipeline) takes seconds
+    of CPU; done at the first batch it would wait for the
+    first file's analysis and then hold up its embedding. An error while loading (a missing
+    model) is raised by :meth:`join`, in the indexing thread, before anything is embedded.
+    """
+
+    def __init__(self, emb: Embedder, hints: bool) -> None:
+        import threading
+
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._load, args=(emb, hints), daemon=True,
+                                        name="load-models")
+        self._thread.start()
+
+    def _load(self, emb: Embedder, hints: bool) -> None:
+        try:
+            frame = [np.zeros((64, 64, 3), np.uint8)]
+            if hints:
+                emb.analyse(frame, [""], hints=[(("a person", 1.0),)])
+            else:
+                emb.analyse(frame, [""])
+            from planner.nlp import load_nlp
+
+            from .embed import apply_torch_threads
+
+            load_nlp()
+            apply_torch_threads()  # torch may have been imported just now, by the text model
+        except BaseException as exc:  # noqa: BLE001 - handed to the indexing thread by join
+            self._error = exc
+
+    def wait(self) -> None:
+        """Until loading is over (its error, if any, is kept for :meth:`join`)."""
+        self._thread.join()
+
+    def join(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
