@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from montage.cli.demo import fetch_demo_library  # noqa: E402
 from retrieval import build_index  # noqa: E402
+from retrieval.workers import default_workers  # noqa: E402
 
 
 def _library(dest: Path, copies: int, seed: Path) -> Path:
@@ -67,8 +68,8 @@ def main() -> None:
         for phase in ("cold", "warm"):
             root = fresh()
             t = time.perf_counter()
-            report = build_index(root, "proxy", progress=False)  # workers: cores - 1, as the CLI
-            rows.append(_line("local", max(1, (os.cpu_count() or 1) - 1), phase, report,
+            report = build_index(root, "proxy", progress=False)  # workers as the CLI's default
+            rows.append(_line("local", default_workers(report.files_indexed), phase, report,
                               time.perf_counter() - t))
         for workers in (1, 2):
             t = time.perf_counter()
@@ -86,7 +87,9 @@ def main() -> None:
                 ray.shutdown()
     warm = {(r["engine"], r["workers"]): r for r in rows if r["phase"] == "warm"}
     one, two = warm[("ray", 1)], warm[("ray", 2)]
-    print(json.dumps({"summary": "warm runs", "local_s": warm[("local", 1)]["seconds"],
+    local = next(r for r in rows if r["engine"] == "local" and r["phase"] == "warm")
+    print(json.dumps({"summary": "warm runs", "local_s": local["seconds"],
+                      "local_workers": local["workers"],
                       "ray1_s": one["seconds"], "ray2_s": two["seconds"],
                       "ray_speedup_2_over_1": round(one["seconds"] / two["seconds"], 2),
                       "ray1_files_per_s": one["files_per_s"]}), flush=True)
