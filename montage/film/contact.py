@@ -17,6 +17,8 @@ from retrieval.media import read_frames
 
 from montage.optimize import EditDecisionList
 
+THUMB_VERSION = 2  # 2: title cards say "no footage chosen"; bump when clips' pixels change
+
 
 def write_contact_sheet(film: Path, edl: EditDecisionList, path: Path, *, columns: int = 4,
                         thumb_width: int = 320, cache: Path | None = None) -> Path:
@@ -70,5 +72,5 @@ def _thumb_key(d, edl: EditDecisionList, width: int) -> str:
     """What a shot's middle frame depends on: its clip and trim (or card text), the film's
     size, rate and pixels per thumbnail."""
     what = [d.source, d.kind, d.media, d.source_in, d.frames, d.text if d.source != "library" else "",
-            edl.width, edl.height, str(edl.rate), width]
+            edl.width, edl.height, str(edl.rate), width, THUMB_VERSION]
     return hashlib.sha1(repr(what).encode("utf-8")).hexdigest()[:20]
