@@ -269,7 +269,11 @@ class _Run:
         done = 0
         # models load beside the workers; in-process analysis shares the people models with
         # the embedder (LiteRT interpreters are not thread-safe), so not beside that
-        warm = WarmModels(self.emb, self._hints) if todo and n_workers > 0 else None
+        from .keywords import LabelLemmas
+
+        self._lemmas = LabelLemmas.open()  # kept label lemmas: spaCy loads only for new ones
+        warm = (WarmModels(self.emb, self._hints, nlp=not self._lemmas.kept)
+                if todo and n_workers > 0 else None)
 
         def finished(path: str) -> None:
             nonlocal done
@@ -302,6 +306,7 @@ class _Run:
             for path in self._embed(waiting):
                 finished(path)
             waiting = []
+            self._lemmas.save()
         except BaseException:
             bar.close()
             if self.fresh or self.skipped:
@@ -335,8 +340,6 @@ class _Run:
         """Embed the keyframes of ``batch`` in one model call; returns the finished paths."""
         if not batch:
             return []
-        from .keywords import label_terms
-
         frames, texts, hints, owners = [], [], [], []
         for a in batch:
             text = self.plan.texts[a.path]
@@ -368,7 +371,7 @@ class _Run:
                                    height=int(a.height), fps=float(a.fps), labels=labels,
                                    features=feats)
                 shots.append(shot)
-                terms.append(label_terms(labels))
+                terms.append(self._lemmas.terms(labels))
             record = {**self._file_record(self._media[a.path]), "seconds": round(a.seconds, 3)}
             self.fresh[a.path] = _Entry(record, shots, terms, normalise(np.stack(vectors)),
                                         moments)
