@@ -247,6 +247,9 @@ class _Run:
         self._commit_cost = 0.0  # seconds the last commit took (an HNSW build can take minutes)
         self._media = {m.path: m for m in plan.to_index}
         self._hints = "hints" in inspect.signature(emb.analyse).parameters
+        from .keywords import LabelLemmas
+
+        self._lemmas = LabelLemmas.open()  # kept label lemmas: spaCy loads only for new ones
 
     def go(self, progress: bool, workers: int | None, on_file) -> None:
         from tqdm import tqdm
@@ -269,9 +272,6 @@ class _Run:
         done = 0
         # models load beside the workers; in-process analysis shares the people models with
         # the embedder (LiteRT interpreters are not thread-safe), so not beside that
-        from .keywords import LabelLemmas
-
-        self._lemmas = LabelLemmas.open()  # kept label lemmas: spaCy loads only for new ones
         warm = (WarmModels(self.emb, self._hints, nlp=not self._lemmas.kept)
                 if todo and n_workers > 0 else None)
 
@@ -306,7 +306,6 @@ class _Run:
             for path in self._embed(waiting):
                 finished(path)
             waiting = []
-            self._lemmas.save()
         except BaseException:
             bar.close()
             if self.fresh or self.skipped:
@@ -378,6 +377,7 @@ class _Run:
             self.skipped.pop(a.path, None)
             self.footage_seconds += a.seconds
             finished.append(a.path)
+        self._lemmas.save()  # only when a label was new
         return finished
 
     def commit(self, final: bool = True) -> None:
