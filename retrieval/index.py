@@ -247,6 +247,9 @@ class _Run:
         self._commit_cost = 0.0  # seconds the last commit took (an HNSW build can take minutes)
         self._media = {m.path: m for m in plan.to_index}
         self._hints = "hints" in inspect.signature(emb.analyse).parameters
+        from .keywords import LabelLemmas
+
+        self._lemmas = LabelLemmas.open()  # kept label lemmas: spaCy loads only for new ones
 
     def go(self, progress: bool, workers: int | None, on_file) -> None:
         from tqdm import tqdm
@@ -269,7 +272,8 @@ class _Run:
         done = 0
         # models load beside the workers; in-process analysis shares the people models with
         # the embedder (LiteRT interpreters are not thread-safe), so not beside that
-        warm = WarmModels(self.emb, self._hints) if todo and n_workers > 0 else None
+        warm = (WarmModels(self.emb, self._hints, nlp=not self._lemmas.kept)
+                if todo and n_workers > 0 else None)
 
         def finished(path: str) -> None:
             nonlocal done
@@ -335,8 +339,6 @@ class _Run:
         """Embed the keyframes of ``batch`` in one model call; returns the finished paths."""
         if not batch:
             return []
-        from .keywords import label_terms
-
         frames, texts, hints, owners = [], [], [], []
         for a in batch:
             text = self.plan.texts[a.path]
@@ -368,13 +370,14 @@ class _Run:
                                    height=int(a.height), fps=float(a.fps), labels=labels,
                                    features=feats)
                 shots.append(shot)
-                terms.append(label_terms(labels))
+                terms.append(self._lemmas.terms(labels))
             record = {**self._file_record(self._media[a.path]), "seconds": round(a.seconds, 3)}
             self.fresh[a.path] = _Entry(record, shots, terms, normalise(np.stack(vectors)),
                                         moments)
             self.skipped.pop(a.path, None)
             self.footage_seconds += a.seconds
             finished.append(a.path)
+        self._lemmas.save()  # only when a label was new
         return finished
 
     def commit(self, final: bool = True) -> None:

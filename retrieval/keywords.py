@@ -10,7 +10,11 @@ decisive match ("motorcycle"); on the labelled set both scored the same.
 """
 from __future__ import annotations
 
+import hashlib
+import marshal
+import os
 from functools import lru_cache
+from pathlib import Path
 
 from .library import split_words
 
@@ -55,6 +59,102 @@ def label_terms(labels: tuple[str, ...] | list[str]) -> list[str]:
             if t not in out:
                 out.append(t)
     return out
+
+
+LEMMAS_FORMAT = 1
+
+
+class LabelLemmas:
+    """The terms of label texts, kept in the user's model cache between index runs.
+
+    Labels come from a small vocabulary (ImageNet's classes, the people words, the library's
+    file and folder words), and lemmatising them was the only reason an index run loaded spaCy:
+    about 2.4 s of CPU per run, on a 2-core machine beside the analysis workers. With every
+    label already kept, spaCy is never loaded; a new label loads it as before. The file is keyed
+    by spaCy's and its English model's versions (a lemma is what that model says), and written
+    whole to a temporary name then renamed, so a parallel run never reads half of it.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.known: dict[str, tuple[str, ...]] = {}
+        self._added = False
+        self.kept = False  # whether a kept file was read (then spaCy is probably not needed)
+        if path is None:
+            return
+        try:
+            # marshal builds only plain dicts, tuples and strings; a damaged file is remade
+            known = marshal.loads(path.read_bytes())
+        except (OSError, ValueError, EOFError, TypeError):
+            return
+        if isinstance(known, dict) and all(isinstance(v, tuple) for v in known.values()):
+            self.known, self.kept = known, True
+
+    @classmethod
+    def open(cls) -> LabelLemmas:
+        """The kept lemmas for the installed spaCy model (none kept without one)."""
+        key = _model_key()
+        if key is None:
+            return cls(None)
+        from .embed import default_cache_dir
+
+        return cls(default_cache_dir() / f"label-lemmas-{key}.marshal")
+
+    def terms(self, labels: tuple[str, ...] | list[str]) -> list[str]:
+        """:func:`label_terms`, from the kept lemmas where it can."""
+        out: list[str] = []
+        for label in labels:
+            cleaned = " ".join(split_words(label))
+            if not cleaned:
+                continue
+            lemmas = self.known.get(cleaned)
+            if lemmas is None:
+                lemmas = self.known[cleaned] = _lemmas_of(cleaned)
+                self._added = True
+            for t in lemmas:
+                if t not in out:
+                    out.append(t)
+        return out
+
+    def save(self) -> None:
+        """Keep the lemmas if any label was new (an unwritable cache costs only time)."""
+        if not self._added or self.path is None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            tmp.write_bytes(marshal.dumps(self.known))
+            os.replace(tmp, self.path)
+            self._added = False
+        except OSError:
+            pass
+
+
+def _model_key() -> str | None:
+    """A short hash of spaCy's version and the English model :func:`planner.nlp.load_nlp` would
+    load (found without importing spaCy: importing it is the cost being saved)."""
+    import importlib.metadata
+    import importlib.util
+
+    from planner.nlp import MODEL_NAMES
+
+    try:
+        spacy_version = importlib.metadata.version("spacy")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    for name in MODEL_NAMES:
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.origin:
+            continue
+        try:
+            model_version = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            model_version = ""
+        folder = Path(spec.origin).parent
+        stamp = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in sorted(folder.iterdir())]
+        raw = repr((LEMMAS_FORMAT, spacy_version, name, model_version, str(folder), stamp))
+        return hashlib.sha1(raw.encode()).hexdigest()[:16]
+    return None
 
 
 FULL_MATCH = 3.0  # matched words that make a full keyword match

@@ -16,15 +16,15 @@ class WarmModels:
     model) is raised by :meth:`join`, in the indexing thread, before anything is embedded.
     """
 
-    def __init__(self, emb: Embedder, hints: bool) -> None:
+    def __init__(self, emb: Embedder, hints: bool, nlp: bool = True) -> None:
         import threading
 
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._load, args=(emb, hints), daemon=True,
+        self._thread = threading.Thread(target=self._load, args=(emb, hints, nlp), daemon=True,
                                         name="load-models")
         self._thread.start()
 
-    def _load(self, emb: Embedder, hints: bool) -> None:
+    def _load(self, emb: Embedder, hints: bool, nlp: bool) -> None:
         try:
             frame = [np.zeros((64, 64, 3), np.uint8)]
             if hints:
@@ -35,7 +35,8 @@ class WarmModels:
 
             from .embed import apply_torch_threads
 
-            load_nlp()
+            if nlp:  # not when every label's lemmas are probably kept (keywords.LabelLemmas)
+                load_nlp()
             apply_torch_threads()  # torch may have been imported just now, by the text model
         except BaseException as exc:  # noqa: BLE001 - handed to the indexing thread by join
             self._error = exc
