@@ -241,7 +241,8 @@ class Recutter:
         def solve(cands: CandidateSet):
             return optimize(plan, cands, rules=self.rules, threshold=o.threshold, rate=o.rate,
                             width=o.width, height=o.height, pins=choices.pins, bans=choices.bans,
-                            keep=keep, free=free, pacing=sound.pacing())
+                            keep=keep, free=free, pacing=sound.pacing(),
+                            cast_faces=_cast_faces(generated))
 
         solution = solve(candidates)
         if generated is not None:
@@ -453,6 +454,15 @@ def make_film(script: Path, library: Path, out: Path, project: Path | None = Non
               options: MakeOptions = MakeOptions()) -> MakeResult:
     """Make (or recut) `out` from `script` and the footage under `library`."""
     return Recutter(library, project or default_project(out), options).cut(script, out)
+
+
+def _cast_faces(generated) -> dict[str, tuple[float, ...]]:
+    """The faces of the characters whose cast.toml gives photos (the optimizer's anchor for
+    who a character is); none without generation, which is what reads the cast."""
+    if generated is None:
+        return {}
+    return {c.name: tuple(c.descriptor) for c in generated.cast
+            if c.references and c.descriptor is not None}
 
 
 def _reuse_cards(edl, candidates: CandidateSet, threshold: float) -> frozenset[str]:

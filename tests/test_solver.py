@@ -217,3 +217,30 @@ def test_saved_instance_rescored_independently(tmp_path, style: str):
     checked = check_saved(tmp_path / "instance.json")
     assert checked["agree"] and checked["feasible"]
     assert checked["objective"] == pytest.approx(sol.objective)
+
+
+def test_a_cast_face_decides_who_the_character_is():
+    """Maya's shots: one can show only a stranger (Q), the other only Maya's cast face (P).
+    Without the cast the rule cannot tell who Maya is and one of them becomes a card (the
+    lower identity number wins the tie: the stranger, sorted first); with her cast face, the
+    stranger's face does not count as Maya shown by another face, and both clips are used."""
+    maya = ("Maya",)
+    p = plan_of(shot(0, characters=maya), shot(1, characters=maya))
+    c = cands([(lib("a-stranger.mp4", **LIT, faces=1, face_descriptors=(Q_FACE,)), 0.6)],
+              [(lib("b-maya.mp4", **LIT, faces=1, face_descriptors=(P_FACE_2,)), 0.6)])
+    blind = [d.source for d in optimize(p, c, rules=RULES).edl.decisions]
+    assert "placeholder" in blind
+    for solver_name in ("cpsat", "exhaustive"):
+        problem = build_problem(p, c, RULES, rate=Fraction(25), width=1280, height=720,
+                                cast_faces={"Maya": P_FACE})
+        choice = (solve_cpsat(problem, time_limit=2.0).choice if solver_name == "cpsat"
+                  else exhaustive(problem)[0])
+        assert [problem.options[i][k].clip_id for i, k in enumerate(choice)] == \
+            ["a-stranger.mp4#0", "b-maya.mp4#0"], solver_name
+    seen = optimize(p, c, rules=RULES, cast_faces={"Maya": P_FACE}).edl.decisions
+    assert [d.library_shot for d in seen] == ["a-stranger.mp4#0", "b-maya.mp4#0"]
+    # a shot that also names someone without a cast photo keeps today's rule (every face counts)
+    both = plan_of(shot(0, characters=("Maya", "Tom")), shot(1, characters=maya))
+    mixed = build_problem(both, c, RULES, rate=Fraction(25), width=1280, height=720,
+                          cast_faces={"Maya": P_FACE})
+    assert mixed.faces[0][0] != ()

@@ -25,7 +25,8 @@ _HINT_PIN = "pin a clip listed in candidates.json for that shot, or remove the p
 def build_problem(plan: ShotPlan, candidates: CandidateSet, rules: RuleSet, *, rate: Fraction,
                   width: int, height: int, pins: Mapping[str, str] | None = None,
                   bans: frozenset[str] = frozenset(), keep: Mapping[str, Kept] | None = None,
-                  free: frozenset[str] | None = None, pacing: Pacing | None = None) -> Problem:
+                  free: frozenset[str] | None = None, pacing: Pacing | None = None,
+                  cast_faces: Mapping[str, tuple[float, ...]] | None = None) -> Problem:
     pins, keep = dict(pins or {}), dict(keep or {})
     rules = rules.for_embedder(candidates.embedder)
     planned = targets(plan.shots, [frames_for(planned_seconds(s, rules), rate) for s in plan.shots],
@@ -69,7 +70,7 @@ def build_problem(plan: ShotPlan, candidates: CandidateSet, rules: RuleSet, *, r
                                 f"'{rules.name}' forbids title cards ([limits] placeholders = false)",
                                 "allow placeholders, add footage, or lower the tempo/min_shot limits")
         options.append(opts)
-    return _assemble(plan, rules, options, keep, locked, width, height)
+    return _assemble(plan, rules, options, keep, locked, width, height, dict(cast_faces or {}))
 
 
 def _check_pins(plan: ShotPlan, pins: dict[str, str], bans: frozenset[str], rules: RuleSet) -> None:
@@ -124,7 +125,8 @@ def _dedupe(opts: list[Option]) -> list[Option]:
 
 
 def _assemble(plan: ShotPlan, rules: RuleSet, options: list[list[Option]], keep: dict[str, Kept],
-              locked: dict[int, str], width: int, height: int) -> Problem:
+              locked: dict[int, str], width: int, height: int,
+              cast_faces: dict[str, tuple[float, ...]]) -> Problem:
     S = costs.SCALE
     clips = sorted({o.clip_id for opts in options for o in opts if o.hit})
     files = sorted({o.hit.shot.path for opts in options for o in opts if o.hit})
@@ -132,8 +134,13 @@ def _assemble(plan: ShotPlan, rules: RuleSet, options: list[list[Option]], keep:
     file_no = {f: k for k, f in enumerate(files)}
     feats: dict[str, ShotFeatures | None] = {o.clip_id: o.hit.shot.features
                                               for opts in options for o in opts if o.hit}
-    identities = costs.face_identities({c: f.face_descriptors for c, f in feats.items()
-                                        if f is not None and f.face_descriptors})
+    # the cast's own faces join the clustering first ("\0" sorts before any clip id), so a
+    # clip showing a character's cast face shares that face's identity number
+    cast_keys = {name: f"\0cast:{name}" for name in cast_faces}
+    identities = costs.face_identities(
+        {**{c: f.face_descriptors for c, f in feats.items() if f is not None and f.face_descriptors},
+         **{cast_keys[name]: (tuple(d),) for name, d in cast_faces.items()}})
+    cast_ids = {name: identities[key][0] for name, key in cast_keys.items()}
     klass = {key: {c: fn(f) for c, f in feats.items()} for key, fn in costs.CLASSERS.items()}
     unknown = {key: fn(None) for key, fn in costs.CLASSERS.items()}
     wt = {t: rules.weight(t) for t in rules.weights}
@@ -171,7 +178,12 @@ def _assemble(plan: ShotPlan, rules: RuleSet, options: list[list[Option]], keep:
         for key in costs.CLASSERS:
             classes[key].append(np.array([klass[key][o.clip_id] if o.hit else unknown[key] for o in opts],
                                          dtype=np.int64))
-        faces.append([identities.get(o.clip_id, ()) if o.hit else () for o in opts])
+        shown = [identities.get(o.clip_id, ()) if o.hit else () for o in opts]
+        named = set(shot.characters)
+        if named and named <= set(cast_ids):  # only cast-photo characters: only their faces count
+            theirs = {cast_ids[n] for n in named}
+            shown = [tuple(k for k in f if k in theirs) for f in shown]
+        faces.append(shown)
     aspects = [(term, key, np.rint(table * wt[term] * S).astype(np.int64))
                for term, key, table in costs.CUT_ASPECTS if wt[term] > 0]
     names: dict[str, list[int]] = {}

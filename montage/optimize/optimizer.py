@@ -73,6 +73,7 @@ def optimize(
     keep: Mapping[str, Kept] | None = None,
     free: frozenset[str] | None = None,
     pacing: Pacing | None = None,
+    cast_faces: Mapping[str, tuple[float, ...]] | None = None,
 ) -> Solution:
     """Choose the edit. Deterministic for the same input.
 
@@ -86,7 +87,10 @@ def optimize(
     depend on machine load; a wall-clock backstop of four times that plus a second guards
     against a stall. ``pacing`` brings narration floors and a music beat grid
     (:mod:`montage.optimize.pacing`): spoken shots hold their speech, and cuts land on beats
-    within the style's ``beat_tolerance``.
+    within the style's ``beat_tolerance``. ``cast_faces`` maps a character to the face
+    descriptor of their cast.toml photos: in shots that name only such characters, a face
+    counts for the character rule only when it is theirs (an extra's face is not the
+    character shown by another face).
     """
     t0 = time.perf_counter()
     rules = rules or default_rules()
@@ -94,7 +98,8 @@ def optimize(
         rules = replace(rules, placeholder_threshold=threshold)
     limit = time_limit if time_limit is not None else 1.0 + 0.005 * len(plan.shots)
     p = build_problem(plan, candidates, rules, rate=rate, width=width, height=height,
-                      pins=pins, bans=bans, keep=keep, free=free, pacing=pacing)
+                      pins=pins, bans=bans, keep=keep, free=free, pacing=pacing,
+                      cast_faces=cast_faces)
     choice, value, bound, optimal, method, stats = _solve(p, limit)
     explanations = explain(p, choice)
     root = Path(candidates.library)
