@@ -141,21 +141,7 @@ def replace_all(con: sqlite3.Connection, meta: dict, files: dict[str, dict],
         con.execute("DELETE FROM shots")
         con.execute("DELETE FROM terms")
         con.execute("DELETE FROM moments")
-        con.executemany("INSERT INTO moments (row, times, vectors) VALUES (?, ?, ?)",
-                        [(row, json.dumps(list(t)), np.asarray(v, np.float16).tobytes())
-                         for row, (t, v) in moments])
-        con.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
-                        [(k, json.dumps(v)) for k, v in meta.items()])
-        con.executemany(
-            "INSERT INTO files (path, kind, size, mtime_ns, sha1, text_sig, seconds, reason) "
-            "VALUES (:path, :kind, :size, :mtime_ns, :sha1, :text_sig, :seconds, :reason)",
-            [{**f, "path": p} for p, f in files.items()])
-        con.executemany(
-            "INSERT INTO shots (id, row, path, data, terms) VALUES (?, ?, ?, ?, ?)",
-            [(s.id, row, s.path, json.dumps(asdict(s), ensure_ascii=False), json.dumps(terms))
-             for row, s, terms in shots])
-        con.executemany("INSERT OR IGNORE INTO terms (term, row) VALUES (?, ?)",
-                        [(t, row) for row, _, terms in shots for t in terms])
+        _insert(con, meta, files, shots, moments)
 
 
 def touch_files(con: sqlite3.Connection, mtimes: dict[str, int]) -> None:
@@ -178,6 +164,28 @@ def probe_meta(folder: Path) -> dict:
             return read_meta(con)
     except sqlite3.Error:
         return {}
+
+
+def _insert(con: sqlite3.Connection, meta: dict, files: dict[str, dict],
+            shots: list[tuple[int, LibraryShot, list[str]]],
+            moments: Iterable[tuple[int, Moments]]) -> None:
+    """Write meta, file records (replacing any of the same path), shots, their terms and
+    moments: what both a whole swap and an in-place change add."""
+    con.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
+                    [(k, json.dumps(v)) for k, v in meta.items()])
+    con.executemany(
+        "INSERT OR REPLACE INTO files (path, kind, size, mtime_ns, sha1, text_sig, seconds, "
+        "reason) VALUES (:path, :kind, :size, :mtime_ns, :sha1, :text_sig, :seconds, :reason)",
+        [{**f, "path": p} for p, f in files.items()])
+    con.executemany(
+        "INSERT INTO shots (id, row, path, data, terms) VALUES (?, ?, ?, ?, ?)",
+        [(s.id, row, s.path, json.dumps(asdict(s), ensure_ascii=False), json.dumps(terms))
+         for row, s, terms in shots])
+    con.executemany("INSERT OR IGNORE INTO terms (term, row) VALUES (?, ?)",
+                    [(t, row) for row, _, terms in shots for t in terms])
+    con.executemany("INSERT INTO moments (row, times, vectors) VALUES (?, ?, ?)",
+                    [(row, json.dumps(list(t)), np.asarray(v, np.float16).tobytes())
+                     for row, (t, v) in moments])
 
 
 # -- the large-library index: stable rows, changed in place (see retrieval.largevectors) ------
@@ -210,21 +218,7 @@ def apply_changes(con: sqlite3.Connection, meta: dict, drop: Iterable[str],
             if p not in files:
                 con.execute("DELETE FROM files WHERE path = ?", (p,))
         con.execute("DELETE FROM meta")
-        con.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
-                        [(k, json.dumps(v)) for k, v in meta.items()])
-        con.executemany(
-            "INSERT OR REPLACE INTO files (path, kind, size, mtime_ns, sha1, text_sig, seconds, "
-            "reason) VALUES (:path, :kind, :size, :mtime_ns, :sha1, :text_sig, :seconds, :reason)",
-            [{**f, "path": p} for p, f in files.items()])
-        con.executemany(
-            "INSERT INTO shots (id, row, path, data, terms) VALUES (?, ?, ?, ?, ?)",
-            [(s.id, row, s.path, json.dumps(asdict(s), ensure_ascii=False), json.dumps(terms))
-             for row, s, terms in shots])
-        con.executemany("INSERT OR IGNORE INTO terms (term, row) VALUES (?, ?)",
-                        [(t, row) for row, _, terms in shots for t in terms])
-        con.executemany("INSERT INTO moments (row, times, vectors) VALUES (?, ?, ?)",
-                        [(row, json.dumps(list(t)), np.asarray(v, np.float16).tobytes())
-                         for row, (t, v) in moments])
+        _insert(con, meta, files, shots, moments)
 
 
 def renumber_rows(con: sqlite3.Connection, old: np.ndarray, meta: dict) -> None:
