@@ -53,6 +53,14 @@ def make_still(path: Path, *, size: str = "64x36", source: str = "testsrc2") -> 
     return path
 
 
+@pytest.fixture(scope="session")
+def proxy(pytestconfig):
+    """One proxy embedder for the session; its label cache lives in pytest's cache folder."""
+    from retrieval.proxy import ProxyEmbedder
+
+    return ProxyEmbedder(cache_dir=pytestconfig.cache.mkdir("montage-models"), threads=1)
+
+
 @pytest.fixture(autouse=True)
 def _fail_on_logged_error(caplog: pytest.LogCaptureFixture):
     """A test that logs an ERROR fails, unless it asserts on that record itself."""

@@ -14,15 +14,10 @@ from retrieval import build_index, make_embedder, open_index
 from retrieval.embed import PROXY_NAME, Embedder
 from retrieval.registry import canonical_name
 from retrieval.media import read_still
-from retrieval.proxy import ProxyEmbedder, label_names, preprocess
+from retrieval.proxy import label_names, preprocess
 from tests.conftest import make_cut_clip, make_still
 
 SKIMAGE_DATA = Path(importlib.util.find_spec("skimage").submodule_search_locations[0]) / "data"
-
-
-@pytest.fixture(scope="module")
-def proxy(pytestconfig) -> ProxyEmbedder:
-    return ProxyEmbedder(cache_dir=pytestconfig.cache.mkdir("montage-models"), threads=1)
 
 
 @pytest.fixture(scope="module")

@@ -10,14 +10,8 @@ import numpy as np
 import pytest
 
 from retrieval import build_index, open_index, search_library
-from retrieval.proxy import ProxyEmbedder
 from retrieval.store import DB_NAME
 from tests.conftest import make_clip, make_cut_clip
-
-
-@pytest.fixture(scope="module")
-def proxy(pytestconfig) -> ProxyEmbedder:
-    return ProxyEmbedder(cache_dir=pytestconfig.cache.mkdir("montage-models"), threads=1)
 
 
 def test_a_moved_library_is_searched_with_its_index(tmp_path, proxy) -> None:

@@ -21,14 +21,8 @@ from montage.cli import main
 from planner.errors import LibraryError
 from retrieval import build_index, open_index, search_library
 from retrieval.location import READONLY_ENV, cache_index_dir, is_writable
-from retrieval.proxy import ProxyEmbedder
 from retrieval.store import DB_NAME
 from tests.conftest import make_clip, make_cut_clip, make_still
-
-
-@pytest.fixture(scope="module")
-def proxy(pytestconfig) -> ProxyEmbedder:
-    return ProxyEmbedder(cache_dir=pytestconfig.cache.mkdir("montage-models"), threads=1)
 
 
 @pytest.fixture(autouse=True)

@@ -20,17 +20,11 @@ from montage.cli import main
 from planner.errors import LibraryError
 from retrieval import build_index, open_index
 from retrieval.largevectors import LargeVectorIndex
-from retrieval.proxy import ProxyEmbedder
 from retrieval.store import DB_NAME
 from tests.conftest import make_clip, make_cut_clip, make_still
 
 COLOURS = ["red", "green", "blue", "yellow", "white", "black", "orange"]
 QUERIES = ["red", "a green field", "blue sky", "a test pattern", "white light", "yellow"]
-
-
-@pytest.fixture(scope="module")
-def proxy(pytestconfig) -> ProxyEmbedder:
-    return ProxyEmbedder(cache_dir=pytestconfig.cache.mkdir("montage-models"), threads=1)
 
 
 @pytest.fixture(autouse=True)

@@ -28,15 +28,8 @@ from retrieval import (
 from retrieval.detect import detect_shots, merge_short
 from retrieval.library import footage_text, footage_words, name_words
 from retrieval.media import probe, read_frames, read_still
-from retrieval.proxy import ProxyEmbedder
 from retrieval.store import DB_NAME
 from retrieval.vectors import VectorIndex
-
-
-@pytest.fixture(scope="session")
-def proxy(pytestconfig) -> ProxyEmbedder:
-    """One proxy embedder for the session; its label cache lives in pytest's cache folder."""
-    return ProxyEmbedder(cache_dir=pytestconfig.cache.mkdir("montage-models"), threads=1)
 
 
 def _make_library(root: Path) -> Path:
