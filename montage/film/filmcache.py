@@ -13,6 +13,7 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
+from montage.film.soundtrack import Soundtrack
 from retrieval.ffmpeg import MediaInfo, probe
 
 PROBES = "probes.json"
@@ -66,14 +67,13 @@ def probe_known(media: Path, known: dict) -> MediaInfo:
     return info
 
 
-def film_key(clip_files: list[str], sound) -> str:
+def film_key(clip_files: list[str], sound: Soundtrack | None) -> str:
     """Everything that decides a joined film: its clips' cache names, which already hash each
     clip's source, range and encoding, in order, and the narration and music with their files'
     versions."""
     media = []
     if sound is not None:
-        paths = [getattr(line, "path", "") for line in getattr(sound, "lines", ())]
-        paths += [getattr(sound, "music", "")]
+        paths = [line.path for line in sound.lines] + [sound.music]
         media = [_version(Path(p)) if p and Path(p).is_file() else str(p) for p in paths]
     fields = [clip_files, repr(sound), media]
     return hashlib.sha1(json.dumps(fields, default=str).encode()).hexdigest()

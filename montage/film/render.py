@@ -277,13 +277,13 @@ def render_edit(otio_path: Path, out_path: Path, *, workdir: Path | None = None,
     started = time.perf_counter()
     otio_path, out_path = Path(otio_path), Path(out_path)
     edl = read_timeline(otio_path)
-    sources = _check_inputs(edl, otio_path, out_path,
-                            Path(cache).absolute() if cache is not None else None)
+    sound = read_soundtrack(otio_path)  # narration and music: mixed under the picture
+    cache = Path(cache).absolute() if cache is not None else None
+    sources = _check_inputs(edl, otio_path, out_path, cache)
     partial = _claim_output(out_path)
+    clips = None
     if cache is not None:
-        cache = Path(cache).absolute()
-        sound = read_soundtrack(otio_path)
-        clips = _segments(edl, sources, cache, cache)
+        clips = _segments(edl, sources, cache, cache)  # the work folder is unused with a cache
         key = film_key([seg.path.name for seg in clips], sound)
         # a clip gone from the cache is encoded again now, so the next changed cut finds it
         if (reuse is not None and reusable_film(cache, key, Path(reuse))
@@ -309,10 +309,9 @@ def render_edit(otio_path: Path, out_path: Path, *, workdir: Path | None = None,
         work.mkdir(parents=True, exist_ok=True)
         try:
             if cache is not None:
-                Path(cache).mkdir(parents=True, exist_ok=True)
+                cache.mkdir(parents=True, exist_ok=True)
             encoded = _render(edl, sources, work.absolute(), partial, parallel, threads, progress,
-                              Path(cache).absolute() if cache is not None else None)
-            sound = read_soundtrack(otio_path)  # narration and music: mixed under the picture
+                              cache, clips)
             if sound is not None:
                 _tell(progress, "render: mixing narration and music")
                 mix_film(partial, sound, edl.frames, work.absolute())
@@ -328,7 +327,7 @@ def render_edit(otio_path: Path, out_path: Path, *, workdir: Path | None = None,
         partial.unlink(missing_ok=True)
         raise
     if cache is not None:
-        remember_film(Path(cache), key, out_path)
+        remember_film(cache, key, out_path)
     n = len(edl.decisions)
     return RenderResult(out_path, n, encoded, n - encoded, time.perf_counter() - started)
 
@@ -357,9 +356,10 @@ def _tell(progress: bool | Callable[[str], None], text: str) -> None:
 
 def _render(edl: EditDecisionList, sources: list[_Source], work: Path, partial: Path,
             parallel: int, threads: int, progress: bool | Callable[[str], None],
-            cache: Path | None) -> int:
-    """Encode the clips not in ``cache`` and join all of them; returns how many were encoded."""
-    segments = _segments(edl, sources, work, cache)
+            cache: Path | None, segments: list[_Segment] | None = None) -> int:
+    """Encode the clips not in ``cache`` and join all of them; returns how many were encoded.
+    ``segments``: the clips' files, when the caller has laid them out already."""
+    segments = segments if segments is not None else _segments(edl, sources, work, cache)
     # identical clips (a refrain's title cards, say) share one key: each key is encoded once
     todo, planned = [], set()
     for seg, src in zip(segments, sources):
