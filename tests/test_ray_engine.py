@@ -51,7 +51,7 @@ def source(tmp_path_factory) -> Path:
     make_cut_clip(root / "more" / "walls.mp4", ["blue", "white"], size="48x48")
     make_clip(root / "plain.mp4", duration=2.0, size="48x48")
     (root / "plain.mp4.txt").write_text("a test pattern on a screen\n", encoding="utf-8")
-    make_still(root / "stills" / "still.png", size="48x48")
+    make_still(root / "stills" / "still.png", size="48x48", source="smptebars")  # see test_index_safety
     (root / "broken.mp4").write_bytes(np.random.default_rng(0).bytes(4096))
     return root
 
