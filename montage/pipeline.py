@@ -232,7 +232,7 @@ class Recutter:
             candidates = generated.candidates
             lap("generate")
 
-        keep, free, alignment = self._stability(plan, previous, choices)
+        keep, free, alignment = self._stability(plan, previous, choices, candidates)
         gone = self._gone(previous, index)
         for sid in [sid for sid, k in keep.items() if k.library_shot in gone]:
             del keep[sid]  # its clip left the library: its footage is chosen anew
@@ -372,7 +372,8 @@ class Recutter:
         return CandidateSet(library=str(self.library.resolve()), embedder=index.embedder_name,
                             shots=tuple(ShotCandidates(c.shot_id, c.query, c.hits) for c in shots))
 
-    def _stability(self, plan: ShotPlan, previous: "_Previous | None", choices: Choices):
+    def _stability(self, plan: ShotPlan, previous: "_Previous | None", choices: Choices,
+                   candidates: CandidateSet):
         """What the last cut chose (kept where possible) and which shots are re-solved."""
         if previous is None:
             return {}, None, None
@@ -388,12 +389,24 @@ class Recutter:
             frames = old.frames if old is not None and old.library_shot == clip else 0
             keep[shot] = Kept(clip, round(Fraction(at).limit_denominator(1000) * self.options.rate), frames)
         if not previous.fresh:  # other settings or another index: re-solve all, still preferring the old
-            return keep, None, alignment
+            return self._still_good(keep, candidates, choices), None, alignment
         free = set(alignment.touched)
         free |= {s for s, clip in choices.pins.items() if keep.get(s, Kept("", 0, 0)).library_shot != clip}
         free |= {s for s, k in keep.items() if k.library_shot in choices.bans}
         free |= {s for s, (clip, at) in choices.trims.items() if s in keep}
         return keep, frozenset(free), alignment
+
+    def _still_good(self, keep: dict[str, Kept], candidates: CandidateSet,
+                    choices: Choices) -> dict[str, Kept]:
+        """The kept choices that this index and these settings would still pick: the keep reward
+        outweighs any match, so without this a new embedder version or a raised threshold would
+        leave a clip it now rates below the card threshold in the film, and footage added for a
+        title card would never replace it. Hand-set trims hold whatever the scores."""
+        threshold = self._threshold(candidates)
+        scores = {c.shot_id: {h.shot.id: h.score for h in c.hits} for c in candidates.shots}
+        return {sid: k for sid, k in keep.items()
+                if sid in choices.trims
+                or (k.library_shot and scores.get(sid, {}).get(k.library_shot, -1.0) >= threshold)}
 
     def _record(self, n: int, plan: ShotPlan, candidates: CandidateSet, edl: EditDecisionList,
                 changes: str, script: Path, sound: Soundtrack | None = None) -> Path:

@@ -83,7 +83,8 @@ class FootageIndex:
         query_vectors = None if mode == "keywords" else emb.embed_queries(queries)
         with closing(self._connect()) as con:
             ranked = [rank(self.vectors, lambda t, lim: store.postings(con, t, lim), self._n, q,
-                           None if query_vectors is None else query_vectors[i], top, mode)
+                           None if query_vectors is None else query_vectors[i], top, mode,
+                           first_rows=lambda n: store.first_rows(con, n))
                       for i, q in enumerate(queries)]
             wanted = {r for hits in ranked for r, _ in hits}
             shots = store.shots_by_rows(con, wanted)

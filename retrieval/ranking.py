@@ -37,8 +37,13 @@ Postings = Callable[[tuple[str, ...], int], tuple[dict[str, int], dict[int, set[
 
 
 def rank(vectors: "VectorIndex", postings: Postings, n_shots: int, query: str,
-         query_vector: np.ndarray | None, top: int, mode: str = DEFAULT_MODE) -> list[tuple[int, float]]:
-    """The ``top`` best (vector row, score) pairs for one query, best first."""
+         query_vector: np.ndarray | None, top: int, mode: str = DEFAULT_MODE,
+         first_rows: Callable[[int], list[int]] | None = None) -> list[tuple[int, float]]:
+    """The ``top`` best (vector row, score) pairs for one query, best first.
+
+    ``first_rows(n)``: the index's first ``n`` live rows in order, which fill a keyword search
+    that matched fewer than ``top`` shots (default ``0..n-1``: a large index's rows have gaps,
+    so it passes its own)."""
     if mode not in MODES:
         raise ValueError(f"unknown search mode {mode!r}: one of {', '.join(MODES)}")
     q_terms = terms(query) if mode != "embedding" else ()
@@ -47,7 +52,8 @@ def rank(vectors: "VectorIndex", postings: Postings, n_shots: int, query: str,
     if mode == "keywords":
         order = sorted(kw, key=lambda r: (-kw[r], r))[:top]
         if len(order) < top:  # then the rest in index order, score 0
-            order += [r for r in range(n_shots) if r not in kw][: top - len(order)]
+            rows = first_rows(top + len(kw)) if first_rows else range(min(n_shots, top + len(kw)))
+            order += [r for r in rows if r not in kw][: top - len(order)]
         return [(r, float(kw.get(r, 0.0))) for r in order]
     cos: dict[int, float] = {}
     pool = min(n_shots, max(top * 5, _MIN_POOL))

@@ -91,6 +91,12 @@ def shots_by_rows(con: sqlite3.Connection, rows: Iterable[int]) -> dict[int, Lib
     return out
 
 
+def first_rows(con: sqlite3.Connection, n: int) -> list[int]:
+    """The first ``n`` vector rows that hold a shot, in order (a large index's rows have gaps
+    where shots were removed)."""
+    return [r["row"] for r in con.execute("SELECT row FROM shots ORDER BY row LIMIT ?", (int(n),))]
+
+
 def all_shots(con: sqlite3.Connection) -> list[LibraryShot]:
     return [shot_from_dict(json.loads(r["data"]))
             for r in con.execute("SELECT data FROM shots ORDER BY row")]

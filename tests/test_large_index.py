@@ -119,6 +119,10 @@ def test_commits_that_add_and_remove_files_keep_rows_stable(tmp_path, proxy) -> 
     found = {h.shot.id for q in open_index(root).search(QUERIES + ["black", "orange"], 10)
              for h in q}
     assert found <= set(second) and "new/09.mp4#0" in found and "01.mp4#0" not in found
+    # a keyword search that matches few shots is filled with live rows, not row numbers 0..n-1
+    # (tombstones among them, appended rows past them): as many hits as asked, when there are
+    [filled] = open_index(root).search(["orange"], top=len(second), mode="keywords")
+    assert sorted(h.shot.id for h in filled) == sorted(second)
     # removing past a quarter of the rows compacts them: rows 0..n-1 again, each its own vector
     for name in ("00.mp4", "02.mp4", "04.mp4"):
         (root / name).unlink()

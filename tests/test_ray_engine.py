@@ -85,6 +85,22 @@ def test_the_ray_index_is_the_local_index(ray_session, source, options, tmp_path
     assert (again.files_indexed, again.files_reused) == (0, 4)
 
 
+def test_a_large_index_built_on_ray_is_the_local_large_index(ray_session, source, options,
+                                                              tmp_path) -> None:
+    """``--engine ray --vectors large``: the cluster's shards go through the large index's
+    append path as the local engine's files do: same rows, same hits."""
+    from retrieval.engines.ray_engine import build_index_ray
+
+    local_root, ray_root = _copy(source, tmp_path / "a"), _copy(source, tmp_path / "b")
+    build_index(local_root, "proxy", progress=False, workers=0, vectors="large", **options)
+    build_index_ray(ray_root, "proxy", progress=False, vectors="large", **options)
+    a, b = open_index(local_root), open_index(ray_root)
+    assert type(a.vectors).__name__ == type(b.vectors).__name__ != "VectorIndex"
+    assert [s.id for s in a.shots] == [s.id for s in b.shots]
+    for hits_a, hits_b in zip(a.search(QUERIES, top=5), b.search(QUERIES, top=5)):
+        assert [h.shot.id for h in hits_a] == [h.shot.id for h in hits_b]
+
+
 def test_an_interrupted_run_resumes_from_its_shards(ray_session, source, options,
                                                      tmp_path) -> None:
     from retrieval.engines.ray_engine import build_index_ray

@@ -136,6 +136,18 @@ def test_pins_and_bans_survive_recuts(cut1, capsys):
     assert "no shot 99" in capsys.readouterr().err
 
 
+def test_new_settings_keep_only_clips_that_still_clear_the_card_threshold(cut1):
+    """Kept clips earn a reward larger than any match; after a settings change (here the
+    threshold, as after an embedder upgrade) a clip now below the threshold must not stay."""
+    r, script, project, out = cut1
+    assert all(clip for clip, _, _ in clips(project).values())  # threshold 0: all footage
+    strict = Recutter(r.library, project, replace(OPTIONS, threshold=0.99)).cut(script, out)
+    assert all(clip == "" for clip, _, _ in clips(project).values())  # every shot a card now
+    assert strict.kept == 0
+    Recutter(r.library, project, OPTIONS).cut(script, out)  # and back: footage replaces cards
+    assert all(clip for clip, _, _ in clips(project).values())
+
+
 def test_failures_keep_the_previous_film_and_state(cut1, tmp_path):
     r, script, project, out = cut1
     film, state = out.read_bytes(), (project / "state.json").read_text()

@@ -17,7 +17,7 @@ from retrieval.types import CandidateSet, ShotFeatures
 from montage.optimize import costs
 from montage.optimize.problem import Kept, Option, OptimizeError, Problem, frames_for, planned_seconds, shot_options
 from montage.optimize.pacing import Pacing, targets
-from montage.optimize.rules import RuleSet
+from montage.optimize.rules import SHOT_TERMS, RuleSet
 
 _HINT_PIN = "pin a clip listed in candidates.json for that shot, or remove the pin"
 
@@ -124,6 +124,26 @@ def _dedupe(opts: list[Option]) -> list[Option]:
     return out
 
 
+def _charge_cards(rows: dict[str, list[float]], opts: list[Option], rules: RuleSet) -> None:
+    """The ``card`` term: where a clip scores at or above the card threshold, a title card costs
+    the largest per-shot rule cost (looks, fit) among such clips, up to the term's weight. A
+    card says "no footage matched": without this a clip that did match (the demo's moon photo,
+    0.52 against 0.45, a little soft) lost to a card that pays nothing for focus or resolution,
+    and the film said MISSING SHOT; a clip that is unusable (black, blurred, shaking) still
+    loses, as its costs pass the weight."""
+    if "card" not in rows:
+        return
+    looks = [-sum(rows[t][k] for t in rows if t in SHOT_TERMS and t not in ("match", "card"))
+             for k in range(len(opts))]
+    cleared = [looks[k] for k, o in enumerate(opts)
+               if o.hit is not None and o.hit.score >= rules.placeholder_threshold]
+    if not cleared:
+        return
+    for k, o in enumerate(opts):
+        if o.hit is None:
+            rows["card"][k] = -min(rules.weight("card"), max(cleared))
+
+
 def _assemble(plan: ShotPlan, rules: RuleSet, options: list[list[Option]], keep: dict[str, Kept],
               locked: dict[int, str], width: int, height: int,
               cast_faces: dict[str, tuple[float, ...]]) -> Problem:
@@ -171,6 +191,7 @@ def _assemble(plan: ShotPlan, rules: RuleSet, options: list[list[Option]], keep:
                 rows["scene_opening"][k] = -wt["scene_opening"] * costs.opening_cost(f)
             if shot.characters:
                 rows["character_visible"][k] = -wt["character_visible"] * costs.visible_cost(f)
+        _charge_cards(rows, opts, rules)
         terms.append({t: np.rint(np.asarray(v) * S).astype(np.int64) for t, v in rows.items()
                       if any(v)})
         clip_arr.append(np.array([clip_no[o.clip_id] if o.hit else -1 for o in opts], dtype=np.int64))
