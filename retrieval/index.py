@@ -247,6 +247,7 @@ class _Run:
         self._commit_cost = 0.0  # seconds the last commit took (an HNSW build can take minutes)
         self._media = {m.path: m for m in plan.to_index}
         self._hints = "hints" in inspect.signature(emb.analyse).parameters
+        self._facts = "facts" in inspect.signature(emb.analyse).parameters  # proxy-v4's people
         from .keywords import LabelLemmas
 
         self._lemmas = LabelLemmas.open()  # kept label lemmas: spaCy loads only for new ones
@@ -339,7 +340,7 @@ class _Run:
         """Embed the keyframes of ``batch`` in one model call; returns the finished paths."""
         if not batch:
             return []
-        frames, texts, hints, owners = [], [], [], []
+        frames, texts, hints, facts, owners = [], [], [], [], []
         for a in batch:
             text = self.plan.texts[a.path]
             for shot_n, rows in enumerate(a.groups):
@@ -347,8 +348,11 @@ class _Run:
                     frames.append(a.frames[r])
                     texts.append(text)
                     hints.append(people_hints(a.features[shot_n]))
+                    facts.append(a.people[r] if len(a.people) == len(a.frames) else None)
                     owners.append((a.path, shot_n, a.times[r]))
-        if self._hints:
+        if self._facts:  # measured by the analysis (workers), not again here
+            analysis = self.emb.analyse(frames, texts, hints=hints, facts=facts)
+        elif self._hints:
             analysis = self.emb.analyse(frames, texts, hints=hints)
         else:
             analysis = self.emb.analyse(frames, texts)

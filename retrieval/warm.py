@@ -26,8 +26,15 @@ class WarmModels:
 
     def _load(self, emb: Embedder, hints: bool, nlp: bool) -> None:
         try:
+            import inspect
+
             frame = [np.zeros((64, 64, 3), np.uint8)]
-            if hints:
+            if "facts" in inspect.signature(emb.analyse).parameters:
+                from .mediapipe_people import PeopleFacts
+
+                # the workers measure people; the people models load here only if one dies
+                emb.analyse(frame, [""], hints=[(("a person", 1.0),)], facts=[PeopleFacts()])
+            elif hints:
                 emb.analyse(frame, [""], hints=[(("a person", 1.0),)])
             else:
                 emb.analyse(frame, [""])
