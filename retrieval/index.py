@@ -261,19 +261,23 @@ class _Run:
         n_workers = default_workers(len(todo)) if workers is None else workers
         previous_threads = None
         if todo:
-            from .analyse import check_models
             from .embed import set_torch_threads
 
-            check_models()  # a missing model fails here, once, not per file in the workers
+            if n_workers == 0:
+                from .analyse import check_models
+
+                check_models()  # a missing model fails here, before the first file
             cores = os.cpu_count() or 1
             previous_threads = set_torch_threads(max(1, cores - n_workers))
         bar = tqdm(total=len(todo), desc="indexing", unit="file", file=sys.stderr,
                    disable=not progress or not todo, dynamic_ncols=True)
         waiting: list[FileAnalysis] = []
         done = 0
-        # models load beside the workers; in-process analysis shares the people models with
-        # the embedder (LiteRT interpreters are not thread-safe), so not beside that
-        warm = (WarmModels(self.emb, self._hints, nlp=not self._lemmas.kept)
+        # models load beside the workers, and the workers' models are checked there (a missing
+        # one fails at the first batch, or as a worker's error, not per file); in-process
+        # analysis shares the people models with the embedder (LiteRT interpreters are not
+        # thread-safe), so not beside that
+        warm = (WarmModels(self.emb, self._hints, nlp=not self._lemmas.kept, check=True)
                 if todo and n_workers > 0 else None)
 
         def finished(path: str) -> None:

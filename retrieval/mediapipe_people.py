@@ -168,12 +168,9 @@ def people(image: np.ndarray) -> list[tuple[tuple[float, float, float, float], f
 
 def _blobs(mask: np.ndarray, min_share: float = 0.002) -> int:
     """Separate regions of the mask of at least ``min_share`` of the frame."""
-    from scipy import ndimage
+    from .vision import region_sizes
 
-    labels, n = ndimage.label(mask)
-    if not n:
-        return 0
-    sizes = np.bincount(labels.ravel())[1:]
+    sizes = region_sizes(mask)
     return int((sizes >= min_share * mask.size).sum())
 
 

@@ -87,5 +87,14 @@ def fit_similarity(src: np.ndarray, dst: np.ndarray, *, threshold: float) -> np.
     return m
 
 
-__all__ = ["fit_similarity", "good_features", "laplacian", "resize", "rgb_to_gray",
-           "rgb_to_hsv", "track_points"]
+def region_sizes(mask: np.ndarray) -> np.ndarray:
+    """Pixel counts of the 4-connected regions of a boolean mask (as ``scipy.ndimage.label``
+    finds them), background excluded."""
+    cv2 = _cv2()
+    n, _, stats, _ = cv2.connectedComponentsWithStats(np.ascontiguousarray(mask, np.uint8),
+                                                      connectivity=4)
+    return stats[1:n, cv2.CC_STAT_AREA]
+
+
+__all__ = ["fit_similarity", "good_features", "laplacian", "region_sizes", "resize",
+           "rgb_to_gray", "rgb_to_hsv", "track_points"]

@@ -179,3 +179,19 @@ def test_analyse_file_gives_keyframes_and_features_per_shot(tmp_path) -> None:
     assert result.error == "" and len(result.spans) == 1 and result.seconds == pytest.approx(9, abs=0.1)
     assert len(result.groups[0]) == 5  # a long shot gets five keyframes
     assert result.frames[0].shape == (54, 96, 3) and result.features[0].sharpness > 0.3
+
+
+def test_person_mask_regions_are_counted_as_scipy_counts_them() -> None:
+    """The person mask's regions come from OpenCV (workers import no scipy for them), with
+    scipy.ndimage.label's 4-connectivity."""
+    from scipy import ndimage
+
+    from retrieval.vision import region_sizes
+
+    rng = np.random.default_rng(0)
+    for threshold in (0.3, 0.5, 0.7, 0.9):
+        mask = rng.random((64, 80)) > threshold
+        labels, n = ndimage.label(mask)
+        assert n > 3
+        assert sorted(np.bincount(labels.ravel())[1:]) == sorted(region_sizes(mask))
+    assert len(region_sizes(np.zeros((8, 8), bool))) == 0
