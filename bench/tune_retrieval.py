@@ -59,7 +59,7 @@ class Library:
                 for n, (rows, feats) in enumerate(zip(a.groups, a.features)):
                     frames = [a.frames[r] for r in rows]
                     hints = [people_hints(feats)] * len(frames)
-                    sig = emb.signals(frames, hints, [a.people[r] for r in rows])
+                    sig = emb.signals(frames, hints, [a.facts[r] for r in rows])
                     data["shots"].append({"id": f"{m.path}#{n}", "path": m.path,
                                           "start": a.spans[n][0], "end": a.spans[n][1],
                                           "people": people_words(feats), "text": text})

@@ -57,7 +57,7 @@ class FileAnalysis:
     features: tuple[ShotFeatures, ...] = ()
     # what mediapipe saw in each of ``frames`` (faces, person mask; measured with the faces):
     # the embedder takes these instead of running the same models again on the indexing process
-    people: tuple[PeopleFacts, ...] = ()
+    facts: tuple[PeopleFacts, ...] = ()
     error: str = ""  # why the file was skipped; "" when it was read
     cpu_seconds: float = 0.0
 
@@ -95,17 +95,17 @@ def _analyse(root: Path, rel: str, kind: str, settings: Settings) -> FileAnalysi
     info = probe(path)
     frames: list[np.ndarray] = []
     key_times: list[float] = []
-    spans, groups, features, people = [], [], [], []
+    spans, groups, features, facts = [], [], [], []
     for shot in scan_video(path, info.duration, info.fps, threshold=settings.threshold,
                            min_shot=settings.min_shot):
         if not shot.keyframes:
             raise MediaError(f"cannot read {path}: no frame of {shot.start:.2f}-{shot.end:.2f} s "
                              "could be decoded", hint="re-export or remove the file")
         small = [_shrink(f) for f in shot.keyframes]
-        feats, facts = measure_shot(list(shot.keyframes),
-                                    analyse_motion(list(shot.triplets), info.fps), small=small)
+        feats, seen = measure_shot(list(shot.keyframes),
+                                   analyse_motion(list(shot.triplets), info.fps), small=small)
         features.append(feats)
-        people += facts
+        facts += seen
         spans.append((shot.start, shot.end))
         groups.append(tuple(range(len(frames), len(frames) + len(small))))
         frames += small
@@ -115,7 +115,7 @@ def _analyse(root: Path, rel: str, kind: str, settings: Settings) -> FileAnalysi
                          hint="re-export or remove the file")
     return FileAnalysis(rel, kind, info.width, info.height, info.fps, info.duration,
                         tuple(spans), tuple(frames), tuple(key_times), tuple(groups),
-                        tuple(features), tuple(people))
+                        tuple(features), tuple(facts))
 
 
 def shot_features(frames: list[np.ndarray], motion, *, face_detector: str = "",

@@ -352,7 +352,7 @@ class _Run:
                     frames.append(a.frames[r])
                     texts.append(text)
                     hints.append(people_hints(a.features[shot_n]))
-                    facts.append(a.people[r] if len(a.people) == len(a.frames) else None)
+                    facts.append(a.facts[r] if len(a.facts) == len(a.frames) else None)
                     owners.append((a.path, shot_n, a.times[r]))
         if self._facts:  # measured by the analysis (workers), not again here
             analysis = self.emb.analyse(frames, texts, hints=hints, facts=facts)

@@ -163,7 +163,7 @@ def test_people_count_is_the_same_in_a_worker_and_in_this_process(tmp_path) -> N
     assert here["coffee.png"].features[0].people == 0
     for path in here:
         assert here[path].features == there[path].features
-        assert here[path].people == there[path].people and len(here[path].people) == 1
+        assert here[path].facts == there[path].facts and len(here[path].facts) == 1
 
 
 def test_analyse_file_reports_a_bad_file_instead_of_raising(tmp_path) -> None:

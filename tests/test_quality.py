@@ -61,9 +61,9 @@ def test_v4_takes_the_people_facts_the_analysis_measured(v4, tmp_path) -> None:
 
     shutil.copy(SKIMAGE_DATA / "astronaut.png", tmp_path / "a.png")
     a = analyse_file(str(tmp_path), "a.png", "still", Settings(27.0, 0.4))
-    assert len(a.people) == len(a.frames) == 1 and a.people[0].faces == 1
+    assert len(a.facts) == len(a.frames) == 1 and a.facts[0].faces == 1
     own = v4.analyse(list(a.frames), [""])
-    given = v4.analyse(list(a.frames), [""], facts=list(a.people))
+    given = v4.analyse(list(a.frames), [""], facts=list(a.facts))
     assert np.array_equal(own.vectors, given.vectors)
     nobody = v4.analyse(list(a.frames), [""], facts=[PeopleFacts()])
     assert not np.allclose(own.vectors, nobody.vectors)  # the facts are used, not ignored
