@@ -39,7 +39,7 @@ class WarmModels:
             if "facts" in inspect.signature(emb.analyse).parameters:
                 from .mediapipe_people import PeopleFacts
 
-                # the workers measure people; the people models load here only if one dies
+                # the workers measure people: this process runs no mediapipe pass per frame
                 emb.analyse(frame, [""], hints=[(("a person", 1.0),)], facts=[PeopleFacts()])
             elif hints:
                 emb.analyse(frame, [""], hints=[(("a person", 1.0),)])
