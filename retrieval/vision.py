@@ -20,7 +20,7 @@ import numpy as np
 
 from planner.errors import ModelError
 
-_HINT = "pip install 'opencv-python-headless>=4.9,<5'"  # PySceneDetect wants < 5
+_HINT = "pip install 'opencv-python-headless>=4.9,<5'"  # as pyproject.toml pins it
 
 Interpolation = Literal["area", "linear"]
 
