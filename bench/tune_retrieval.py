@@ -36,7 +36,8 @@ from retrieval.proxy import _top_labels, label_names  # noqa: E402
 from retrieval.text import encode_texts  # noqa: E402
 
 CACHE = Path.home() / ".cache" / "montage" / "eval-signals"
-CACHE_VERSION = "v5"  # raw measurements per frame (FrameSignals with facts, scene and hints)
+CACHE_VERSION = "v6"  # raw measurements per frame (FrameSignals with facts, scene and hints);
+# v6: people facts as the indexer's workers measure them, two side crops of wide frames
 
 
 class Library:
@@ -58,7 +59,7 @@ class Library:
                 for n, (rows, feats) in enumerate(zip(a.groups, a.features)):
                     frames = [a.frames[r] for r in rows]
                     hints = [people_hints(feats)] * len(frames)
-                    sig = emb.signals(frames, hints)
+                    sig = emb.signals(frames, hints, [a.facts[r] for r in rows])
                     data["shots"].append({"id": f"{m.path}#{n}", "path": m.path,
                                           "start": a.spans[n][0], "end": a.spans[n][1],
                                           "people": people_words(feats), "text": text})

@@ -14,6 +14,7 @@ import numpy as np
 
 from planner.errors import MediaError
 
+from .mediapipe_people import PeopleFacts
 from .scan import KEYFRAMES, LONG_KEYFRAMES, LONG_SHOT, SHORT_KEYFRAMES, SHORT_SHOT, FLASH, \
     keyframe_fractions
 from .types import ShotFeatures
@@ -31,10 +32,12 @@ class Settings:
     def as_dict(self) -> dict:
         return {"threshold": self.threshold, "min_shot": self.min_shot,
                 "keyframes": [list(LONG_KEYFRAMES), list(KEYFRAMES), list(SHORT_KEYFRAMES),
-                              LONG_SHOT, SHORT_SHOT, FLASH], "features": 4}
+                              LONG_SHOT, SHORT_SHOT, FLASH], "features": 5}
         # features 2: keyframe times and vectors are kept (moments), so an index from 1 is rebuilt;
         # 3: faces found by BlazeFace (retrieval.faces), so no index mixes them with dlib's;
-        # 4: video features measured on the keyframes shrunk to MAX_FRAME_SIDE (values move)
+        # 4: video features measured on the keyframes shrunk to MAX_FRAME_SIDE (values move);
+        # 5: people counted by BlazePose's detector, not OpenCV's HOG (counts, hints and so
+        # proxy-v4's vectors move)
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,9 @@ class FileAnalysis:
     times: tuple[float, ...] = ()  # where each keyframe was taken (seconds into the file)
     groups: tuple[tuple[int, ...], ...] = ()  # indices into ``frames`` per shot
     features: tuple[ShotFeatures, ...] = ()
+    # what mediapipe saw in each of ``frames`` (faces, person mask; measured with the faces):
+    # the embedder takes these instead of running the same models again on the indexing process
+    facts: tuple[PeopleFacts, ...] = ()
     error: str = ""  # why the file was skipped; "" when it was read
     cpu_seconds: float = 0.0
 
@@ -83,21 +89,23 @@ def _analyse(root: Path, rel: str, kind: str, settings: Settings) -> FileAnalysi
     if kind == "still":
         image = read_still(path)
         h, w = image.shape[:2]
-        feats = shot_features([image], STILL)
+        feats, facts = measure_shot([image], STILL)
         return FileAnalysis(rel, kind, w, h, 0.0, 0.0, ((0.0, 0.0),), (_shrink(image),), (0.0,),
-                            ((0,),), (feats,))
+                            ((0,),), (feats,), facts)
     info = probe(path)
     frames: list[np.ndarray] = []
     key_times: list[float] = []
-    spans, groups, features = [], [], []
+    spans, groups, features, facts = [], [], [], []
     for shot in scan_video(path, info.duration, info.fps, threshold=settings.threshold,
                            min_shot=settings.min_shot):
         if not shot.keyframes:
             raise MediaError(f"cannot read {path}: no frame of {shot.start:.2f}-{shot.end:.2f} s "
                              "could be decoded", hint="re-export or remove the file")
         small = [_shrink(f) for f in shot.keyframes]
-        features.append(shot_features(list(shot.keyframes),
-                                      analyse_motion(list(shot.triplets), info.fps), small=small))
+        feats, seen = measure_shot(list(shot.keyframes),
+                                   analyse_motion(list(shot.triplets), info.fps), small=small)
+        features.append(feats)
+        facts += seen
         spans.append((shot.start, shot.end))
         groups.append(tuple(range(len(frames), len(frames) + len(small))))
         frames += small
@@ -107,12 +115,21 @@ def _analyse(root: Path, rel: str, kind: str, settings: Settings) -> FileAnalysi
                          hint="re-export or remove the file")
     return FileAnalysis(rel, kind, info.width, info.height, info.fps, info.duration,
                         tuple(spans), tuple(frames), tuple(key_times), tuple(groups),
-                        tuple(features))
+                        tuple(features), tuple(facts))
 
 
 def shot_features(frames: list[np.ndarray], motion, *, face_detector: str = "",
                   small: list[np.ndarray] | None = None) -> ShotFeatures:
-    """The features of one shot from its keyframes and its motion (see each module).
+    """The features of one shot from its keyframes and its motion: :func:`measure_shot`'s."""
+    return measure_shot(frames, motion, face_detector=face_detector, small=small)[0]
+
+
+def measure_shot(frames: list[np.ndarray], motion, *, face_detector: str = "",
+                 small: list[np.ndarray] | None = None
+                 ) -> tuple[ShotFeatures, tuple[PeopleFacts, ...]]:
+    """The features of one shot from its keyframes and its motion (see each module), and what
+    mediapipe saw in each keyframe (measured on the face search's copy of at most 640 px, in
+    the same BlazeFace pass; the people count is BlazePose's, the most in any keyframe).
 
     ``face_detector``: "mediapipe" or "dlib" (default: :data:`retrieval.faces.DETECTOR`).
     ``small``: the same keyframes already shrunk (:func:`_shrink`, as the index keeps them):
@@ -123,14 +140,16 @@ def shot_features(frames: list[np.ndarray], motion, *, face_detector: str = "",
     """
     from .faces import DETECTOR, FaceScan, shot_scale
     from .features import dominant_colors, histogram, tone
-    from .people import detect_people
 
     t = tone(frames)
     frames = small if small is not None else frames
     # Faces: the keyframe with the most faces (then the largest) is the shot's best view.
     best, best_scan, best_faces, best_key = 0, None, [], (-1, -1)
+    facts, people = [], 0
     for n, frame in enumerate(frames):
-        scan = FaceScan(frame, detector=face_detector or DETECTOR)
+        scan = FaceScan(frame, detector=face_detector or DETECTOR, people=True)
+        facts.append(scan.facts)
+        people = max(people, scan.people)  # the most in any keyframe
         faces = scan.faces(descriptors=False)
         key = (len(faces), faces[0].height if faces else 0)
         if key > best_key:
@@ -138,7 +157,6 @@ def shot_features(frames: list[np.ndarray], motion, *, face_detector: str = "",
     frame = frames[best]
     if best_faces and best_scan is not None:
         best_faces = best_scan.faces(descriptors=True)
-    people = len(detect_people(frame))
     share = best_faces[0].height / frame.shape[0] if best_faces else 0.0
     return ShotFeatures(
         brightness=t["brightness"], contrast=t["contrast"], saturation=t["saturation"],
@@ -147,7 +165,7 @@ def shot_features(frames: list[np.ndarray], motion, *, face_detector: str = "",
         faces=len(best_faces), face_size=round(float(share), 4),
         scale=shot_scale(share, people), people=people,
         face_descriptors=tuple(f.descriptor for f in best_faces if f.descriptor),
-    )
+    ), tuple(facts)
 
 
 def _shrink(frame: np.ndarray) -> np.ndarray:
@@ -164,13 +182,12 @@ def _shrink(frame: np.ndarray) -> np.ndarray:
 def check_models() -> None:
     """Load the face and people detectors once, so a missing model fails before any work."""
     from .faces import _models
-    from .mediapipe_people import face_boxes
-    from .people import _detector
+    from .mediapipe_people import people, scan
 
     _models()
-    face_boxes(np.zeros((16, 16, 3), np.uint8))
-    _detector()
+    scan(np.zeros((16, 16, 3), np.uint8))
+    people(np.zeros((16, 16, 3), np.uint8))
 
 
 __all__ = ["FileAnalysis", "Settings", "analyse_file", "check_models",
-           "keyframe_fractions", "shot_features"]
+           "keyframe_fractions", "measure_shot", "shot_features"]

@@ -97,7 +97,10 @@ class FaceScan:
     """One detector pass over a frame; descriptors can be asked for afterwards without a second
     pass (a shot's analysis looks at every keyframe, then describes the faces of the best)."""
 
-    def __init__(self, frame: np.ndarray, *, detector: str = DETECTOR) -> None:
+    def __init__(self, frame: np.ndarray, *, detector: str = DETECTOR, people: bool = False) -> None:
+        """``people``: also measure what the embedder and the shot's people count need
+        (:attr:`facts`: mediapipe's faces and person mask, :attr:`people`: BlazePose's
+        people), on the same scaled frame, the BlazeFace pass shared with the face search."""
         from .features import resize
 
         if detector not in ("mediapipe", "dlib"):
@@ -109,7 +112,16 @@ class FaceScan:
         if self.scale < 1.0:
             img = resize(img, round(w * self.scale), round(h * self.scale))
         self.image = img
-        found = _blaze(img) if detector == "mediapipe" else _hog(img)
+        self.facts = None  # PeopleFacts, when ``people``
+        self.people = 0
+        boxes = None
+        if people:
+            from .mediapipe_people import people as find_people
+            from .mediapipe_people import scan
+
+            self.facts, boxes = scan(img)
+            self.people = len(find_people(img))
+        found = _hog(img) if detector == "dlib" else _blaze(img, boxes)
         self.found = sorted(found, key=lambda rs: -rs[0].height())
 
     def faces(self, *, descriptors: bool = True) -> list[Face]:
@@ -134,17 +146,19 @@ def _hog(img: np.ndarray) -> list:
     return [(r, s) for r, s in zip(rects, scores) if s >= MIN_SCORE]
 
 
-def _blaze(img: np.ndarray) -> list:
+def _blaze(img: np.ndarray, boxes=None) -> list:
     """BlazeFace's faces as dlib rectangles, in the scaled frame ``img`` (BlazeFace looks at
     128 and 192 px squares, so the 640 px frame loses it nothing and letterboxing it costs a
-    ninth of the full 1080p frame's)."""
+    ninth of the full 1080p frame's); ``boxes``: found already, in ``img``'s pixels."""
     from .mediapipe_people import face_boxes
 
     _models()  # dlib importable, with one clear error if not
     import dlib
 
+    if boxes is None:
+        boxes = face_boxes(img)
     return [(dlib.rectangle(int(round(x)), int(round(y)), int(round(x + w)), int(round(y + h))),
-             score) for (x, y, w, h), score in face_boxes(img) if score >= MP_MIN_SCORE and w > 0]
+             score) for (x, y, w, h), score in boxes if score >= MP_MIN_SCORE and w > 0]
 
 
 def shot_scale(face_share: float, people: int = 0) -> str:

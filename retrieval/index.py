@@ -247,6 +247,7 @@ class _Run:
         self._commit_cost = 0.0  # seconds the last commit took (an HNSW build can take minutes)
         self._media = {m.path: m for m in plan.to_index}
         self._hints = "hints" in inspect.signature(emb.analyse).parameters
+        self._facts = "facts" in inspect.signature(emb.analyse).parameters  # proxy-v4's people
         from .keywords import LabelLemmas
 
         self._lemmas = LabelLemmas.open()  # kept label lemmas: spaCy loads only for new ones
@@ -260,19 +261,23 @@ class _Run:
         n_workers = default_workers(len(todo)) if workers is None else workers
         previous_threads = None
         if todo:
-            from .analyse import check_models
             from .embed import set_torch_threads
 
-            check_models()  # a missing model fails here, once, not per file in the workers
+            if n_workers == 0:
+                from .analyse import check_models
+
+                check_models()  # a missing model fails here, before the first file
             cores = os.cpu_count() or 1
             previous_threads = set_torch_threads(max(1, cores - n_workers))
         bar = tqdm(total=len(todo), desc="indexing", unit="file", file=sys.stderr,
                    disable=not progress or not todo, dynamic_ncols=True)
         waiting: list[FileAnalysis] = []
         done = 0
-        # models load beside the workers; in-process analysis shares the people models with
-        # the embedder (LiteRT interpreters are not thread-safe), so not beside that
-        warm = (WarmModels(self.emb, self._hints, nlp=not self._lemmas.kept)
+        # models load beside the workers, and the workers' models are checked there (a missing
+        # one fails at the first batch, or as a worker's error, not per file); in-process
+        # analysis shares the people models with the embedder (LiteRT interpreters are not
+        # thread-safe), so not beside that
+        warm = (WarmModels(self.emb, self._hints, nlp=not self._lemmas.kept, check=True)
                 if todo and n_workers > 0 else None)
 
         def finished(path: str) -> None:
@@ -339,7 +344,7 @@ class _Run:
         """Embed the keyframes of ``batch`` in one model call; returns the finished paths."""
         if not batch:
             return []
-        frames, texts, hints, owners = [], [], [], []
+        frames, texts, hints, facts, owners = [], [], [], [], []
         for a in batch:
             text = self.plan.texts[a.path]
             for shot_n, rows in enumerate(a.groups):
@@ -347,8 +352,11 @@ class _Run:
                     frames.append(a.frames[r])
                     texts.append(text)
                     hints.append(people_hints(a.features[shot_n]))
+                    facts.append(a.facts[r] if len(a.facts) == len(a.frames) else None)
                     owners.append((a.path, shot_n, a.times[r]))
-        if self._hints:
+        if self._facts:  # measured by the analysis (workers), not again here
+            analysis = self.emb.analyse(frames, texts, hints=hints, facts=facts)
+        elif self._hints:
             analysis = self.emb.analyse(frames, texts, hints=hints)
         else:
             analysis = self.emb.analyse(frames, texts)

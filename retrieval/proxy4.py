@@ -138,17 +138,21 @@ class ConceptEmbedder(ProxyEmbedder):
         self.mix = mix
 
     # -- frames ---------------------------------------------------------------------------
-    def signals(self, images: list[np.ndarray], hints=None) -> list[FrameSignals]:
-        """Classifier probabilities and attribute scores per frame (no weights applied)."""
+    def signals(self, images: list[np.ndarray], hints=None, facts=None) -> list[FrameSignals]:
+        """Classifier probabilities and attribute scores per frame (no weights applied).
+        ``facts[i]``: what mediapipe saw in image i, measured already (the indexer's workers
+        do), or None to run the models here."""
         from .mediapipe_people import detect
 
         probs = self.classify(images) if images else np.zeros((0, N_CLASSES), np.float32)
         out = []
         for i, image in enumerate(images):
-            facts = detect(np.asarray(image))
+            facts_i = facts[i] if facts is not None else None
+            if facts_i is None:
+                facts_i = detect(np.asarray(image))
             scene = light_and_colour(np.asarray(image))
             hint = tuple(hints[i]) if hints else ()
-            out.append(FrameSignals(probs[i], self.attribute_vector(scene, facts, hint), facts,
+            out.append(FrameSignals(probs[i], self.attribute_vector(scene, facts_i, hint), facts_i,
                                     tuple(scene.items()), hint))
         return out
 
@@ -195,12 +199,15 @@ class ConceptEmbedder(ProxyEmbedder):
         out[:, -1] = np.sqrt(np.clip(1.0 - used, 0.0, None))
         return normalise(out)
 
-    def analyse(self, images: list[np.ndarray], texts: list[str], hints=None) -> ImageAnalysis:
+    def analyse(self, images: list[np.ndarray], texts: list[str], hints=None,
+                facts=None) -> ImageAnalysis:
         if len(texts) != len(images):
             raise ValueError(f"got {len(images)} images but {len(texts)} texts")
         if hints is not None and len(hints) != len(images):
             raise ValueError(f"got {len(images)} images but {len(hints)} hint lists")
-        signals = self.signals(images, hints)
+        if facts is not None and len(facts) != len(images):
+            raise ValueError(f"got {len(images)} images but {len(facts)} people facts")
+        signals = self.signals(images, hints, facts)
         vectors = self.frame_vectors(signals, texts)
         names = label_names()
         labels = []

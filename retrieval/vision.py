@@ -1,10 +1,10 @@
 """Thin typed wrappers over OpenCV: the one module that imports ``cv2``.
 
-Tone (features.py), optical flow (motion.py) and the people detector (people.py) all need
-OpenCV's pixel routines. Keeping the import here means one place decides how a missing or
-broken OpenCV is reported (a :class:`ModelError` with the install hint), one place to look when
-an OpenCV upgrade changes a signature, and ``import retrieval`` stays cheap: cv2 is imported on
-first use, never at module import. PySceneDetect (detect.py) uses OpenCV internally; that is
+Tone (features.py) and optical flow (motion.py) need OpenCV's pixel routines. Keeping the
+import here means one place decides how a missing or broken OpenCV is reported (a
+:class:`ModelError` with the install hint), one place to look when an OpenCV upgrade changes a
+signature, and ``import retrieval`` stays cheap: cv2 is imported on first use, never at module
+import. PySceneDetect (detect.py) uses OpenCV internally; that is
 its business.
 
 Every function takes and returns numpy arrays and plain Python values, does exactly what the
@@ -20,7 +20,7 @@ import numpy as np
 
 from planner.errors import ModelError
 
-_HINT = "pip install 'opencv-python-headless>=4.9,<5'"  # 5.x has no HOGDescriptor
+_HINT = "pip install 'opencv-python-headless>=4.9,<5'"  # as pyproject.toml pins it
 
 Interpolation = Literal["area", "linear"]
 
@@ -87,33 +87,14 @@ def fit_similarity(src: np.ndarray, dst: np.ndarray, *, threshold: float) -> np.
     return m
 
 
-def hog_people_detector() -> Any:
-    """A fresh HOG descriptor loaded with OpenCV's default people SVM (64x128 window);
-    :class:`ModelError` on an OpenCV build without it."""
+def region_sizes(mask: np.ndarray) -> np.ndarray:
+    """Pixel counts of the 4-connected regions of a boolean mask (as ``scipy.ndimage.label``
+    finds them), background excluded."""
     cv2 = _cv2()
-    if not hasattr(cv2, "HOGDescriptor_getDefaultPeopleDetector"):
-        raise ModelError(f"OpenCV {cv2.__version__} has no HOG people detector", hint=_HINT)
-    hog = cv2.HOGDescriptor()
-    hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
-    return hog
+    n, _, stats, _ = cv2.connectedComponentsWithStats(np.ascontiguousarray(mask, np.uint8),
+                                                      connectivity=4)
+    return stats[1:n, cv2.CC_STAT_AREA]
 
 
-def hog_detect(detector: Any, gray: np.ndarray, *, stride: int, padding: int,
-               scale: float) -> tuple[np.ndarray, np.ndarray]:
-    """Multi-scale HOG detection on a grey image: (boxes ``(n, 4)`` x, y, w, h; SVM weights)."""
-    rects, weights = detector.detectMultiScale(gray, winStride=(stride, stride),
-                                               padding=(padding, padding), scale=scale)
-    return rects, weights
-
-
-def nms_boxes(boxes: list[list[int]], scores: list[float], *, min_score: float,
-              max_overlap: float) -> list[int]:
-    """Indices of the boxes kept by non-maximum suppression, best score first: boxes scoring
-    below ``min_score`` are dropped, and any overlapping a kept one by more than ``max_overlap``
-    (intersection over union)."""
-    keep = _cv2().dnn.NMSBoxes(boxes, scores, min_score, max_overlap)
-    return [int(i) for i in np.ravel(keep)] if len(keep) else []
-
-
-__all__ = ["fit_similarity", "good_features", "hog_detect", "hog_people_detector", "laplacian",
-           "nms_boxes", "resize", "rgb_to_gray", "rgb_to_hsv", "track_points"]
+__all__ = ["fit_similarity", "good_features", "laplacian", "region_sizes", "resize",
+           "rgb_to_gray", "rgb_to_hsv", "track_points"]

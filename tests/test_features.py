@@ -13,7 +13,6 @@ from retrieval.faces import SAME_PERSON, detect_faces, distance, shot_scale
 from retrieval.features import dominant_colors, histogram, tone
 from retrieval.media import probe, read_frames, read_still
 from retrieval.motion import analyse_motion, motion_times
-from retrieval.people import detect_people
 from tests.conftest import FFMPEG, make_clip
 
 SKIMAGE_DATA = Path(importlib.util.find_spec("skimage").submodule_search_locations[0]) / "data"
@@ -134,9 +133,37 @@ def test_shot_scale_thresholds() -> None:
     assert shot_scale(0.0, people=2) == "wide" and shot_scale(0.0) == "unknown"
 
 
-def test_people_detector_survives_tiny_frames_and_finds_nobody_in_flat_ones() -> None:
-    assert detect_people(np.full((36, 64, 3), 90, np.uint8)) == []
-    assert detect_people(np.full((10, 10, 3), 200, np.uint8)) == []
+def test_people_detector_finds_the_astronaut_and_nobody_in_coffee_or_flat_frames(astronaut) -> None:
+    from retrieval.mediapipe_people import people
+
+    found = people(astronaut)
+    assert len(found) == 1 and found[0][1] >= 0.5
+    (x, y, w, h), _ = found[0]
+    assert 0 < x < 512 and 0 < y < 512 and w > 20 and h > 20  # in the frame's own pixels
+    assert people(read_still(SKIMAGE_DATA / "coffee.png")) == []
+    assert people(np.full((36, 64, 3), 90, np.uint8)) == []
+    assert people(np.full((10, 10, 3), 200, np.uint8)) == []
+
+
+def test_people_count_is_the_same_in_a_worker_and_in_this_process(tmp_path) -> None:
+    """OpenCV's HOG, which counted people before, once found 2 people in one process and 3 in
+    another on the same frame (borderline boxes); the models that replaced it run on one
+    thread each, so a worker's analysis is this process's to the bit."""
+    import shutil
+
+    from retrieval.workers import analyse_all
+
+    for name in ("astronaut", "camera", "coffee"):
+        shutil.copy(SKIMAGE_DATA / f"{name}.png", tmp_path / f"{name}.png")
+    files = [(f"{n}.png", "still") for n in ("astronaut", "camera", "coffee")]
+    settings = Settings(threshold=27.0, min_shot=0.4)
+    here = {a.path: a for a in analyse_all(tmp_path, files, settings, workers=0)}
+    there = {a.path: a for a in analyse_all(tmp_path, files, settings, workers=1)}
+    assert here["astronaut.png"].features[0].people == 1  # found, so the comparison means something
+    assert here["coffee.png"].features[0].people == 0
+    for path in here:
+        assert here[path].features == there[path].features
+        assert here[path].facts == there[path].facts and len(here[path].facts) == 1
 
 
 def test_analyse_file_reports_a_bad_file_instead_of_raising(tmp_path) -> None:
@@ -152,3 +179,19 @@ def test_analyse_file_gives_keyframes_and_features_per_shot(tmp_path) -> None:
     assert result.error == "" and len(result.spans) == 1 and result.seconds == pytest.approx(9, abs=0.1)
     assert len(result.groups[0]) == 5  # a long shot gets five keyframes
     assert result.frames[0].shape == (54, 96, 3) and result.features[0].sharpness > 0.3
+
+
+def test_person_mask_regions_are_counted_as_scipy_counts_them() -> None:
+    """The person mask's regions come from OpenCV (workers import no scipy for them), with
+    scipy.ndimage.label's 4-connectivity."""
+    from scipy import ndimage
+
+    from retrieval.vision import region_sizes
+
+    rng = np.random.default_rng(0)
+    for threshold in (0.3, 0.5, 0.7, 0.9):
+        mask = rng.random((64, 80)) > threshold
+        labels, n = ndimage.label(mask)
+        assert n > 3
+        assert sorted(np.bincount(labels.ravel())[1:]) == sorted(region_sizes(mask))
+    assert len(region_sizes(np.zeros((8, 8), bool))) == 0

@@ -51,6 +51,26 @@ def test_mediapipe_finds_the_astronauts_face_and_not_one_in_coffee(stills) -> No
     assert detect(stills["coffee"]).faces == 0
 
 
+def test_v4_takes_the_people_facts_the_analysis_measured(v4, tmp_path) -> None:
+    """The indexer's workers measure mediapipe's people facts once per keyframe; the embedder
+    takes them instead of running the models again, and gets the same vectors."""
+    import shutil
+
+    from retrieval.analyse import Settings, analyse_file
+    from retrieval.mediapipe_people import PeopleFacts
+
+    shutil.copy(SKIMAGE_DATA / "astronaut.png", tmp_path / "a.png")
+    a = analyse_file(str(tmp_path), "a.png", "still", Settings(27.0, 0.4))
+    assert len(a.facts) == len(a.frames) == 1 and a.facts[0].faces == 1
+    own = v4.analyse(list(a.frames), [""])
+    given = v4.analyse(list(a.frames), [""], facts=list(a.facts))
+    assert np.array_equal(own.vectors, given.vectors)
+    nobody = v4.analyse(list(a.frames), [""], facts=[PeopleFacts()])
+    assert not np.allclose(own.vectors, nobody.vectors)  # the facts are used, not ignored
+    with pytest.raises(ValueError, match="people facts"):
+        v4.analyse(list(a.frames), [""], facts=[])
+
+
 def test_light_and_colour_are_measured_and_asked_for() -> None:
     red = np.zeros((48, 64, 3), np.uint8)
     red[..., 0] = 220
