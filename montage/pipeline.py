@@ -19,7 +19,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
-from generator.candidates import is_generated
 from planner.align import align
 from planner.errors import ProjectError
 from planner.plan import load_script
@@ -246,7 +245,7 @@ class Recutter:
 
         solution = solve(candidates)
         if generated is not None:
-            cards = _reuse_cards(solution.edl, searched, self._threshold(searched)) - generated.attempted
+            cards = _second_round(solution.edl, generated.attempted)
             if cards and generated.usable:  # generate them, then solve again
                 lap("optimize")
                 generated = merge(generated, self._generate(plan, searched, only=cards))
@@ -478,14 +477,11 @@ def _cast_faces(generated) -> dict[str, tuple[float, ...]]:
             if c.references and c.descriptor is not None}
 
 
-def _reuse_cards(edl, candidates: CandidateSet, threshold: float) -> frozenset[str]:
-    """Shots left as title cards only because all their good footage (scoring at least the
-    threshold) went to other shots: the generator's second round. A card chosen over free
-    footage for other reasons (a cut rule) stays a card."""
-    used = {d.library_shot for d in edl.decisions if d.source != "placeholder"}
-    hits = {c.shot_id: c.hits for c in candidates.shots}
-    return frozenset(
-        d.shot_id for d in edl.decisions if d.source == "placeholder"
-        and (good := [h for h in hits.get(d.shot_id, ())
-                      if h.score >= threshold and not is_generated(h.shot)])
-        and all(h.shot.id in used for h in good))
+def _second_round(edl, attempted: frozenset[str]) -> frozenset[str]:
+    """Shots the first solve left as title cards that round one did not try to generate: their
+    footage scored at least the threshold, but went to other shots (a clip is used once) or
+    lost on its rule costs (too short for the shot, soft, another face for the character). A
+    generated clip fits the shot's length and the cast's face, so it is tried before a card
+    stays in the film."""
+    return frozenset(d.shot_id for d in edl.decisions
+                     if d.source == "placeholder" and d.shot_id not in attempted)

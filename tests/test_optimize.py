@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from fractions import Fraction
 
 import pytest
@@ -124,6 +125,15 @@ def test_a_soft_clip_that_matched_beats_a_card_and_an_unmatched_one_does_not():
                     threshold=0.45).edl.decisions[0].library_shot == "moon.png#0"
     below = optimize(plan, cands({"s0": [(moon, 0.44)]}), rules=rules, threshold=0.45)
     assert below.edl.decisions[0].kind == "card"
+    # the moon cleared the threshold in both shots, but a clip is used once: the second shot's
+    # sharp clip under the threshold must not be lifted over the card by the charge the moon
+    # puts on the card there (0.44 against 0.45 less the charge, were it not charged too)
+    sharp = replace(moon, id="sharp.png#0", path="sharp.png",
+                    features=replace(soft, sharpness=1.0))
+    two = optimize(ShotPlan(source="x", shots=(shot(0), shot(1))),
+                   cands({"s0": [(moon, 0.52)], "s1": [(moon, 0.52), (sharp, 0.44)]}),
+                   rules=rules, threshold=0.45)
+    assert [d.library_shot for d in two.edl.decisions] in (["moon.png#0", ""], ["", "moon.png#0"])
 
 
 def test_trim_sits_inside_the_source_span():

@@ -232,31 +232,22 @@ def test_a_card_left_by_reuse_is_generated_in_a_second_round(tmp_path):
     assert plain.placeholders == 1  # without a generator, the reuse rule leaves a card
 
 
-def test_only_cards_left_by_reuse_go_to_the_second_round():
+def test_every_card_round_one_did_not_try_goes_to_the_second_round():
     from fractions import Fraction
 
     from montage.optimize import EditDecision, EditDecisionList
-    from montage.pipeline import _reuse_cards
-    from retrieval.types import CandidateSet, Hit, LibraryShot, ShotCandidates
-
-    def shot(name):
-        return LibraryShot(id=name, path=name, kind="still", start=0.0, end=0.0, width=64,
-                           height=36, fps=0.0)
+    from montage.pipeline import _second_round
 
     def decision(sid, clip=""):
         return EditDecision(shot_id=sid, text="", source="library" if clip else "placeholder",
                             kind="still" if clip else "card", media="", source_in=0, frames=25,
                             score=0.5, library_shot=clip)
 
+    # a: footage; b: a card, its footage taken; c: a card, its free footage lost on rule costs;
+    # d: a card that round one already tried to generate
     edl = EditDecisionList(Fraction(25), 64, 36, (decision("a", "door"), decision("b"),
                                                   decision("c"), decision("d")))
-    cands = CandidateSet("/lib", "proxy", (
-        ShotCandidates("a", "", (Hit(shot("door"), 0.6),)),
-        ShotCandidates("b", "", (Hit(shot("door"), 0.5), Hit(shot("sea"), 0.1))),  # door taken
-        ShotCandidates("c", "", (Hit(shot("door"), 0.5), Hit(shot("sky"), 0.4))),  # sky free
-        ShotCandidates("d", "", (Hit(shot("sea"), 0.1),)),  # nothing good: round one's job
-    ))
-    assert _reuse_cards(edl, cands, 0.3) == {"b"}
+    assert _second_round(edl, frozenset({"d"})) == {"b", "c"}
 
 
 def test_a_generated_shot_of_a_cast_member_shows_their_face(tmp_path, library):

@@ -130,7 +130,8 @@ def _charge_cards(rows: dict[str, list[float]], opts: list[Option], rules: RuleS
     card says "no footage matched": without this a clip that did match (the demo's moon photo,
     0.52 against 0.45, a little soft) lost to a card that pays nothing for focus or resolution,
     and the film said MISSING SHOT; a clip that is unusable (black, blurred, shaking) still
-    loses, as its costs pass the weight."""
+    loses, as its costs pass the weight. Clips under the threshold pay the same charge, so it
+    never lifts one of them over the card."""
     if "card" not in rows:
         return
     looks = [-sum(rows[t][k] for t in rows if t in SHOT_TERMS and t not in ("match", "card"))
@@ -139,9 +140,10 @@ def _charge_cards(rows: dict[str, list[float]], opts: list[Option], rules: RuleS
                if o.hit is not None and o.hit.score >= rules.placeholder_threshold]
     if not cleared:
         return
-    for k, o in enumerate(opts):
-        if o.hit is None:
-            rows["card"][k] = -min(rules.weight("card"), max(cleared))
+    charge = -min(rules.weight("card"), max(cleared))
+    for k, o in enumerate(opts):  # clips under the threshold pay it too: they gain nothing by it
+        if o.hit is None or o.hit.score < rules.placeholder_threshold:
+            rows["card"][k] = charge
 
 
 def _assemble(plan: ShotPlan, rules: RuleSet, options: list[list[Option]], keep: dict[str, Kept],

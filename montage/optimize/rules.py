@@ -32,9 +32,9 @@ SHOT_TERMS: dict[str, str] = {
     "pace": "clip motion fits the style's energy",
     "scene_opening": "a scene opens on a wide shot",
     "character_visible": "a shot that names a character shows a face",
-    "card": "where a clip clears the card threshold, a title card costs up to this much (the "
-            "largest per-shot cost among such clips): a clip that matched is not replaced by a "
-            "card for small faults of its looks",
+    "card": "where a clip clears the card threshold, a title card (and any clip under the "
+            "threshold) costs up to this much (the largest per-shot cost among the clips that "
+            "cleared it): a clip that matched is not replaced by a card for small faults of its looks",
 }
 CUT_TERMS: dict[str, str] = {
     "jump_cut": "no same-source, same-framing clips back to back",
