@@ -120,6 +120,32 @@ def save_array_atomic(path: Path, array: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
+def read_plain(path: Path) -> object | None:
+    """Plain data kept by :func:`keep_plain`, or None when the file is missing or damaged.
+    marshal, not pickle: it builds only dicts, tuples, strings and numbers, and the file is the
+    user's own cache (a damaged one is made again by the caller)."""
+    import marshal
+
+    try:
+        return marshal.loads(path.read_bytes())
+    except (OSError, ValueError, EOFError, TypeError):
+        return None
+
+
+def keep_plain(path: Path, data: object) -> None:
+    """Write plain data for :func:`read_plain` whole under a temporary name, then rename it, so
+    a parallel run never reads half of it; an unwritable cache costs only time."""
+    import marshal
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(marshal.dumps(data))
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
 COSINE_CARD_THRESHOLD = 0.30  # the card threshold every embedder had when all scores were cosines
 PROXY_NAME = "proxy-v4"  # the default: retrieval.proxy4 (WordNet mass, mediapipe people, colour)
 PROXY_V3_NAME = "proxy-v3"  # retrieval.proxy: v2 wide frames as 3 crops; v3 people hints mixed in

@@ -20,6 +20,7 @@ import time
 import uuid
 from contextlib import closing
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -34,11 +35,13 @@ from .embed import Embedder, normalise
 from .registry import make_embedder
 from .footage import LEGACY_MANIFEST, FootageIndex, open_index
 from .changes import Plan, content_hash, plan_changes, text_sig
+from .keywords import LabelLemmas
 from .labels import merge_labels, people_hints, people_words
 from .library import MediaFile, check_root, find_media, footage_words
 from .largevectors import check_vector_mode, converts
 from .location import index_dir_for_writing
 from .lock import index_lock
+from .mediapipe_people import PeopleFacts
 from .types import LibraryShot, shot_from_dict
 from .warm import WarmModels
 
@@ -98,7 +101,8 @@ def build_index(root: Path, embedder: str | Embedder = "proxy", *, progress: boo
     """Index (or update the index of) the footage under ``root``; see the module docstring.
 
     ``embedder``: a name for :func:`make_embedder` (``embedder_options`` go to it) or a built
-    embedder. ``workers``: analysis processes (None: one fewer than the cores; 0: none).
+    embedder. ``workers``: analysis processes (None: one per core, none for a single file;
+    0: none).
     ``on_file(path, done, total)`` is called as each file is finished. A corrupt file is
     skipped with one WARNING and listed in the report. ``vectors``: "exact" (rewritten at each
     commit), "large" (:mod:`retrieval.largevectors`: stable rows, appended) or "auto" (large
@@ -246,10 +250,8 @@ class _Run:
         self._committed_at = time.monotonic()
         self._commit_cost = 0.0  # seconds the last commit took (an HNSW build can take minutes)
         self._media = {m.path: m for m in plan.to_index}
-        self._hints = "hints" in inspect.signature(emb.analyse).parameters
-        self._facts = "facts" in inspect.signature(emb.analyse).parameters  # proxy-v4's people
-        from .keywords import LabelLemmas
-
+        takes = inspect.signature(emb.analyse).parameters  # proxy-v4 takes people facts
+        self._hints, self._facts = "hints" in takes, "facts" in takes
         self._lemmas = LabelLemmas.open()  # kept label lemmas: spaCy loads only for new ones
 
     def go(self, progress: bool, workers: int | None, on_file) -> None:
@@ -273,11 +275,12 @@ class _Run:
                    disable=not progress or not todo, dynamic_ncols=True)
         waiting: list[FileAnalysis] = []
         done = 0
-        # models load beside the workers, and the workers' models are checked there (a missing
-        # one fails at the first batch, or as a worker's error, not per file); in-process
-        # analysis shares the people models with the embedder (LiteRT interpreters are not
-        # thread-safe), so not beside that
-        warm = (WarmModels(self.emb, self._hints, nlp=not self._lemmas.kept, check=True)
+        # models load beside the workers (one frame analysed as the run will), the workers' are
+        # checked there (a missing one fails at the first batch, not per file); not beside
+        # in-process analysis, which shares the people models (LiteRT is not thread-safe)
+        one = partial(self._analyse, texts=[""], hints=[(("a person", 1.0),)],
+                      facts=[PeopleFacts()])
+        warm = (WarmModels(one, nlp=not self._lemmas.kept, check=True)
                 if todo and n_workers > 0 else None)
 
         def finished(path: str) -> None:
@@ -340,6 +343,15 @@ class _Run:
         return {"kind": m.kind, "size": m.size, "mtime_ns": m.mtime_ns, "sha1": sha,
                 "text_sig": text_sig(self.plan.texts[m.path]), "seconds": 0.0, "reason": ""}
 
+    def _analyse(self, frames: list[np.ndarray], texts: list[str], hints: list, facts: list):
+        """The embedder's analysis with what it takes: the workers' people facts (proxy-v4),
+        the people hints (proxy-v3), or neither."""
+        if self._facts:
+            return self.emb.analyse(frames, texts, hints=hints, facts=facts)
+        if self._hints:
+            return self.emb.analyse(frames, texts, hints=hints)
+        return self.emb.analyse(frames, texts)
+
     def _embed(self, batch: list[FileAnalysis]) -> list[str]:
         """Embed the keyframes of ``batch`` in one model call; returns the finished paths."""
         if not batch:
@@ -352,14 +364,9 @@ class _Run:
                     frames.append(a.frames[r])
                     texts.append(text)
                     hints.append(people_hints(a.features[shot_n]))
-                    facts.append(a.facts[r] if len(a.facts) == len(a.frames) else None)
+                    facts.append(a.facts[r])
                     owners.append((a.path, shot_n, a.times[r]))
-        if self._facts:  # measured by the analysis (workers), not again here
-            analysis = self.emb.analyse(frames, texts, hints=hints, facts=facts)
-        elif self._hints:
-            analysis = self.emb.analyse(frames, texts, hints=hints)
-        else:
-            analysis = self.emb.analyse(frames, texts)
+        analysis = self._analyse(frames, texts, hints, facts)
         finished = []
         for a in batch:
             idx = [i for i, o in enumerate(owners) if o[0] == a.path]

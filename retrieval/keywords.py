@@ -11,8 +11,6 @@ decisive match ("motorcycle"); on the labelled set both scored the same.
 from __future__ import annotations
 
 import hashlib
-import marshal
-import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -82,11 +80,9 @@ class LabelLemmas:
         self.kept = False  # whether a kept file was read (then spaCy is probably not needed)
         if path is None:
             return
-        try:
-            # marshal builds only plain dicts, tuples and strings; a damaged file is remade
-            known = marshal.loads(path.read_bytes())
-        except (OSError, ValueError, EOFError, TypeError):
-            return
+        from .embed import read_plain
+
+        known = read_plain(path)
         if isinstance(known, dict) and all(isinstance(v, tuple) for v in known.values()):
             self.known, self.kept = known, True
 
@@ -120,14 +116,10 @@ class LabelLemmas:
         """Keep the lemmas if any label was new (an unwritable cache costs only time)."""
         if not self._added or self.path is None:
             return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-            tmp.write_bytes(marshal.dumps(self.known))
-            os.replace(tmp, self.path)
-            self._added = False
-        except OSError:
-            pass
+        from .embed import keep_plain
+
+        keep_plain(self.path, self.known)
+        self._added = False
 
 
 def _model_key() -> str | None:

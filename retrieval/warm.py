@@ -1,9 +1,9 @@
 """The embedder's models, warmed in a thread while the indexer's workers decode."""
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Callable
 
-from .embed import Embedder
+import numpy as np
 
 
 class WarmModels:
@@ -16,35 +16,27 @@ class WarmModels:
     model) is raised by :meth:`join`, in the indexing thread, before anything is embedded.
     """
 
-    def __init__(self, emb: Embedder, hints: bool, nlp: bool = True, check: bool = False) -> None:
-        """``check``: first load the analysis models too (:func:`retrieval.analyse.check_models`:
+    def __init__(self, analyse: Callable[[list[np.ndarray]], object], nlp: bool = True,
+                 check: bool = False) -> None:
+        """``analyse``: embeds frames as the run will (so it loads the models the run needs).
+        ``check``: first load the analysis models too (:func:`retrieval.analyse.check_models`:
         the workers' face and people models), so a missing one is reported by :meth:`join`
         without holding up the workers' start (it took 0.8 s before they were spawned)."""
         import threading
 
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._load, args=(emb, hints, nlp, check),
+        self._thread = threading.Thread(target=self._load, args=(analyse, nlp, check),
                                         daemon=True, name="load-models")
         self._thread.start()
 
-    def _load(self, emb: Embedder, hints: bool, nlp: bool, check: bool) -> None:
+    def _load(self, analyse: Callable[[list[np.ndarray]], object], nlp: bool,
+              check: bool) -> None:
         try:
             if check:
                 from .analyse import check_models
 
                 check_models()
-            import inspect
-
-            frame = [np.zeros((64, 64, 3), np.uint8)]
-            if "facts" in inspect.signature(emb.analyse).parameters:
-                from .mediapipe_people import PeopleFacts
-
-                # the workers measure people: this process runs no mediapipe pass per frame
-                emb.analyse(frame, [""], hints=[(("a person", 1.0),)], facts=[PeopleFacts()])
-            elif hints:
-                emb.analyse(frame, [""], hints=[(("a person", 1.0),)])
-            else:
-                emb.analyse(frame, [""])
+            analyse([np.zeros((64, 64, 3), np.uint8)])
             from planner.nlp import load_nlp
 
             from .embed import apply_torch_threads

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import marshal
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -70,29 +68,17 @@ def _graph() -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
     the user's model cache: parsing WordNet's 30 MB of text took 0.6 s of every search and
     recut that reads a new query, loading the kept copy about 0.1 s."""
     folder = _data_dir()
-    from .embed import default_cache_dir
+    from .embed import default_cache_dir, keep_plain, read_plain
 
     stats = [(f.stat().st_size, f.stat().st_mtime_ns) for f in
              (folder / "data.noun", folder / "index.noun")]
     key = hashlib.sha1(repr((GRAPH_FORMAT, str(folder), stats)).encode()).hexdigest()[:16]
     kept = default_cache_dir() / f"wordnet-nouns-{key}.marshal"
-    try:
-        # marshal, not pickle: it builds only plain dicts, tuples and strings; the file is the
-        # user's own cache, and a damaged one is parsed again
-        graph = marshal.loads(kept.read_bytes())
-        if (isinstance(graph, tuple) and len(graph) == 2
-                and all(isinstance(g, dict) for g in graph)):
-            return graph
-    except (OSError, ValueError, EOFError, TypeError):
-        pass
+    graph = read_plain(kept)
+    if isinstance(graph, tuple) and len(graph) == 2 and all(isinstance(g, dict) for g in graph):
+        return graph
     graph = _parse_graph(folder)
-    try:
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        tmp = kept.with_name(f".{kept.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(marshal.dumps(graph))
-        os.replace(tmp, kept)
-    except OSError:  # an unwritable cache costs only time
-        pass
+    keep_plain(kept, graph)
     return graph
 
 

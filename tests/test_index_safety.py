@@ -36,9 +36,9 @@ def _library(root: Path, n_clips: int = 3) -> Path:
     colours = ["red", "green", "blue", "yellow", "white"]
     for i in range(n_clips):
         make_cut_clip(root / f"clip{i}.mp4", [colours[i], colours[i + 1]], size="48x48")
-    # square: the proxy classifies one crop, not 3. Colour bars, not testsrc2: OpenCV's HOG
-    # "finds" overlapping people in testsrc2 scaled up from 48 px (two at IoU 0.387 against the
-    # 0.4 suppression threshold), and one CI run counted 2 in this process against 3 in a worker
+    # square: the proxy classifies one crop, not 3. Colour bars: nobody in them for any people
+    # detector (OpenCV's HOG, which counted people before BlazePose, "found" borderline people
+    # in testsrc2 scaled up from 48 px, and one CI run counted 2 here against 3 in a worker)
     make_still(root / "card.png", size="48x48", source="smptebars")
     return root
 
