@@ -31,11 +31,11 @@ sys.path.insert(0, str(ROOT))
 from montage.film.soundtrack import BREATH, LEAD, place, probe_audio  # noqa: E402
 from montage.film.timeline import write_timeline  # noqa: E402
 from montage.film.render import render_timeline  # noqa: E402
-from montage.narrate import find_voice, narrate  # noqa: E402
+from montage.sound.narrate import find_voice, narrate  # noqa: E402
 from montage.optimize import EditDecision, EditDecisionList  # noqa: E402
 
 from planner.plan import load_script  # noqa: E402
-from retrieval.ffmpeg import ffmpeg_exe  # noqa: E402
+from retrieval.media.ffmpeg import ffmpeg_exe  # noqa: E402
 
 RATE = Fraction(25)
 
@@ -68,7 +68,7 @@ import json, sys, time
 t0 = time.perf_counter()
 import librosa, librosa.beat, librosa.onset
 t1 = time.perf_counter()
-from montage.music import track_beats
+from montage.sound.music import track_beats
 g = track_beats(sys.argv[1])
 t2 = time.perf_counter()
 print(json.dumps({"import_s": t1 - t0, "track_s": t2 - t1, "tempo": g.tempo,

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from montage.film import FORMATS, export_project, write_timeline  # noqa: E402
 from montage.optimize import EditDecision, EditDecisionList  # noqa: E402
-from retrieval.ffmpeg import ffmpeg_exe  # noqa: E402
+from retrieval.media.ffmpeg import ffmpeg_exe  # noqa: E402
 
 SOURCES = ["testsrc2", "smptebars", "rgbtestsrc", "testsrc", "yuvtestsrc"]
 TARGET_S = 2.0

@@ -3,7 +3,7 @@
 python bench/faces.py [--fit]
 
 The indexer finds faces with mediapipe's BlazeFace (LiteRT) and asks dlib only for the 128-d
-descriptors of the faces found (:mod:`retrieval.faces`); it used dlib's HOG detector on every
+descriptors of the faces found (:mod:`retrieval.analysis.faces`); it used dlib's HOG detector on every
 keyframe before. Here both run on the same frames: every still of the demo library, of the
 evaluation set (assets/eval) and of its old set, and every keyframe the indexer takes from their
 videos. Prints per frame set: frames, faces found by both, by dlib only, by mediapipe only, the
@@ -11,7 +11,7 @@ CPU ms per frame of each detector, and for the faces both found the distance bet
 descriptor of dlib's box and of mediapipe's box, as the indexer takes it (same person:
 under 0.6, the usual threshold; the same face described twice should stay far below it).
 ``--fit`` prints how dlib's box sits in mediapipe's on the matched faces (median centre shift
-and size, in units of mediapipe's box): the size is what ``retrieval.faces.shot_scale`` needs.
+and size, in units of mediapipe's box): the size is what ``retrieval.analysis.faces.shot_scale`` needs.
 """
 from __future__ import annotations
 
@@ -29,9 +29,9 @@ sys.path.insert(0, str(ROOT))
 
 import evalset  # noqa: E402
 from montage.cli.demo import fetch_demo_library  # noqa: E402
-from retrieval.library import find_media  # noqa: E402
-from retrieval.media import probe, read_still  # noqa: E402
-from retrieval.scan import scan_video  # noqa: E402
+from retrieval.media.library import find_media  # noqa: E402
+from retrieval.media.decode import probe, read_still  # noqa: E402
+from retrieval.analysis.scan import scan_video  # noqa: E402
 
 MEDIA_CACHE = Path.home() / ".cache" / "montage" / "eval-media"
 
@@ -68,9 +68,9 @@ def _match(dlib_boxes, mp_boxes) -> list[tuple[int, int]]:
 
 
 def measure(label: str, frames: list[tuple[str, np.ndarray]], fit_rows: list) -> dict:
-    """Both detectors as the indexer runs them (retrieval.faces.FaceScan: the frame scaled to
+    """Both detectors as the indexer runs them (retrieval.analysis.faces.FaceScan: the frame scaled to
     640 px, then the detector) on ``frames``; CPU time of the detection only."""
-    from retrieval import faces as F
+    from retrieval.analysis import faces as F
 
     both = dlib_only = mp_only = 0
     dlib_ms = mp_ms = 0.0
@@ -127,7 +127,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--fit", action="store_true", help="print the fitted box mapping")
     args = parser.parse_args()
-    from retrieval.faces import FaceScan
+    from retrieval.analysis.faces import FaceScan
 
     for detector in ("dlib", "mediapipe"):  # models loaded before anything is timed
         FaceScan(np.zeros((64, 64, 3), np.uint8), detector=detector)

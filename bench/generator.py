@@ -37,8 +37,9 @@ from generator.conditioning import init_frame, pick_init_hit  # noqa: E402
 from generator.types import Character, GenerationRequest  # noqa: E402
 from montage.cli.demo import DEMO, fetch_demo_library  # noqa: E402
 from planner.plan import load_script  # noqa: E402
-from retrieval.index import build_index, open_index  # noqa: E402
-from retrieval.media import probe, read_frames, read_still  # noqa: E402
+from retrieval.index.build import build_index
+from retrieval.search.footage import open_index  # noqa: E402
+from retrieval.media.decode import probe, read_frames, read_still  # noqa: E402
 
 
 def emit(**data) -> None:
@@ -60,7 +61,7 @@ def library_frame(root: Path, shot) -> np.ndarray:
 
 def bench_builtin(gen, root: Path, index, plan, work: Path, n: int):
     """Generate n demo shots; return per-shot rows for the text-match step."""
-    from retrieval.registry import make_embedder
+    from retrieval.embed.registry import make_embedder
 
     shots = plan.shots[:n]
     hits = index.search([s.query or s.text for s in shots], top=5)
@@ -123,7 +124,7 @@ def bench_identity(gen, root: Path, index, work: Path) -> None:
     from generator.builtin import BuiltinGenerator
     from generator.cast import face_clusters
     from generator.identity import portraits_from_library
-    from retrieval.faces import detect_faces
+    from retrieval.analysis.faces import detect_faces
 
     groups = sorted((c.faces for c in face_clusters(index.shots)), key=len, reverse=True)[:2]
     if len(groups) < 2:

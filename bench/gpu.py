@@ -29,7 +29,7 @@ def _peak_gb(torch, device: str) -> float | None:
 def bench_clip(torch, device: str, tmp: Path) -> None:
     import open_clip
 
-    from retrieval.clip import ClipEmbedder
+    from retrieval.embed.clip import ClipEmbedder
 
     weights = tmp / "vit-b-32-random.pt"
     torch.save(open_clip.create_model("ViT-B-32", pretrained=None).state_dict(), weights)

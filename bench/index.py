@@ -9,7 +9,7 @@ Big Buck Bunny, carphone: cut together in varied orders, some mirrored or sped u
   model loading, decoding, shot detection, features and embedding are all counted);
 - ffmpeg decodes the files again, so a change of the machine's load during the run shows.
 
-Before that, the classifier's one-time ONNX export (retrieval.classifier) is made if the model
+Before that, the classifier's one-time ONNX export (retrieval.embed.classifier) is made if the model
 cache lacks it, and its cost printed: the timed runs find it, as every run after the first does.
 
 Prints JSON lines: each measurement, the load average before and after, and the ratio of index
@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from montage.cli.demo import fetch_demo_library  # noqa: E402
-from retrieval.ffmpeg import ffmpeg_exe  # noqa: E402
+from retrieval.media.ffmpeg import ffmpeg_exe  # noqa: E402
 
 OUT = ROOT / "out" / "bench" / "index-1080p"
 CLIPS = ("bikes.mp4", "bigbuckbunny.mp4", "carphone.mp4")
@@ -93,7 +93,7 @@ def decode_seconds(files: list[Path]) -> tuple[float, float]:
 INDEX_CHILD = """
 import json, sys, time
 t = time.perf_counter()
-from retrieval.index import build_index
+from retrieval.index.build import build_index
 workers = None if sys.argv[2] == "default" else int(sys.argv[2])
 r = build_index(__import__('pathlib').Path(sys.argv[1]), progress=False, workers=workers)
 print(json.dumps({"shots": r.shots, "files": r.files_indexed, "footage_s": r.footage_seconds,
@@ -117,8 +117,8 @@ def index_cold(folder: Path, workers: str = "default") -> tuple[float, float, di
 EXPORT_CHILD = """
 import json, time
 t = time.perf_counter()
-from retrieval.classifier import export, onnx_path
-from retrieval.embed import default_cache_dir
+from retrieval.embed.classifier import export, onnx_path
+from retrieval.embed.base import default_cache_dir
 path = onnx_path(default_cache_dir())
 cached = path.is_file()
 seconds = 0.0 if cached else export(path)

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from montage.cli.demo import fetch_demo_library  # noqa: E402
 from retrieval import build_index  # noqa: E402
-from retrieval.workers import default_workers  # noqa: E402
+from retrieval.analysis.workers import default_workers  # noqa: E402
 
 
 def _library(dest: Path, copies: int, seed: Path) -> Path:
@@ -50,7 +50,7 @@ def main() -> None:
         import ray
     except ImportError:
         raise SystemExit("Ray is not installed: pip install 'montage[ray]'")
-    from retrieval.engines.ray_engine import build_index_ray
+    from retrieval.index.engines.ray_engine import build_index_ray
 
     print(json.dumps({"machine": platform.processor() or platform.machine(),
                       "cores": os.cpu_count(), "ray": ray.__version__}), flush=True)

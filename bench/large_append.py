@@ -1,6 +1,6 @@
 """Where one 100k-row append of the large vector index goes, at 10M's cell count (1638).
 
-python bench/large_append.py [--rows 100000] [--cells 1638]: trains retrieval.largevectors on
+python bench/large_append.py [--rows 100000] [--cells 1638]: trains retrieval.index.largevectors on
 the 10M bench's sample size, then times one append step by step (the index's own timings:
 assigning cells and PQ-encoding, writing the codes, writing and fsyncing the rows, adding the
 codes in memory), the bench's own costs around it (generating the synthetic rows, keeping the
@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from search_scale import DIM, K, N_QUERIES, synthetic, synthetic_chunks  # noqa: E402
 
-from retrieval.largevectors import TRAIN_MAX, LargeVectorIndex, cells_for  # noqa: E402
+from retrieval.index.largevectors import TRAIN_MAX, LargeVectorIndex, cells_for  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -197,8 +197,9 @@ def demo_violations() -> dict:
     """Rule bends on the demo film: the pure match assignment (before) vs the default rules."""
     from montage.cli.demo import DEMO, fetch_demo_library
     from planner.plan import load_script
-    from retrieval.index import build_index, open_index
-    from retrieval.search import candidates_for_plan
+    from retrieval.index.build import build_index
+    from retrieval.search.footage import open_index
+    from retrieval.search.candidates import candidates_for_plan
 
     library = fetch_demo_library()
     build_index(library, "proxy", progress=False)

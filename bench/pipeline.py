@@ -22,8 +22,9 @@ from montage.optimize import optimize  # noqa: E402
 from montage.film import render_timeline, write_timeline  # noqa: E402
 from planner.nlp import load_nlp  # noqa: E402
 from planner.plan import load_script  # noqa: E402
-from retrieval.index import build_index, open_index  # noqa: E402
-from retrieval.search import candidates_for_plan  # noqa: E402
+from retrieval.index.build import build_index
+from retrieval.search.footage import open_index  # noqa: E402
+from retrieval.search.candidates import candidates_for_plan  # noqa: E402
 
 
 def timed(name: str, fn, **extra):

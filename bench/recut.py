@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from montage.cli.demo import fetch_demo_library  # noqa: E402
-from retrieval.ffmpeg import ffmpeg_exe  # noqa: E402
-from montage.pipeline import MakeOptions, Recutter  # noqa: E402
+from retrieval.media.ffmpeg import ffmpeg_exe  # noqa: E402
+from montage.pipeline.recut import MakeOptions, Recutter  # noqa: E402
 from montage.film import read_timeline  # noqa: E402
 
 OUT = ROOT / "out" / "bench"
@@ -105,7 +105,7 @@ def main() -> None:
     first = recutter.cut(script, out)
     full = time.perf_counter() - t
     shots = len(read_timeline(project / "edit.otio").decisions)
-    from retrieval.index import open_index
+    from retrieval.search.footage import open_index
 
     emit(stage="first cut", shots=shots, library_shots=len(open_index(library)),
          film_seconds=round(first.seconds, 1), seconds=round(full, 2), timings=first.timings)

@@ -30,18 +30,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import evalset  # noqa: E402
 
 from retrieval import build_index, open_index  # noqa: E402
-from retrieval.analyse import Settings, analyse_file  # noqa: E402
-from retrieval.detect import DEFAULT_MIN_SHOT, DEFAULT_THRESHOLD  # noqa: E402
-from retrieval.embed import normalise  # noqa: E402
-from retrieval.library import find_media  # noqa: E402
-from retrieval.text import encode_texts  # noqa: E402
+from retrieval.analysis.analyse import Settings, analyse_file  # noqa: E402
+from retrieval.media.cuts import DEFAULT_MIN_SHOT, DEFAULT_THRESHOLD  # noqa: E402
+from retrieval.embed.base import normalise  # noqa: E402
+from retrieval.media.library import find_media  # noqa: E402
+from retrieval.embed.text import encode_texts  # noqa: E402
 
 MEDIA_CACHE = Path.home() / ".cache" / "montage" / "eval-media"
 
 
 def baseline(root: Path, shots, queries: list[str]) -> list[list[str]]:
     """Shot ids ranked per query by the soft-label baseline (best keyframe)."""
-    from retrieval.proxy import ProxyEmbedder
+    from retrieval.embed.proxy3 import ProxyEmbedder
 
     emb = ProxyEmbedder()
     labels = emb.label_vectors()

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from montage.cli.demo import fetch_demo_library  # noqa: E402
 from retrieval import build_index, open_index  # noqa: E402
-from retrieval import search as search_module  # noqa: E402
+from retrieval.search import candidates as search_module  # noqa: E402
 from retrieval.types import LibraryShot  # noqa: E402
 
 EVAL = Path(__file__).resolve().parent.parent / "assets" / "eval" / "old"  # the 26-item set
@@ -154,9 +154,9 @@ def load_models() -> None:
     """Load what a first index run loads (classifier, MiniLM, label vectors, spaCy, dlib)."""
     import numpy as np
 
-    from retrieval.analyse import check_models
-    from retrieval.registry import make_embedder
-    from retrieval.keywords import terms
+    from retrieval.analysis.analyse import check_models
+    from retrieval.embed.registry import make_embedder
+    from retrieval.embed.keywords import terms
 
     t = time.perf_counter()
     make_embedder("proxy").analyse([np.zeros((64, 64, 3), np.uint8)], ["warm up"])

@@ -29,7 +29,7 @@ def one(n: int, size: str) -> None:
     """Make a film of ``n`` sentences in this process; print its numbers."""
     from fractions import Fraction
 
-    from montage.pipeline import MakeOptions, Recutter
+    from montage.pipeline.recut import MakeOptions, Recutter
 
     work = OUT / f"scale-{n}"
     shutil.rmtree(work, ignore_errors=True)
@@ -62,7 +62,7 @@ def main() -> None:
     emit(cpus=os.cpu_count(), film_size=args.size)
     t = time.perf_counter()
     synth_library(OUT / "library")
-    from retrieval.index import build_index
+    from retrieval.index.build import build_index
 
     build_index(OUT / "library", "proxy", progress=False)  # warm before any timing
     emit(stage="library ready (indexed)", seconds=round(time.perf_counter() - t, 1))

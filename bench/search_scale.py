@@ -2,7 +2,7 @@
 
 `make bench` (or python bench/search_scale.py [--sizes 10000,100000,1000000]); sizes above
 --exact-max (1M) run the large-library index only (`--sizes 10000000`: see run_large). Uses
-retrieval.vectors.VectorIndex, the class the footage index uses. Vectors are synthetic,
+retrieval.index.vectors.VectorIndex, the class the footage index uses. Vectors are synthetic,
 384-d like MiniLM's, and shaped like real embeddings rather than uniform noise (where no
 approximate index can work, and no real embedder produces): 5000 clusters in a 48-d latent
 space mapped into 384-d, plus isotropic noise, then normalised (so 2 shots per cluster at 10k,
@@ -26,8 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from retrieval.vectors import (  # noqa: E402
-    EXACT_MAX, HNSW_EF_CONSTRUCTION, HNSW_M, VectorIndex, ivf_cells)
+from retrieval.index.vectors import EXACT_MAX, HNSW_EF_CONSTRUCTION, HNSW_M, VectorIndex, ivf_cells
 
 DIM = 384
 LATENT = 48
@@ -138,13 +137,13 @@ def _rss_mb() -> tuple[float, float]:
 
 
 def run_large(n: int, commit_rows: int = 100_000) -> None:
-    """The large-library index (retrieval.largevectors) at ``n`` rows, built as a library
+    """The large-library index (retrieval.index.largevectors) at ``n`` rows, built as a library
     grows: trained once on a sample, then one append per ``commit_rows`` (a commit), while the
     exact top-K of the queries is kept chunk by chunk (no full copy of the vectors is held).
     Prints a progress line every million rows (rate, memory), then one line per setting."""
     import tempfile
 
-    from retrieval.largevectors import TRAIN_MAX, TRAIN_PER_CELL, LargeVectorIndex, large_cells
+    from retrieval.index.largevectors import TRAIN_MAX, TRAIN_PER_CELL, LargeVectorIndex, large_cells
 
     queries = synthetic(N_QUERIES, seed=2)
     nlist = large_cells(n)
@@ -195,7 +194,7 @@ def run_large(n: int, commit_rows: int = 100_000) -> None:
         index.close()
         del index
         np.save(Path(tmp) / "bench-truth.npy", best_i)
-        built = {"bench": "search", "n": n, "index": "ivfpq (retrieval.largevectors)",
+        built = {"bench": "search", "n": n, "index": "ivfpq (retrieval.index.largevectors)",
                  "nlist": nlist, "build_s": round(build_s, 1), "train_s": round(train_s, 1),
                  "append_s_total": round(sum(appends), 1),
                  "append_steps_s": {k: round(v, 1) for k, v in steps.items()},
@@ -212,7 +211,7 @@ def run_large(n: int, commit_rows: int = 100_000) -> None:
 def search_large(folder: Path, built: dict) -> None:
     """Open the large index in ``folder`` (this process: nothing else loaded), then measure
     recall against the truth the build saved, and latency, at a few settings."""
-    from retrieval.largevectors import NPROBE, RERANK, LargeVectorIndex
+    from retrieval.index.largevectors import NPROBE, RERANK, LargeVectorIndex
 
     truth = np.load(folder / "bench-truth.npy")
     queries = synthetic(N_QUERIES, seed=2)

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from montage.pipeline import MakeOptions  # noqa: E402
+from montage.pipeline.recut import MakeOptions  # noqa: E402
 from montage.studio import Studio, start_in_thread  # noqa: E402
 
 def _recut_bench():

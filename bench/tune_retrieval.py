@@ -24,16 +24,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import evalset  # noqa: E402
 
-from retrieval import ranking  # noqa: E402
-from retrieval.analyse import Settings, analyse_file  # noqa: E402
-from retrieval.detect import DEFAULT_MIN_SHOT, DEFAULT_THRESHOLD  # noqa: E402
-from retrieval.embed import normalise  # noqa: E402
-from retrieval.keywords import keyword_score, label_terms, terms  # noqa: E402
-from retrieval.labels import merge_labels, people_hints, people_words  # noqa: E402
-from retrieval.library import find_media, footage_text, footage_words  # noqa: E402
-from retrieval.proxy4 import MIX, ConceptEmbedder  # noqa: E402
-from retrieval.proxy import _top_labels, label_names  # noqa: E402
-from retrieval.text import encode_texts  # noqa: E402
+from retrieval.search import ranking  # noqa: E402
+from retrieval.analysis.analyse import Settings, analyse_file  # noqa: E402
+from retrieval.media.cuts import DEFAULT_MIN_SHOT, DEFAULT_THRESHOLD  # noqa: E402
+from retrieval.embed.base import normalise  # noqa: E402
+from retrieval.embed.keywords import keyword_score, label_terms, terms  # noqa: E402
+from retrieval.embed.labels import merge_labels, people_hints, people_words  # noqa: E402
+from retrieval.media.library import find_media, footage_text, footage_words  # noqa: E402
+from retrieval.embed.proxy4 import MIX, ConceptEmbedder  # noqa: E402
+from retrieval.embed.proxy3 import _top_labels, label_names  # noqa: E402
+from retrieval.embed.text import encode_texts  # noqa: E402
 
 CACHE = Path.home() / ".cache" / "montage" / "eval-signals"
 CACHE_VERSION = "v6"  # raw measurements per frame (FrameSignals with facts, scene and hints);

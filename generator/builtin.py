@@ -78,7 +78,7 @@ class BuiltinGenerator:
     def sample(self, request: GenerationRequest, *, progress: bool = False) -> tuple[np.ndarray, dict]:
         """The model's frames (frames, h, w, 3) uint8 for a request, and what conditioned them."""
         from generator.video import fit_frame
-        from retrieval.text import encode_texts
+        from retrieval.embed import encode_texts
 
         check_request(request)
         cast = conditioning.members(request)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from generator.types import GeneratedClip, GenerationRequest
 from retrieval.types import Hit, LibraryShot, ShotFeatures
+from generator.types import GeneratedClip, GenerationRequest
 
 GENERATED_PREFIX = "generated:"
 
@@ -51,8 +51,8 @@ def measure(clip: GeneratedClip) -> ShotFeatures:
 
 
 def _measure(path: Path) -> ShotFeatures:
-    from retrieval.faces import detect_faces, shot_scale
-    from retrieval.features import dominant_colors, histogram, tone
+    from retrieval.analysis import detect_faces, shot_scale
+    from retrieval.analysis import dominant_colors, histogram, tone
     from retrieval.media import probe, read_frames
 
     frame = read_frames(path, [probe(path).duration / 2])[0]

@@ -23,12 +23,12 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from retrieval.types import LibraryShot
 from generator.errors import CastError
 from generator.types import DESCRIPTOR_DIM, Character
-from retrieval.types import LibraryShot
 
 _KEYS = {"name": str, "description": str, "references": list, "seed": int}
-SAME_PERSON = 0.6  # dlib's usual threshold (retrieval.faces.SAME_PERSON)
+SAME_PERSON = 0.6  # dlib's usual threshold (retrieval.analysis.faces.SAME_PERSON)
 
 
 def default_seed(name: str) -> int:
@@ -111,7 +111,7 @@ def reference_descriptor(character: Character) -> tuple[float, ...]:
     CastError names the image that is not an image or shows no face.
     """
     from planner.errors import MediaError
-    from retrieval.faces import detect_faces
+    from retrieval.analysis import detect_faces
     from retrieval.media import read_still
 
     if not character.references:
@@ -159,12 +159,11 @@ def _stored_descriptor(character: Character, digests: tuple[str, ...]) -> tuple[
     import json
     import os
 
-    from retrieval import faces
+    from retrieval.analysis import descriptor_settings
     from retrieval.embed import default_cache_dir
 
-    settings = (faces.MAX_SIDE, faces.UPSAMPLE, faces.MIN_SCORE, faces.models_dir().name,
-                faces.DETECTOR, faces.MP_MIN_SCORE)
-    key = hashlib.sha1(json.dumps([digests, settings]).encode()).hexdigest()[:20]
+    settings = descriptor_settings()
+    key = hashlib.sha1(json.dumps([digests, list(settings)]).encode()).hexdigest()[:20]
     path = default_cache_dir() / "face-descriptors" / f"{key}.json"
     try:
         stored = tuple(float(x) for x in json.loads(path.read_text(encoding="utf-8")))

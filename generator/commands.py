@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from generator.train import train
-    from retrieval.library import check_root
+    from retrieval.media import check_root
 
     root = check_root(args.library)
     out = args.out or root / ".montage" / "generator.safetensors"

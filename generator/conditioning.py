@@ -13,10 +13,10 @@ from typing import Sequence
 
 import numpy as np
 
+from retrieval.types import Hit, LibraryShot
 from generator.cast import face_distance, resolve_identity
 from generator.errors import GenerationFailed
 from generator.types import Character, GenerationRequest
-from retrieval.types import Hit, LibraryShot
 
 def members(request: GenerationRequest) -> tuple[Character, ...]:
     """The shot's characters with identities resolved from their reference images."""

@@ -129,7 +129,7 @@ class DiffusersGenerator:
     def _device(self):
         import torch
 
-        from retrieval.device import resolve_device
+        from retrieval.embed import resolve_device
 
         device = resolve_device(self.settings.device)  # --device, else CUDA when present
         dtype = torch.float16 if device.startswith("cuda") else torch.float32
@@ -277,14 +277,14 @@ class DiffusersGenerator:
             return {"prompt": prompt, "negative_prompt": ""}
         import torch
 
-        from retrieval.text import DIM, encode_texts
+        from retrieval.embed import TEXT_DIM, encode_texts
 
         unet = getattr(p, "unet", None)
         dim = getattr(getattr(unet, "config", None), "cross_attention_dim", None)
-        if dim != DIM:
+        if dim != TEXT_DIM:
             raise GeneratorModelError(
                 f"{self.model} has no text encoder and its UNet expects {dim}-d text, not "
-                f"MiniLM's {DIM}-d", "use a pipeline with its own text encoder")
+                f"MiniLM's {TEXT_DIM}-d", "use a pipeline with its own text encoder")
         device, dtype = self._device()
         vec = encode_texts([prompt, ""])
         emb = torch.as_tensor(vec, dtype=dtype, device=device)[:, None, :]

@@ -122,7 +122,7 @@ def _faces(path: str, mtime: float) -> tuple[tuple[int, int], tuple[tuple, ...]]
     """The image's (width, height) as read (EXIF orientation applied) and (top, left, bottom,
     right, descriptor) of each face in it, largest first (remembered per file version:
     ``mtime`` is part of the cache key)."""
-    from retrieval.faces import detect_faces
+    from retrieval.analysis import detect_faces
     from retrieval.media import read_still
 
     try:

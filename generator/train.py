@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from retrieval.types import LibraryShot
 from generator.errors import GeneratorModelError
 from generator.video import fit_frame
-from retrieval.types import LibraryShot
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def _descriptor(root: Path, shot: LibraryShot, middle: np.ndarray) -> tuple[floa
     if shot.features is not None:
         descs = [d for d in shot.features.face_descriptors if len(d) == 128]
         return tuple(descs[0]) if descs else None
-    from retrieval.faces import detect_faces  # an index without features: look now
+    from retrieval.analysis import detect_faces  # an index without features: look now
 
     faces = detect_faces(middle)
     return faces[0].descriptor if faces and faces[0].descriptor else None
@@ -83,7 +83,7 @@ def collect(root: Path, shots: tuple[LibraryShot, ...], *, width: int, height: i
     """Decode the training clips of every shot (unreadable files are skipped with a warning)."""
     from planner.errors import MediaError
     from retrieval.media import read_frames, read_still
-    from retrieval.text import encode_texts
+    from retrieval.embed import encode_texts
 
     w0, h0 = round(width * MARGIN), round(height * MARGIN)
     clips, shot_of, idents, captions = [], [], [], []
@@ -138,8 +138,9 @@ def train(library: Path, out: Path, *, minutes: float = 10.0, max_steps: int = 1
     import torch
 
     from generator.dit import DiT, DiTConfig, count_parameters, fit, save_weights
-    from retrieval.index import build_index, open_index
-    from retrieval.library import check_root
+    from retrieval import build_index
+    from retrieval import open_index
+    from retrieval.media import check_root
 
     root = check_root(Path(library))
     if minutes <= 0:

@@ -2,7 +2,7 @@
 
 The model's few small frames are spread over the shot's length by linear blending at their own
 size, then ffmpeg scales them up (filling the frame, centre-cropped) and encodes H.264. ffmpeg
-runs through ``retrieval.ffmpeg``, the one module that starts ffmpeg processes (it imports
+runs through ``retrieval.media.ffmpeg``, the one module that starts ffmpeg processes (it imports
 nothing of the montage stage itself), so no encoder is ever left running.
 """
 from __future__ import annotations
@@ -55,7 +55,7 @@ def write_clip(frames: np.ndarray, path: Path, *, count: int, width: int, height
     one size, e.g. the face pass's work size); frames are written one at a time, so a long
     shot at a large work size never sits in memory whole.
     """
-    from retrieval.ffmpeg import count_video_frames, file_arg, run_ffmpeg
+    from retrieval.media import count_video_frames, file_arg, run_ffmpeg
     from planner.errors import RenderError
 
     path = Path(path)

@@ -56,7 +56,7 @@ def make_still(path: Path, *, size: str = "64x36", source: str = "testsrc2") -> 
 @pytest.fixture(scope="session")
 def proxy(pytestconfig):
     """One proxy embedder for the session; its label cache lives in pytest's cache folder."""
-    from retrieval.proxy import ProxyEmbedder
+    from retrieval.embed.proxy3 import ProxyEmbedder
 
     return ProxyEmbedder(cache_dir=pytestconfig.cache.mkdir("montage-models"), threads=1)
 

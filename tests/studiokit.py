@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from montage.pipeline import MakeOptions
+from montage.pipeline.recut import MakeOptions
 from montage.studio import Running, Studio, start_in_thread
 from tests.conftest import make_clip, make_cut_clip, make_still
 
@@ -22,7 +22,7 @@ OPTIONS = MakeOptions(threshold=0.0, width=160, height=90, progress=False, conta
 
 def make_library(root: Path) -> Path:
     """Four files, indexed once: each studio copies the folder with its index."""
-    from retrieval.index import build_index
+    from retrieval.index.build import build_index
 
     make_cut_clip(root / "colors.mp4", ["red", "blue", "green", "yellow", "white", "purple"],
                   seconds=3.0, size="160x90")

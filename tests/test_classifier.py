@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval.classifier import MAX_ERROR, Classifier, export, onnx_path, torch_model
-from retrieval.media import read_still
-from retrieval.proxy import ProxyEmbedder, _crops, preprocess
+from retrieval.embed.classifier import MAX_ERROR, Classifier, export, onnx_path, torch_model
+from retrieval.media.decode import read_still
+from retrieval.embed.proxy3 import ProxyEmbedder, _crops, preprocess
 
 ROOT = Path(__file__).resolve().parent.parent
 SKIMAGE_DATA = Path(importlib.util.find_spec("skimage").submodule_search_locations[0]) / "data"
@@ -59,7 +59,7 @@ def test_onnx_probabilities_match_torch(cache, images) -> None:
 
 def test_a_run_that_finds_the_export_does_not_import_torch(cache, images) -> None:
     ProxyEmbedder(cache_dir=cache, threads=1).classify(images[:1])  # exported by now
-    code = ("import json, sys; import numpy as np; from retrieval.proxy import ProxyEmbedder; "
+    code = ("import json, sys; import numpy as np; from retrieval.embed.proxy3 import ProxyEmbedder; "
             "p = ProxyEmbedder(cache_dir=sys.argv[1], threads=1).classify("
             "[np.full((90, 160, 3), 120, np.uint8)]); "
             "print(json.dumps([p.shape[1], 'torch' in sys.modules]))")
@@ -79,7 +79,7 @@ def test_batches_give_the_probabilities_of_single_crops(cache, images) -> None:
 
 @pytest.mark.slow
 def test_export_into_an_empty_cache_and_recover_from_a_damaged_file(tmp_path, images) -> None:
-    from retrieval.classifier import load
+    from retrieval.embed.classifier import load
 
     target = onnx_path(tmp_path)
     seconds = export(target)

@@ -6,7 +6,7 @@ import torch
 
 from montage.cli import main
 from planner.errors import ModelError
-from retrieval.device import DEVICE_ENV, resolve_device
+from retrieval.embed.device import DEVICE_ENV, resolve_device
 from tests.conftest import make_still
 
 

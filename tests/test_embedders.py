@@ -11,10 +11,10 @@ import pytest
 
 from planner.errors import LibraryError, ModelError
 from retrieval import build_index, make_embedder, open_index
-from retrieval.embed import PROXY_NAME, Embedder
-from retrieval.registry import canonical_name
-from retrieval.media import read_still
-from retrieval.proxy import label_names, preprocess
+from retrieval.embed.base import PROXY_NAME, Embedder
+from retrieval.embed.registry import canonical_name
+from retrieval.media.decode import read_still
+from retrieval.embed.proxy3 import label_names, preprocess
 from tests.conftest import make_cut_clip, make_still
 
 SKIMAGE_DATA = Path(importlib.util.find_spec("skimage").submodule_search_locations[0]) / "data"
@@ -59,7 +59,7 @@ def test_proxy_preprocess_matches_the_model_input() -> None:
 
 
 def test_proxy_is_an_embedder_and_names_itself() -> None:
-    from retrieval.proxy4 import DIM
+    from retrieval.embed.proxy4 import DIM
 
     emb = make_embedder("proxy")
     assert isinstance(emb, Embedder) and emb.name == "proxy-v4" and emb.dim == DIM
@@ -80,7 +80,7 @@ def test_proxy_people_hints_pull_the_vector_towards_people(proxy, cat_and_coffee
 
 
 def test_embedder_spec_from_command_line_options() -> None:
-    from retrieval.registry import embedder_spec
+    from retrieval.embed.registry import embedder_spec
 
     assert embedder_spec(None) is None and embedder_spec("proxy") == "proxy"
     assert embedder_spec(None, "RN50", "/w.pt") == "clip:RN50:/w.pt"

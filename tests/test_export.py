@@ -23,7 +23,7 @@ from montage.film.export.fcpxml import fcpxml_text, seconds
 from montage.film.export.mlt import mlt_text
 from montage.optimize import EditDecision, EditDecisionList
 from planner.errors import ExportError
-from retrieval.media import read_frames
+from retrieval.media.decode import read_frames
 from tests.conftest import make_clip, make_still
 
 W, H = 128, 72

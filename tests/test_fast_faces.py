@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 from montage.cli.demo import fetch_demo_library
-from retrieval.analyse import shot_features
-from retrieval.faces import SAME_PERSON, detect_faces, distance
-from retrieval.media import probe, read_still
-from retrieval.motion import STILL, analyse_motion
-from retrieval.scan import scan_video
+from retrieval.analysis.analyse import shot_features
+from retrieval.analysis.faces import SAME_PERSON, detect_faces, distance
+from retrieval.media.decode import probe, read_still
+from retrieval.analysis.motion import STILL, analyse_motion
+from retrieval.analysis.scan import scan_video
 
 SKIMAGE_DATA = Path(importlib.util.find_spec("skimage").submodule_search_locations[0]) / "data"
 SAME = ("brightness", "contrast", "saturation", "sharpness", "stability", "motion", "camera",
@@ -58,7 +58,7 @@ def test_every_face_dlib_finds_is_found_and_described_alike(shots) -> None:
 
 
 def test_blazeface_finds_what_dlib_misses_in_the_street_and_nothing_in_the_coffee() -> None:
-    from retrieval.media import read_frames
+    from retrieval.media.decode import read_frames
 
     demo = fetch_demo_library()
     cyclist = read_frames(demo / "bikes.mp4", [1.68])[0]  # a helmeted cyclist, face to camera

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from montage.cli import main
-from montage.pipeline import MakeOptions, Recutter
+from montage.pipeline.recut import MakeOptions, Recutter
 from montage.film import read_timeline
 from montage.project import load_state
 from tests.conftest import make_clip, make_cut_clip, make_still
@@ -41,7 +41,7 @@ def test_identical_segments_are_encoded_once(tmp_path, cached):
 
     from montage.film import render_edit, write_timeline
     from montage.optimize import EditDecision, EditDecisionList
-    from retrieval.ffmpeg import count_video_frames
+    from retrieval.media.ffmpeg import count_video_frames
 
     def card(shot: str, text: str) -> EditDecision:
         return EditDecision(shot, text, "placeholder", "card", "", 0, 12, 0.0)
@@ -116,7 +116,7 @@ def library(tmp_path_factory) -> Path:
     make_clip(root / "pattern.mp4", duration=4.0)
     make_still(root / "card.png")
     make_still(root / "bars.png", source="smptebars")
-    from retrieval.index import build_index
+    from retrieval.index.build import build_index
 
     build_index(root, "proxy", progress=False, workers=0)  # copied with the files: warm
     return root
@@ -135,7 +135,7 @@ def made(tmp_path, library):
 
 
 def _frames_ok(project: Path, out: Path) -> bool:
-    from retrieval.ffmpeg import count_video_frames
+    from retrieval.media.ffmpeg import count_video_frames
 
     return count_video_frames(out) == read_timeline(project / "edit.otio").frames
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval.analyse import Settings, analyse_file
-from retrieval.faces import SAME_PERSON, detect_faces, distance, shot_scale
-from retrieval.features import dominant_colors, histogram, tone
-from retrieval.media import probe, read_frames, read_still
-from retrieval.motion import analyse_motion, motion_times
+from retrieval.analysis.analyse import Settings, analyse_file
+from retrieval.analysis.faces import SAME_PERSON, detect_faces, distance, shot_scale
+from retrieval.analysis.features import dominant_colors, histogram, tone
+from retrieval.media.decode import probe, read_frames, read_still
+from retrieval.analysis.motion import analyse_motion, motion_times
 from tests.conftest import FFMPEG, make_clip
 
 SKIMAGE_DATA = Path(importlib.util.find_spec("skimage").submodule_search_locations[0]) / "data"
@@ -134,7 +134,7 @@ def test_shot_scale_thresholds() -> None:
 
 
 def test_people_detector_finds_the_astronaut_and_nobody_in_coffee_or_flat_frames(astronaut) -> None:
-    from retrieval.mediapipe_people import people
+    from retrieval.analysis.people import people
 
     found = people(astronaut)
     assert len(found) == 1 and found[0][1] >= 0.5
@@ -151,7 +151,7 @@ def test_people_count_is_the_same_in_a_worker_and_in_this_process(tmp_path) -> N
     thread each, so a worker's analysis is this process's to the bit."""
     import shutil
 
-    from retrieval.workers import analyse_all
+    from retrieval.analysis.workers import analyse_all
 
     for name in ("astronaut", "camera", "coffee"):
         shutil.copy(SKIMAGE_DATA / f"{name}.png", tmp_path / f"{name}.png")
@@ -186,7 +186,7 @@ def test_person_mask_regions_are_counted_as_scipy_counts_them() -> None:
     scipy.ndimage.label's 4-connectivity."""
     from scipy import ndimage
 
-    from retrieval.vision import region_sizes
+    from retrieval.analysis.vision import region_sizes
 
     rng = np.random.default_rng(0)
     for threshold in (0.3, 0.5, 0.7, 0.9):

@@ -18,8 +18,8 @@ from generator.diffusers_backend import (TINY_IP_ADAPTER, DiffusersGenerator,  #
                                          DiffusersSettings, build_tiny_pipeline, is_local)
 from generator.types import Character  # noqa: E402
 from generator.errors import is_out_of_memory, memory_guard  # noqa: E402
-from retrieval.ffmpeg import count_video_frames  # noqa: E402
-from retrieval.media import probe, read_frames  # noqa: E402
+from retrieval.media.ffmpeg import count_video_frames  # noqa: E402
+from retrieval.media.decode import probe, read_frames  # noqa: E402
 from tests.conftest import make_still  # noqa: E402
 
 

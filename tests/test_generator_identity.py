@@ -22,8 +22,8 @@ from generator.identity import portraits_from_library
 from generator.dit import DiT, DiTConfig, save_weights
 from generator.identity import init_faces, place, work_size
 from generator.video import write_clip
-from retrieval.faces import detect_faces
-from retrieval.media import probe, read_frames
+from retrieval.analysis.faces import detect_faces
+from retrieval.media.decode import probe, read_frames
 from retrieval.types import LibraryShot, ShotFeatures
 from tests.conftest import make_still
 

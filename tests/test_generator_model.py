@@ -19,8 +19,8 @@ from generator import GenerationFailed, GenerationRequest, GeneratorModelError, 
 from generator.builtin import BuiltinGenerator, BuiltinSettings
 from generator.dit import DiT, DiTConfig, fit, load_weights, sample, save_weights, to_model, diffusion_loss
 from generator.video import spread
-from retrieval.ffmpeg import count_video_frames
-from retrieval.media import probe, read_frames
+from retrieval.media.ffmpeg import count_video_frames
+from retrieval.media.decode import probe, read_frames
 
 TINY = DiTConfig(width=16, height=16, frames=2, patch=4, tpatch=2, dim=32, depth=2, heads=2)
 # The same model predicting velocity: untrained (all-zero output) it denoises towards a scaled

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from retrieval import build_index, open_index, search_library
-from retrieval.store import DB_NAME
+from retrieval.index.store import DB_NAME
 from tests.conftest import make_clip, make_cut_clip
 
 

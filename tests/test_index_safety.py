@@ -20,8 +20,8 @@ import pytest
 from montage.cli import main
 from planner.errors import LibraryError
 from retrieval import build_index, open_index, search_library
-from retrieval.location import READONLY_ENV, cache_index_dir, is_writable
-from retrieval.store import DB_NAME
+from retrieval.index.location import READONLY_ENV, cache_index_dir, is_writable
+from retrieval.index.store import DB_NAME
 from tests.conftest import make_clip, make_cut_clip, make_still
 
 
@@ -74,7 +74,7 @@ def test_an_index_of_the_previous_format_is_rebuilt_when_indexing(tmp_path, prox
 
 
 def test_interrupted_run_keeps_finished_files_and_resumes(tmp_path, proxy, monkeypatch) -> None:
-    import retrieval.index as index_module
+    import retrieval.index.build as index_module
 
     monkeypatch.setattr(index_module, "EMBED_BATCH", 1)  # each file embedded as it comes
     root = _library(tmp_path / "lib")
@@ -97,7 +97,7 @@ def test_interrupted_run_keeps_finished_files_and_resumes(tmp_path, proxy, monke
 
 
 def test_checkpoints_commit_during_a_run(tmp_path, proxy, monkeypatch) -> None:
-    import retrieval.index as index_module
+    import retrieval.index.build as index_module
 
     root = _library(tmp_path / "lib", n_clips=2)
     monkeypatch.setattr(index_module, "EMBED_BATCH", 1)  # embed each file as it comes
@@ -163,7 +163,7 @@ def test_new_files_are_added_without_touching_the_others(tmp_path, proxy) -> Non
 # would take), so a kill lands between checkpoints of a tiny library even on a loaded machine.
 _INDEX_COMMITTING_EACH_FILE = """
 import functools, sys, time
-import retrieval.index as index
+import retrieval.index.build as index
 index.EMBED_BATCH = 1
 index.build_index = functools.partial(index.build_index, checkpoint_s=0.0)
 _commit = index._Run.commit
@@ -272,7 +272,7 @@ def test_an_index_killed_with_sigkill_resumes_without_duplicates(tmp_path, proxy
 def test_a_commit_killed_halfway_is_rolled_back_when_reading(tmp_path) -> None:
     """A run killed while SQLite writes a big commit leaves a hot journal; a read-only open
     cannot roll it back ("attempt to write a readonly database"), so reading opens writable."""
-    from retrieval import store
+    from retrieval.index import store
 
     with closing(store.connect(tmp_path)) as con:
         con.execute("INSERT INTO meta (key, value) VALUES ('rows', '3')")

@@ -1,5 +1,5 @@
 """kill -9 during `montage make`: a real subprocess recuts a finished project and SIGKILLs
-itself at a named stage (MONTAGE_TEST_STOP_AT, read in montage/pipeline.py). Before the
+itself at a named stage (MONTAGE_TEST_STOP_AT, read in montage/pipeline/recut.py). Before the
 commit, the previous film, edit.otio and state are intact and consistent; after it, the next
 writer (or a reader) finishes publishing; either way the next run finishes."""
 from __future__ import annotations
@@ -14,9 +14,9 @@ import pytest
 
 from montage.cli import main
 from montage.film import read_timeline
-from montage.pipeline import STOP_AT
+from montage.pipeline.recut import STOP_AT
 from montage.project import load_state
-from retrieval.ffmpeg import count_video_frames
+from retrieval.media.ffmpeg import count_video_frames
 from tests.conftest import make_clip, make_cut_clip, make_still
 
 ROOT = Path(__file__).resolve().parents[1]

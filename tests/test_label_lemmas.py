@@ -7,14 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from retrieval.keywords import LabelLemmas, label_terms
+from retrieval.embed.keywords import LabelLemmas, label_terms
 
 ROOT = Path(__file__).resolve().parent.parent
 LABELS = ("tabby cat", "cats", "Egyptian Mau", "running people", "taxis", "img_eb841e82")
 
 CHILD = """
 import json, sys
-from retrieval.keywords import LabelLemmas
+from retrieval.embed.keywords import LabelLemmas
 kept = LabelLemmas.open()
 print(json.dumps({"kept": kept.kept, "terms": kept.terms(sys.argv[1:]),
                   "spacy": "spacy" in sys.modules}))

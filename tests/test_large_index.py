@@ -1,5 +1,5 @@
 """`montage index --vectors large`: the footage index on the large vector index
-(retrieval.largevectors) keeps a stable row per shot, appends new files, tombstones removed
+(retrieval.index.largevectors) keeps a stable row per shot, appends new files, tombstones removed
 ones, compacts, and survives a SIGKILL mid-append; on a small real library it finds what the
 exact index finds."""
 from __future__ import annotations
@@ -19,8 +19,8 @@ import pytest
 from montage.cli import main
 from planner.errors import LibraryError
 from retrieval import build_index, open_index
-from retrieval.largevectors import LargeVectorIndex
-from retrieval.store import DB_NAME
+from retrieval.index.largevectors import LargeVectorIndex
+from retrieval.index.store import DB_NAME
 from tests.conftest import make_clip, make_cut_clip, make_still
 
 COLOURS = ["red", "green", "blue", "yellow", "white", "black", "orange"]
@@ -146,7 +146,7 @@ def test_auto_picks_the_exact_index_for_a_small_library(tmp_path, proxy) -> None
 # would name them (and the SQLite transaction after it).
 _KILLED_MID_APPEND = """
 import os, signal, sys
-import retrieval.largevectors as large
+import retrieval.index.largevectors as large
 _commit = large.LargeVectorIndex.commit
 def commit(self, name=large.MANIFEST):
     if name.startswith("manifest-") and self._manifest["rows"] > int(os.environ["ROWS_BEFORE"]):

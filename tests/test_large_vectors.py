@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval.largevectors import MANIFEST, ROWS, TRAINED, LargeVectorIndex
-from retrieval.vectors import VectorIndex
+from retrieval.index.largevectors import MANIFEST, ROWS, TRAINED, LargeVectorIndex
+from retrieval.index.vectors import VectorIndex
 
 DIM = 96
 
@@ -93,7 +93,7 @@ def test_training_needs_a_sample_per_cell(tmp_path) -> None:
 
 
 def test_compaction_keeps_the_live_rows_in_order(built, tmp_path) -> None:
-    from retrieval.largevectors import compact
+    from retrieval.index.largevectors import compact
 
     folder, index, everything, second = built
     index.remove(range(0, 3000, 3))
@@ -119,7 +119,7 @@ def test_a_tiny_sample_trains_fewer_cells_and_shorter_codes(tmp_path) -> None:
 
 
 def test_the_kind_follows_the_mode_and_the_size() -> None:
-    from retrieval.largevectors import LARGE_MIN, choose_kind
+    from retrieval.index.largevectors import LARGE_MIN, choose_kind
 
     assert choose_kind("auto", LARGE_MIN, None) == "exact"
     assert choose_kind("auto", LARGE_MIN + 1, "hnsw") == "large"
@@ -129,7 +129,7 @@ def test_the_kind_follows_the_mode_and_the_size() -> None:
 
 
 def test_an_index_that_outgrew_its_cells_is_trained_anew(tmp_path) -> None:
-    from retrieval.largevectors import compact, outgrown
+    from retrieval.index.largevectors import compact, outgrown
 
     small = _clustered(64, 7)
     index = LargeVectorIndex.create(tmp_path / "a", small)  # one cell: 64 rows, 40 a cell

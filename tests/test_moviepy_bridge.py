@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from montage.film import moviepy_clip, read_timeline
-from montage.pipeline import MakeOptions, Recutter
+from montage.pipeline.recut import MakeOptions, Recutter
 from planner.errors import ExportError
 from tests.conftest import make_cut_clip, make_still
 

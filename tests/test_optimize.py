@@ -78,7 +78,7 @@ def test_the_card_threshold_follows_the_embedder_that_scored_the_footage():
     and a good one for a cosine embedder (proxy-v3), unless --threshold says otherwise."""
     from dataclasses import replace
 
-    from retrieval.proxy4 import ConceptEmbedder
+    from retrieval.embed.proxy4 import ConceptEmbedder
 
     plan = ShotPlan(source="x", shots=(shot(0),))
     cosine = cands({"s0": [(clip("a.mp4"), 0.4)]})

@@ -8,18 +8,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval.library import name_words
-from retrieval.media import read_still
-from retrieval.proxy import label_names
-from retrieval.queries import QueryError, check_query
-from retrieval.scene import ATTRIBUTES, asked, light_and_colour
+from retrieval.media.library import name_words
+from retrieval.media.decode import read_still
+from retrieval.embed.proxy3 import label_names
+from retrieval.search.queries import QueryError, check_query
+from retrieval.analysis.scene import ATTRIBUTES, asked, light_and_colour
 
 SKIMAGE_DATA = Path(importlib.util.find_spec("skimage").submodule_search_locations[0]) / "data"
 
 
 @pytest.fixture(scope="module")
 def v4(pytestconfig):
-    from retrieval.proxy4 import ConceptEmbedder
+    from retrieval.embed.proxy4 import ConceptEmbedder
 
     return ConceptEmbedder(cache_dir=pytestconfig.cache.mkdir("montage-models"), threads=1)
 
@@ -30,7 +30,7 @@ def stills() -> dict[str, np.ndarray]:
 
 
 def test_wordnet_nouns_cover_every_class_under_them() -> None:
-    from retrieval.wordnet import concepts
+    from retrieval.embed.wordnet import concepts
 
     names = label_names()
     dog = concepts(["dog"])
@@ -43,7 +43,7 @@ def test_wordnet_nouns_cover_every_class_under_them() -> None:
 
 
 def test_mediapipe_finds_the_astronauts_face_and_not_one_in_coffee(stills) -> None:
-    from retrieval.mediapipe_people import detect
+    from retrieval.analysis.people import detect
 
     astronaut = detect(stills["astronaut"])
     assert astronaut.faces == 1 and astronaut.face_score > 0.8
@@ -56,8 +56,8 @@ def test_v4_takes_the_people_facts_the_analysis_measured(v4, tmp_path) -> None:
     takes them instead of running the models again, and gets the same vectors."""
     import shutil
 
-    from retrieval.analyse import Settings, analyse_file
-    from retrieval.mediapipe_people import PeopleFacts
+    from retrieval.analysis.analyse import Settings, analyse_file
+    from retrieval.analysis.people import PeopleFacts
 
     shutil.copy(SKIMAGE_DATA / "astronaut.png", tmp_path / "a.png")
     a = analyse_file(str(tmp_path), "a.png", "still", Settings(27.0, 0.4))
@@ -87,7 +87,7 @@ def test_light_and_colour_are_measured_and_asked_for() -> None:
 
 
 def test_v4_scores_class_mass_people_and_colour(v4, stills) -> None:
-    from retrieval.proxy4 import DIM
+    from retrieval.embed.proxy4 import DIM
 
     red = np.zeros((96, 128, 3), np.uint8)
     red[..., 0] = 220
@@ -102,7 +102,7 @@ def test_v4_scores_class_mass_people_and_colour(v4, stills) -> None:
     # (the cat's probability mass under animal.n.01 is close to 1, the coffee's close to 0)
     parts = v4.read_queries(["an animal"])
     assert len(parts[0].classes) > 300 and parts[0].attributes == {}
-    from retrieval.proxy4 import MIX, with_mix
+    from retrieval.embed.proxy4 import MIX, with_mix
 
     no_mass = with_mix(v4, beta=0.0).query_vectors(parts) @ vectors.T
     assert sims[0, 0] - sims[0, 1] > no_mass[0, 0] - no_mass[0, 1] + 0.8 * MIX.beta
@@ -112,7 +112,7 @@ def test_v4_scores_class_mass_people_and_colour(v4, stills) -> None:
 def test_v4_keeps_the_raw_measurements_so_weights_can_be_changed_without_the_models(v4, stills):
     """The tuning script re-weighs cached frames: the Mix applied to the kept measurements
     gives the attributes the embedder computed, and another Mix gives other ones."""
-    from retrieval.proxy4 import with_mix
+    from retrieval.embed.proxy4 import with_mix
 
     signals = v4.signals([stills["astronaut"], stills["coffee"]], [(("a person", 1.0),), ()])
     again = v4.reweigh(signals)
@@ -127,8 +127,8 @@ def test_v4_keeps_the_raw_measurements_so_weights_can_be_changed_without_the_mod
 def test_v4_weighs_people_and_light_or_colour_words_apart(v4):
     """"a red car" asks for a colour (gamma_scene), "a man" for a person (gamma): two weights,
     so noisy people detectors need not drown reliable pixel facts (tuned apart)."""
-    from retrieval.proxy4 import C_ATTR, N_CLASSES, with_mix
-    from retrieval.text import DIM as TEXT_DIM
+    from retrieval.embed.proxy4 import C_ATTR, N_CLASSES, with_mix
+    from retrieval.embed.text import DIM as TEXT_DIM
 
     parts = v4.read_queries(["something red", "a man"])
     red, man = ATTRIBUTES.index("red"), ATTRIBUTES.index("person")

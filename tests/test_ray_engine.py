@@ -14,10 +14,10 @@ import pytest
 from montage.cli import main
 from planner.errors import LibraryError
 from retrieval import build_index, open_index
-from retrieval.engines import EngineError
-from retrieval.engines.shards import shard_dir
-from retrieval.engines.task import CRASH_ENV
-from retrieval.store import DB_NAME
+from retrieval.index.engines import EngineError
+from retrieval.index.engines.shards import shard_dir
+from retrieval.index.engines.task import CRASH_ENV
+from retrieval.index.store import DB_NAME
 from tests.conftest import make_clip, make_cut_clip, make_still
 
 QUERIES = ["a red screen", "a test pattern", "a blue wall", "green"]
@@ -63,7 +63,7 @@ def _copy(source: Path, to: Path) -> Path:
 
 def test_the_ray_index_is_the_local_index(ray_session, source, options, tmp_path) -> None:
     local_root, ray_root = _copy(source, tmp_path / "a"), _copy(source, tmp_path / "b")
-    from retrieval.engines.ray_engine import build_index_ray
+    from retrieval.index.engines.ray_engine import build_index_ray
 
     local = build_index(local_root, "proxy", progress=False, workers=0, **options)
     remote = build_index_ray(ray_root, "proxy", progress=False, **options)
@@ -89,7 +89,7 @@ def test_a_large_index_built_on_ray_is_the_local_large_index(ray_session, source
                                                               tmp_path) -> None:
     """``--engine ray --vectors large``: the cluster's shards go through the large index's
     append path as the local engine's files do: same rows, same hits."""
-    from retrieval.engines.ray_engine import build_index_ray
+    from retrieval.index.engines.ray_engine import build_index_ray
 
     local_root, ray_root = _copy(source, tmp_path / "a"), _copy(source, tmp_path / "b")
     build_index(local_root, "proxy", progress=False, workers=0, vectors="large", **options)
@@ -103,7 +103,7 @@ def test_a_large_index_built_on_ray_is_the_local_large_index(ray_session, source
 
 def test_an_interrupted_run_resumes_from_its_shards(ray_session, source, options,
                                                      tmp_path) -> None:
-    from retrieval.engines.ray_engine import build_index_ray
+    from retrieval.index.engines.ray_engine import build_index_ray
 
     root = _copy(source, tmp_path / "lib")
     first: list[str] = []
@@ -129,7 +129,7 @@ def test_an_interrupted_run_resumes_from_its_shards(ray_session, source, options
 @pytest.mark.slow  # a task with its own env vars gets fresh workers, which load the models again
 def test_a_worker_that_dies_costs_only_its_file(ray_session, source, options, tmp_path,
                                                  monkeypatch) -> None:
-    from retrieval.engines.ray_engine import build_index_ray
+    from retrieval.index.engines.ray_engine import build_index_ray
 
     root = _copy(source, tmp_path / "lib")
     marker = tmp_path / "died"
@@ -160,7 +160,7 @@ def test_an_address_that_does_not_answer_is_named_within_seconds(source, tmp_pat
 
 def test_a_port_that_is_not_a_ray_head_is_refused(source, tmp_path) -> None:
     ray = pytest.importorskip("ray")
-    from retrieval.engines.ray_engine import probe_address
+    from retrieval.index.engines.ray_engine import probe_address
 
     with socket.socket() as server:  # answers TCP, says nothing (an HTTP server would be alike)
         server.bind(("127.0.0.1", 0))
@@ -173,19 +173,19 @@ def test_a_port_that_is_not_a_ray_head_is_refused(source, tmp_path) -> None:
 
 
 def test_the_probe_accepts_a_real_ray_head(ray_session, source) -> None:
-    from retrieval.engines.ray_engine import probe_address
+    from retrieval.index.engines.ray_engine import probe_address
 
     probe_address(ray_session.get_runtime_context().gcs_address, source)  # no error
 
 
 def test_a_second_writer_is_refused_by_the_index_lock(ray_session, source, options,
                                                       tmp_path) -> None:
-    from retrieval.engines.ray_engine import build_index_ray
+    from retrieval.index.engines.ray_engine import build_index_ray
 
     root = _copy(source, tmp_path / "lib")
     (root / ".montage").mkdir()
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from retrieval.lock import index_lock\n"
+        [sys.executable, "-c", "import sys, time; from retrieval.index.lock import index_lock\n"
          "with index_lock(sys.argv[1], 'montage index --engine ray (cluster A)'):\n"
          "    print('held', flush=True); time.sleep(60)", str(root / ".montage")],
         stdout=subprocess.PIPE, text=True)

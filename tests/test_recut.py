@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from montage.cli import main
-from montage.pipeline import MakeOptions, Recutter
+from montage.pipeline.recut import MakeOptions, Recutter
 from montage.project import load_state
 from montage.film import read_timeline
 from planner.errors import ProjectError, ScriptError
@@ -236,7 +236,7 @@ def test_every_card_round_one_did_not_try_goes_to_the_second_round():
     from fractions import Fraction
 
     from montage.optimize import EditDecision, EditDecisionList
-    from montage.pipeline import _second_round
+    from montage.pipeline.recut import _second_round
 
     def decision(sid, clip=""):
         return EditDecision(shot_id=sid, text="", source="library" if clip else "placeholder",
@@ -258,8 +258,8 @@ def test_a_generated_shot_of_a_cast_member_shows_their_face(tmp_path, library):
     import numpy as np
 
     from generator import Character, resolve_identity
-    from retrieval.faces import detect_faces
-    from retrieval.media import read_frames
+    from retrieval.analysis.faces import detect_faces
+    from retrieval.media.decode import read_frames
 
     photo = Path(importlib.util.find_spec("skimage").submodule_search_locations[0]) / "data" / "astronaut.png"
     cast = tmp_path / "cast.toml"
@@ -287,7 +287,7 @@ def test_a_generated_shot_of_a_cast_member_shows_their_face(tmp_path, library):
 
 def test_a_second_round_keeps_the_first_rounds_portraits():
     from generator import Character
-    from montage.generate import Generated, merge
+    from montage.pipeline.generate import Generated, merge
     from retrieval.types import CandidateSet
 
     empty = CandidateSet("/lib", "proxy", ())

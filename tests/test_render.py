@@ -15,7 +15,7 @@ from PIL import Image
 from tests.conftest import FFMPEG, make_clip, make_cut_clip, make_still
 
 from montage.optimize import EditDecision, EditDecisionList
-from retrieval.ffmpeg import count_video_frames, ffmpeg_exe, run_ffmpeg
+from retrieval.media.ffmpeg import count_video_frames, ffmpeg_exe, run_ffmpeg
 from montage.film import render_timeline, write_timeline
 from planner.errors import RenderError
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 from planner.errors import LibraryError, MediaError, ModelError
 from planner.shots import PlannedShot, ShotPlan
-from retrieval.embed import PROXY_NAME
+from retrieval.embed.base import PROXY_NAME
 from retrieval import (
     CandidateSet,
     build_index,
@@ -25,11 +25,11 @@ from retrieval import (
     open_index,
     search_library,
 )
-from retrieval.detect import detect_shots, merge_short
-from retrieval.library import footage_text, footage_words, name_words
-from retrieval.media import probe, read_frames, read_still
-from retrieval.store import DB_NAME
-from retrieval.vectors import VectorIndex
+from retrieval.media.cuts import detect_shots, merge_short
+from retrieval.media.library import footage_text, footage_words, name_words
+from retrieval.media.decode import probe, read_frames, read_still
+from retrieval.index.store import DB_NAME
+from retrieval.index.vectors import VectorIndex
 
 
 def _make_library(root: Path) -> Path:
@@ -454,7 +454,7 @@ def test_approximate_index_finds_neighbours_and_round_trips(tmp_path: Path, kind
 
 
 def test_auto_index_kind_switches_above_the_threshold(monkeypatch) -> None:
-    import retrieval.vectors as vectors_module
+    import retrieval.index.vectors as vectors_module
 
     monkeypatch.setattr(vectors_module, "EXACT_MAX", 100)
     vecs = np.random.default_rng(4).normal(size=(101, 8)).astype(np.float32)

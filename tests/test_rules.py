@@ -112,9 +112,9 @@ def test_threshold_override_and_fingerprint():
 
 
 def test_the_card_threshold_is_the_embedders_unless_a_style_or_the_user_sets_one(tmp_path: Path):
-    from retrieval.embed import COSINE_CARD_THRESHOLD
-    from retrieval.proxy4 import ConceptEmbedder
-    from retrieval.registry import card_threshold
+    from retrieval.embed.base import COSINE_CARD_THRESHOLD
+    from retrieval.embed.proxy4 import ConceptEmbedder
+    from retrieval.embed.registry import card_threshold
 
     rules = load_rules()
     assert rules.placeholder_threshold is None and rules.placeholder_shift == 0.0

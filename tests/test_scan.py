@@ -2,7 +2,7 @@
 
 The reference is computed here the old way, on the same real clips: PySceneDetect's own
 ``SceneManager`` over its PyAV backend for the cuts, then every keyframe and motion triplet read
-back by seeking (:func:`retrieval.media.read_frames`) and measured by the same feature code.
+back by seeking (:func:`retrieval.media.decode.read_frames`) and measured by the same feature code.
 """
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from montage.cli.demo import fetch_demo_library
-from retrieval.analyse import Settings, analyse_file, shot_features
-from retrieval.detect import detect_shots, merge_short
-from retrieval.media import probe, read_frames
-from retrieval.motion import analyse_motion, motion_times
-from retrieval.scan import keyframe_fractions, scan_video
+from retrieval.analysis.analyse import Settings, analyse_file, shot_features
+from retrieval.media.cuts import detect_shots, merge_short
+from retrieval.media.decode import probe, read_frames
+from retrieval.analysis.motion import analyse_motion, motion_times
+from retrieval.analysis.scan import keyframe_fractions, scan_video
 from tests.conftest import FFMPEG
 
 SETTINGS = Settings(27.0, 0.4)

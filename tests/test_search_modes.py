@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from retrieval import store
-from retrieval.keywords import keyword_score, label_terms, terms
-from retrieval.ranking import KEYWORD_WEIGHT, MODES, rank
-from retrieval.sheet import write_sheet
-from retrieval.tags import folder_tags, tag_text
+from retrieval.index import store
+from retrieval.embed.keywords import keyword_score, label_terms, terms
+from retrieval.search.ranking import KEYWORD_WEIGHT, MODES, rank
+from retrieval.search.sheet import write_sheet
+from retrieval.media.tags import folder_tags, tag_text
 from retrieval.types import Hit, LibraryShot
-from retrieval.vectors import VectorIndex
+from retrieval.index.vectors import VectorIndex
 from tests.conftest import make_cut_clip, make_still
 
 
@@ -67,7 +67,7 @@ def test_modes_rank_by_their_evidence(tiny) -> None:
 
 
 def test_keyword_matches_outside_the_embedding_pool_are_scored(tmp_path, monkeypatch) -> None:
-    import retrieval.ranking as ranking
+    import retrieval.search.ranking as ranking
 
     monkeypatch.setattr(ranking, "_MIN_POOL", 1)  # the embedding pool: 5 rows for top=1
     vecs = np.zeros((10, 16), np.float32)

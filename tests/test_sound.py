@@ -18,12 +18,12 @@ from montage.film import export_project, read_srt, read_timeline, render_timelin
 from montage.film.audio import TARGET_I, TARGET_TP, measure_loudness, mix_film, voice_energy
 from montage.film.soundtrack import LEAD, place, probe_audio
 from montage.film.timeline import read_soundtrack, write_timeline
-from montage.music import track_beats
-from montage.narrate import check_voice, find_voice, narrate
+from montage.sound.music import track_beats
+from montage.sound.narrate import check_voice, find_voice, narrate
 from montage.optimize import EditDecision, EditDecisionList
 from planner.errors import AudioError
 from planner.shots import PlannedShot, ShotPlan
-from retrieval.ffmpeg import count_video_frames
+from retrieval.media.ffmpeg import count_video_frames
 from tests.conftest import FFMPEG
 
 RATE = Fraction(25)

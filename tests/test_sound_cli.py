@@ -12,7 +12,7 @@ from montage.film import read_srt, read_timeline
 from montage.film.audio import TARGET_I, TARGET_TP, measure_loudness
 from montage.film.soundtrack import LEAD, TAIL
 from montage.film.timeline import read_soundtrack
-from montage.music import track_beats
+from montage.sound.music import track_beats
 from montage.optimize import load_rules
 from tests.conftest import make_clip, make_cut_clip, make_still
 from tests.test_sound import make_music

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from retrieval.text import DIM, encode_texts, model_path
+from retrieval.embed.text import DIM, encode_texts, model_path
 
 TEXTS = ["a cat sleeping on a sofa", "A cyclist rides past a black taxi.", "", "Ünïcode ☃ 日本語",
          "tabby cat, tiger cat, Egyptian cat " * 60,  # past the 256-token limit: truncated
@@ -33,7 +33,7 @@ def test_related_sentences_are_closer():
 
 def test_no_torch_import():
     """Embedding a query must not import torch or sentence-transformers (seconds at start-up)."""
-    code = ("import sys; from retrieval.text import encode_texts; encode_texts(['a red car']); "
+    code = ("import sys; from retrieval.embed.text import encode_texts; encode_texts(['a red car']); "
             "print('torch' in sys.modules, 'sentence_transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]

@@ -1,7 +1,7 @@
 """WordNet's noun graph is parsed once and then read from the user's model cache."""
 from __future__ import annotations
 
-from retrieval import wordnet
+from retrieval.embed import wordnet
 
 
 def test_the_kept_graph_is_the_parsed_one_and_a_damaged_copy_is_parsed_again(tmp_path, monkeypatch):

@@ -1,7 +1,10 @@
-"""The `montage` command: thin wrappers over importable functions.
+"""cli (floor 6): the `montage` command: thin wrappers over importable functions.
 
-`main(argv)` returns an exit code so tests can call it directly. User mistakes (every
-MontageError) print one `error:` line and exit 2, never a traceback.
+Owns: the parser and dispatch (here), the project commands (``project``), ``watch``,
+``studio``, ``export`` and the demo. May import: every room of ``montage`` and every package;
+nothing imports it. `main(argv)` returns an exit code so tests can call it directly. User
+mistakes (every MontageError) print one `error:` line and exit 2, never a traceback.
+A new command: its parser and handler here (a thin wrapper over the room that owns the work).
 """
 from __future__ import annotations
 
@@ -246,7 +249,7 @@ def _make(args: argparse.Namespace, script: Path, library: Path, out: Path | Non
 
 def _run(args: argparse.Namespace) -> int:
     if getattr(args, "device", None):
-        from retrieval.device import DEVICE_ENV, resolve_device
+        from retrieval.embed import DEVICE_ENV, resolve_device
 
         resolve_device(args.device)  # cuda without a GPU fails here, before any work
         os.environ[DEVICE_ENV] = args.device  # seen by every model built from here on
@@ -282,8 +285,8 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"{s.id}  scene {s.scene}  {s.duration:4.1f}s  {s.text}{who}\n    query: {s.query}")
         return 0
     if args.command == "index":
-        from retrieval.engines import index_with
-        from retrieval.registry import embedder_spec
+        from retrieval.index import index_with
+        from retrieval.embed import embedder_spec
 
         spec = embedder_spec(args.embedder, args.clip_model, args.clip_pretrained) or "proxy"
         report = index_with(args.engine, args.library, spec, address=args.address,
@@ -296,10 +299,10 @@ def _run(args: argparse.Namespace) -> int:
             print(f"  skipped {path}: {reason}")
         return 0
     if args.command == "search":
-        from retrieval.registry import embedder_spec
-        from retrieval.search import DEFAULT_MODE, hits_to_json, search_library
+        from retrieval.embed import embedder_spec
+        from retrieval import DEFAULT_MODE, hits_to_json, search_library
 
-        from retrieval.queries import check_query
+        from retrieval.search import check_query
 
         if args.top < 1:
             raise MontageError(f"--top must be at least 1, got {args.top}")
@@ -310,7 +313,7 @@ def _run(args: argparse.Namespace) -> int:
                                                         args.clip_pretrained),
                                  mode=args.mode or DEFAULT_MODE)
         if args.sheet is not None:
-            from retrieval.sheet import write_sheet
+            from retrieval.search import write_sheet
 
             write_sheet(args.library, args.queries, results, args.sheet)
             print(f"wrote {args.sheet}", file=sys.stderr)

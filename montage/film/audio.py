@@ -27,7 +27,7 @@ import numpy as np
 
 from montage.film.soundtrack import LEAD, Soundtrack
 from planner.errors import RenderError
-from retrieval.ffmpeg import capture_ffmpeg, file_arg
+from retrieval.media import capture_ffmpeg, file_arg
 
 TARGET_I = -16.0  # LUFS integrated (the common loudness for published online video)
 TARGET_TP = -1.5  # dBTP

@@ -13,8 +13,8 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
+from retrieval.media import MediaInfo, media_info
 from montage.film.soundtrack import Soundtrack
-from retrieval.ffmpeg import MediaInfo, probe
 
 PROBES = "probes.json"
 LAST_FILM = "last-film.json"
@@ -53,7 +53,7 @@ def write_probes(cache: Path, known: dict) -> None:
 
 
 def probe_known(media: Path, known: dict) -> MediaInfo:
-    """``probe(media)``, answered from ``known`` when this version of the file was probed
+    """``media_info(media)``, answered from ``known`` when this version of the file was probed
     before (and added to it when not)."""
     version = _version(media)
     entry = known.get(version)
@@ -62,7 +62,7 @@ def probe_known(media: Path, known: dict) -> MediaInfo:
             return MediaInfo(int(entry["width"]), int(entry["height"]), bool(entry["has_audio"]))
         except (KeyError, TypeError, ValueError):
             pass
-    info = probe(media)
+    info = media_info(media)
     known[version] = asdict(info)
     return info
 

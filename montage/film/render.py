@@ -27,8 +27,8 @@ from pathlib import Path
 
 from generator.placeholder import render_card
 from montage.optimize import EditDecision, EditDecisionList
-from retrieval.ffmpeg import (Job, MediaInfo, count_video_frames, file_arg, probe, run_ffmpeg,
-                            run_ffmpeg_jobs)
+from retrieval.media import (Job, MediaInfo, count_video_frames, file_arg, media_info, run_ffmpeg,
+                             run_ffmpeg_jobs)
 from montage.film.audio import mix_film
 from montage.film.filmcache import (film_key, probe_known, read_probes, remember_film,
                                     reusable_film, write_probes)
@@ -482,7 +482,7 @@ def render_clips(edl: EditDecisionList, items: list[tuple[EditDecision, Path]], 
             src = _Source(None, None)
             if d.kind != "card":
                 media = (base / d.media).absolute()
-                src = _Source(media, probe(media))
+                src = _Source(media, media_info(media))
             todo.append((_Segment(i, d, 0, out), src))
         _encode(todo, edl, work, parallel, threads, False)
     finally:

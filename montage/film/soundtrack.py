@@ -15,7 +15,7 @@ from pathlib import Path
 
 from montage.optimize import EditDecisionList
 from planner.errors import AudioError, RenderError
-from retrieval.ffmpeg import capture_ffmpeg, file_arg
+from retrieval.media import capture_ffmpeg, file_arg
 
 LEAD = 0.2  # seconds of picture before a voice starts: a cut never lands on the first syllable
 BREATH = 0.45  # seconds after the voice ends before the cut (a spoken shot's planned length)

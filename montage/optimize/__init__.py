@@ -1,10 +1,12 @@
-"""The rule engine: choose and trim one clip per planned shot under cinematography rules.
+"""optimize (floor 1): the rule engine: choose and trim one clip per planned shot under
+cinematography rules.
 
-What the rest of montage uses is here; the modules behind it are the engine's own:
-``rules`` (presets in ``assets/rules/*.toml``), ``costs`` (what each rule measures),
+Owns: ``rules`` (presets in ``assets/rules/*.toml``), ``costs`` (what each rule measures),
 ``problem`` / ``instance`` (the options and their costs), ``heuristic`` / ``lagrange`` (a DP and
 Lagrangian warm start and bound), ``solver`` (CP-SAT), ``explain`` (why each clip), ``edl`` (the
-decision list handed to :mod:`montage.film`), ``optimizer`` (the one entry point).
+decision list handed to :mod:`montage.film`), ``optimizer`` (the one entry point), ``pacing``.
+May import: ``planner``, ``retrieval``, ``generator`` (their data types); no other room.
+A new rule: its cost in ``costs``, its term in ``rules``, its weight in ``assets/rules/default.toml``.
 """
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ from montage.optimize.explain import edl_text
 from montage.optimize.optimizer import Solution, optimize
 from montage.optimize.pacing import Pacing
 from montage.optimize.problem import Kept, OptimizeError, frames_for, shot_options, usable_span
-from montage.optimize.rules import REWARDS, TERMS, RuleSet, RulesError, default_rules, list_styles, load_rules
+from montage.optimize.rules import (REWARDS, TERMS, RuleSet, RulesError, default_rules,
+                                    list_styles, load_rules)
 
 __all__ = [
     "EditDecision", "EditDecisionList", "Kept", "OptimizeError", "Pacing", "REWARDS", "RUNNER_UP_CARD",

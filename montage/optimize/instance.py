@@ -15,8 +15,9 @@ from planner.shots import ShotPlan
 from retrieval.types import CandidateSet, ShotFeatures
 
 from montage.optimize import costs
-from montage.optimize.problem import Kept, Option, OptimizeError, Problem, frames_for, planned_seconds, shot_options
 from montage.optimize.pacing import Pacing, targets
+from montage.optimize.problem import (Kept, Option, OptimizeError, Problem, frames_for,
+                                      planned_seconds, shot_options)
 from montage.optimize.rules import SHOT_TERMS, RuleSet
 
 _HINT_PIN = "pin a clip listed in candidates.json for that shot, or remove the pin"

@@ -111,10 +111,10 @@ class RuleSet:
 
         Scores mean different things per embedder (a cosine, a weighted sum), so unless the
         style or ``--threshold`` sets a number, the threshold is the one the embedder states
-        (:func:`retrieval.registry.card_threshold`) plus the style's ``placeholder_shift``."""
+        (:func:`retrieval.embed.registry.card_threshold`) plus the style's ``placeholder_shift``."""
         if self.placeholder_threshold is not None:
             return self
-        from retrieval.registry import card_threshold
+        from retrieval.embed import card_threshold
 
         return replace(self, placeholder_threshold=round(
             max(0.0, card_threshold(embedder) + self.placeholder_shift), 4))

@@ -1,6 +1,9 @@
-"""The project folder's memory: its state (``state.json``), pins and bans (``project.toml``),
-and every cut kept in ``history/`` (``versions``: list, compare, revert, explain); one writer at
-a time (``lock``).
+"""project (floor 3): the project folder's memory.
+
+Owns: its state (``state.json``), pins and bans (``project.toml``), and every cut kept in
+``history/`` (``versions``: list, compare, revert, explain); one writer at a time (``lock``); a
+cut committed by ``state.json`` and then published (``publish``). May import:
+``montage.optimize``, ``montage.film``, ``planner``, ``retrieval``, ``generator``.
 """
 from __future__ import annotations
 

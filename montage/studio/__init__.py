@@ -1,8 +1,10 @@
-"""montage studio: edit the script beside the film in the browser, and see it recut.
+"""studio (floor 5): edit the script beside the film in the browser, and see it recut.
 
-One page (``static/``), one Starlette app (``server``), one :class:`Studio` per project
-(``session``: the Recutter with models and index kept loaded, and a worker for recuts),
-thumbnails and previews made by ffmpeg on demand (``media``). :func:`serve` runs it on uvicorn.
+Owns: one page (``static/``), one Starlette app (``server``: the token, origin and path checks),
+one :class:`Studio` per project (``session``: the Recutter with models and index kept loaded,
+and a worker for recuts), thumbnails and previews made by ffmpeg on demand (``media``).
+:func:`serve` runs it on uvicorn. May import: ``montage.pipeline`` and every room below it.
+A new panel of the page: its markup in ``static/``, its data from a route in ``server``.
 """
 from __future__ import annotations
 

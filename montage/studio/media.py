@@ -11,7 +11,7 @@ import os
 import threading
 from pathlib import Path
 
-from retrieval.ffmpeg import file_arg, run_ffmpeg
+from retrieval.media import file_arg, run_ffmpeg
 
 from montage.studio.session import Media
 

@@ -27,7 +27,7 @@ from planner.shots import ShotPlan
 from retrieval.types import CandidateSet
 
 from montage.film import read_timeline
-from montage.film.export import FORMATS, export_project
+from montage.film import FORMATS, export_project
 from montage.optimize import EditDecision, list_styles, usable_span
 from montage.pipeline import MakeOptions, MakeResult, Recutter
 from montage.project import (Choices, cut_dir, history, load_choices, load_state, project_lock,

@@ -1,0 +1,22 @@
+"""embed (floor 3): images and words into one vector space, and the models that do it.
+
+Owns: the embedder contract (``base.Embedder``) and the registry of embedders by name
+(``registry``); each embedder (``proxy4``: the offline default; ``proxy3``; ``clip``: open_clip)
+with its models (``classifier``: EfficientNet-Lite0 in ONNX Runtime, ``text``: MiniLM in numpy,
+``wordnet``); the words of a shot (``labels``) and keywords (``keywords``: spaCy lemmas); where
+torch runs (``device``) and the models warmed while indexing (``warm``). May import:
+``analysis``, ``media``, ``retrieval.types``, ``planner``. A new embedder is a module here
+implementing ``base.Embedder`` plus its name in ``registry``.
+"""
+from __future__ import annotations
+
+from .base import Embedder, ImageAnalysis, default_cache_dir
+from .device import DEVICE_ENV, resolve_device
+from .registry import canonical_name, card_threshold, embedder_spec, make_embedder
+from .text import DIM as TEXT_DIM
+from .text import encode_texts
+
+__all__ = [
+    "DEVICE_ENV", "Embedder", "ImageAnalysis", "TEXT_DIM", "canonical_name", "card_threshold",
+    "default_cache_dir", "embedder_spec", "encode_texts", "make_embedder", "resolve_device",
+]
