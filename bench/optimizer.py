@@ -4,7 +4,9 @@ Builds instances the way real retrieval does (bench/instances.py: top-M by simil
 library with topic structure, cut costs from clip features), runs ``montage.optimize`` and
 prints ``{"shots", "candidates", "seconds", "objective", "bound", "optimal", "best_known", ...}``.
 ``best_known`` is the best objective any method reached on that instance in a long search
-(60 s by default), cached in bench/best_known.json. ``--refs`` adds the references: the DP
+(60 s by default), cached in bench/best_known.json under the instance and its objective version
+(:func:`objective_version`: after a rule or cost change the cache misses and the search runs
+again; ``--no-compute-known`` then prints null). ``--refs`` adds the references: the DP
 heuristic alone, the naive CP-SAT model (one literal per costly option pair) and, when small
 enough, exhaustive search. ``--save FILE`` writes the instance (options, integer rule terms,
 class tables) and the answer; ``--check FILE`` re-scores a saved answer with nothing but this
@@ -14,6 +16,7 @@ violations on the demo before (pure match assignment) and after (default rules).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -31,9 +34,11 @@ from montage.optimize.instance import build_problem  # noqa: E402
 from montage.optimize.lagrange import lagrangian  # noqa: E402
 from montage.optimize import load_rules, optimize  # noqa: E402
 from montage.optimize.problem import Problem, score  # noqa: E402
+import montage.optimize.problem as scoring  # noqa: E402
 from montage.optimize.solver import solve_cpsat  # noqa: E402
 
 CACHE = Path(__file__).resolve().parent / "best_known.json"
+SCORING_CODE = Path(scoring.__file__)  # score(), evaluate(), feasible(): what an edit is worth
 RATE, W, H = Fraction(25), 1280, 720
 
 
@@ -76,16 +81,53 @@ def long_search(p: Problem, seconds: float, start: list[int] | None) -> tuple[in
     return value, best, bound
 
 
-def best_known(key: str, p: Problem, ours: int, seconds: float, compute: bool) -> float | None:
-    cache = json.loads(CACHE.read_text()) if CACHE.is_file() else {}
-    if key in cache and cache[key] >= ours / SCALE:
-        return cache[key]
+def objective_version(p: Problem) -> str:
+    """A short hash of everything that decides what an edit of ``p`` is worth.
+
+    That is the instance as ``--save`` writes it (every option's integer rule terms, the class
+    tables, files, faces, the rule set in effect after ``extends`` and the embedder's card
+    threshold: exactly what ``--check`` re-scores from) plus the source of the code that scores
+    a choice (``montage/optimize/problem.py``). So a changed rule file, cost formula, instance
+    builder, pacing, card threshold or instance generator gives a new version, and a comment or
+    a faster search does not (the search only finds edits; a better one raises best known).
+    """
+    data = {"instance": instance_data(p), "characters": p.characters}  # who must keep one face
+    h = hashlib.sha256(json.dumps(data, sort_keys=True).encode())
+    h.update(SCORING_CODE.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def known_key(instance: str, version: str) -> str:
+    return f"{instance} objective={version}"
+
+
+def read_known(cache: Path, instance: str, version: str) -> float | None:
+    """The cached best objective for ``instance`` under ``version``; an entry written under any
+    other version (other rules, other cost code) is never returned."""
+    data = json.loads(cache.read_text()) if cache.is_file() else {}
+    return data.get(known_key(instance, version))
+
+
+def write_known(cache: Path, instance: str, version: str, value: float) -> None:
+    """Store ``value``, dropping the instance's entries under other versions (stale for good)."""
+    data = json.loads(cache.read_text()) if cache.is_file() else {}
+    data = {k: v for k, v in data.items() if not k.startswith(f"{instance} objective=")}
+    data[known_key(instance, version)] = value
+    cache.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+def best_known(instance: str, version: str, p: Problem, ours: int, seconds: float, compute: bool,
+               cache: Path = CACHE) -> float | None:
+    """The best objective known for ``p`` (at least ours), from the cache if it was found under
+    this objective ``version``, else from a long search (``compute``) or None."""
+    known = read_known(cache, instance, version)
+    if known is not None and known >= ours / SCALE:
+        return known
     if not compute:
-        return max(cache.get(key, -1e18), ours / SCALE) if key in cache else None
+        return None if known is None else max(known, ours / SCALE)
     value, _, _ = long_search(p, seconds, None)
-    cache[key] = max(value, ours) / SCALE
-    CACHE.write_text(json.dumps(cache, indent=1, sort_keys=True) + "\n")
-    return cache[key]
+    write_known(cache, instance, version, max(value, ours) / SCALE)
+    return max(value, ours) / SCALE
 
 
 def run(shots: int, cands: int, seed: int, style: str, refs: bool, save: Path | None,
@@ -100,12 +142,14 @@ def run(shots: int, cands: int, seed: int, style: str, refs: bool, save: Path | 
         times.append(time.perf_counter() - t0)
     seconds = min(times)
     p = build_problem(plan, candidates, rules, rate=RATE, width=W, height=H)
-    key = f"{shots}x{cands} seed={seed} style={style}"
-    known = best_known(key, p, round(sol.objective * SCALE), known_seconds, compute_known)
+    version = objective_version(p)
+    known = best_known(f"{shots}x{cands} seed={seed} style={style}", version, p,
+                       round(sol.objective * SCALE), known_seconds, compute_known)
     out = {"shots": shots, "candidates": cands, "seed": seed, "style": style,
            "seconds": round(seconds, 3), "runs": len(times), "objective": sol.objective,
            "bound": sol.bound,
            "gap": round(sol.gap, 5), "optimal": sol.optimal, "best_known": known,
+           "objective_version": version,
            "below_best_known": None if known is None else round((known - sol.objective) / abs(known), 5),
            "method": sol.method, "dp_value": sol.stats.get("dp_value"),
            "dp_reuses": sol.stats.get("dp_reuses"), "load1": round(os.getloadavg()[0], 2)}
@@ -136,8 +180,9 @@ def references(p: Problem, objective: float, seconds: float) -> dict:
     return out
 
 
-def save_instance(p: Problem, chosen: list[int], path: Path) -> None:
-    data = {
+def instance_data(p: Problem) -> dict:
+    """The instance as plain data: options, integer rule terms, class tables, weights, faces."""
+    return {
         "scale": SCALE, "rules": p.rules.to_dict(),
         "weights": {t: p.w(t) for t in ("jump_cut", "variety", "reuse", "character")},
         "reuse_gap": p.rules.reuse_gap,
@@ -151,9 +196,13 @@ def save_instance(p: Problem, chosen: list[int], path: Path) -> None:
                                 "faces": list(p.faces[i][k])}
                                for k, o in enumerate(p.options[i])]}
                   for i, s in enumerate(p.shots)],
-        "answer": {"options": chosen, "clips": [p.options[i][k].clip_id for i, k in enumerate(chosen)],
-                   "objective": score(p, chosen)},
     }
+
+
+def save_instance(p: Problem, chosen: list[int], path: Path) -> None:
+    data = instance_data(p)
+    data["answer"] = {"options": chosen, "clips": [p.options[i][k].clip_id for i, k in enumerate(chosen)],
+                      "objective": score(p, chosen)}
     Path(path).write_text(json.dumps(data))
 
 
