@@ -1,8 +1,10 @@
-"""Shared test fixtures: tiny real clips made by ffmpeg, and a guard against logged errors."""
+"""Shared test fixtures: tiny real clips made by ffmpeg, the small footage library the film
+tests cut from, the model cache, and a guard against logged errors."""
 from __future__ import annotations
 
 import logging
 import subprocess
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -53,12 +55,40 @@ def make_still(path: Path, *, size: str = "64x36", source: str = "testsrc2") -> 
     return path
 
 
+CARD_AND_BARS = {"card.png": "testsrc2", "bars.png": "smptebars"}
+
+
+def make_footage(root: Path, colors: Sequence[str], *, seconds: float = 2.0, pattern: float = 4.0,
+                 audio: bool = False, size: str = "64x36",
+                 stills: Mapping[str, str] = CARD_AND_BARS, still_size: str | None = None) -> Path:
+    """The small footage library the film tests cut from, under ``root``: ``colors.mp4`` (hard
+    cuts between flat ``colors``, one shot of ``seconds`` each), ``pattern.mp4`` (a moving test
+    pattern of ``pattern`` seconds, with a tone when ``audio``) and ``stills`` (relative path ->
+    lavfi source), all ``size`` (stills ``still_size`` when given)."""
+    make_cut_clip(root / "colors.mp4", list(colors), seconds=seconds, size=size)
+    make_clip(root / "pattern.mp4", duration=pattern, size=size, audio=audio)
+    for name, source in stills.items():
+        make_still(root / name, size=still_size or size, source=source)
+    return root
+
+
 @pytest.fixture(scope="session")
-def proxy(pytestconfig):
-    """One proxy embedder for the session; its label cache lives in pytest's cache folder."""
+def model_cache(pytestconfig, tmp_path_factory) -> Path:
+    """Where the session's models keep their caches (label vectors, exported ONNX): pytest's
+    cache folder, so later runs start warm, or a session folder when the cache plugin is off
+    (``-p no:cacheprovider``)."""
+    cache = getattr(pytestconfig, "cache", None)
+    if cache is not None:
+        return cache.mkdir("montage-models")
+    return tmp_path_factory.mktemp("montage-models")
+
+
+@pytest.fixture(scope="session")
+def proxy(model_cache):
+    """One proxy embedder for the session; its label cache lives in the model cache."""
     from retrieval.embed.proxy3 import ProxyEmbedder
 
-    return ProxyEmbedder(cache_dir=pytestconfig.cache.mkdir("montage-models"), threads=1)
+    return ProxyEmbedder(cache_dir=model_cache, threads=1)
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from montage.pipeline.recut import MakeOptions
 from montage.studio import Running, Studio, start_in_thread
-from tests.conftest import make_clip, make_cut_clip, make_still
+from tests.conftest import make_footage
 
 TOKEN = "test-token-0123456789abcdef"
 SENTENCES = [
@@ -24,11 +24,8 @@ def make_library(root: Path) -> Path:
     """Four files, indexed once: each studio copies the folder with its index."""
     from retrieval.index.build import build_index
 
-    make_cut_clip(root / "colors.mp4", ["red", "blue", "green", "yellow", "white", "purple"],
-                  seconds=3.0, size="160x90")
-    make_clip(root / "pattern.mp4", duration=6.0, size="160x90")
-    make_still(root / "card.png", size="160x90")
-    make_still(root / "bars.png", source="smptebars", size="160x90")
+    make_footage(root, ["red", "blue", "green", "yellow", "white", "purple"], seconds=3.0,
+                 pattern=6.0, size="160x90")
     build_index(root, "proxy", progress=False)
     return root
 

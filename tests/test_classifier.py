@@ -20,8 +20,8 @@ SKIMAGE_DATA = Path(importlib.util.find_spec("skimage").submodule_search_locatio
 
 
 @pytest.fixture(scope="module")
-def cache(pytestconfig) -> Path:
-    return pytestconfig.cache.mkdir("montage-models")
+def cache(model_cache) -> Path:
+    return model_cache
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from montage.cli import main
 from montage.film import read_timeline
 from planner.shots import ShotPlan
 from retrieval.types import CandidateSet
-from tests.conftest import make_clip, make_cut_clip, make_still
+from tests.conftest import make_clip, make_footage
 
 SCRIPT = """A red wall fills the screen. A blue sky follows it.
 
@@ -22,11 +22,9 @@ A green field stretches away. A dragon made of glass sings opera on the moon.
 
 @pytest.fixture(scope="module")
 def library(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("library")
-    make_cut_clip(root / "colors.mp4", ["red", "blue", "green"], seconds=1.5, size="64x36")
-    make_clip(root / "pattern.mp4", duration=3.0, audio=True)
-    make_still(root / "stills" / "card.png", size="48x64")
-    return root
+    return make_footage(tmp_path_factory.mktemp("library"), ["red", "blue", "green"], seconds=1.5,
+                        pattern=3.0, audio=True, stills={"stills/card.png": "testsrc2"},
+                        still_size="48x64")
 
 
 @pytest.fixture(scope="module")

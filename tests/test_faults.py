@@ -11,7 +11,7 @@ from montage.cli import main
 from montage.pipeline.recut import MakeOptions, Recutter
 from montage.film import read_timeline
 from montage.project import load_state
-from tests.conftest import make_clip, make_cut_clip, make_still
+from tests.conftest import make_clip, make_cut_clip, make_footage, make_still
 
 OPTIONS = MakeOptions(threshold=0.0, width=64, height=36, progress=False, contact_sheet=False)
 
@@ -111,11 +111,7 @@ SENTENCES = "A red door opens slowly. The blue sea is calm tonight.\n\nA colourf
 
 @pytest.fixture(scope="module")
 def library(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("lib")
-    make_cut_clip(root / "colors.mp4", ["red", "blue", "green", "yellow"], seconds=2.0)
-    make_clip(root / "pattern.mp4", duration=4.0)
-    make_still(root / "card.png")
-    make_still(root / "bars.png", source="smptebars")
+    root = make_footage(tmp_path_factory.mktemp("lib"), ["red", "blue", "green", "yellow"])
     from retrieval.index.build import build_index
 
     build_index(root, "proxy", progress=False, workers=0)  # copied with the files: warm

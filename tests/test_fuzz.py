@@ -6,15 +6,17 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import string
 import tempfile
+import tomllib
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from montage.optimize import RuleSet, load_rules
+from montage.optimize import OptimizeError, RuleSet, RulesError, load_rules
 from montage.optimize.rules import CUT_TERMS, FILM_TERMS, LIMITS, SHOT_TERMS, TERMS
 from planner.errors import MontageError
 from planner.plan import load_script, plan_text
@@ -164,6 +166,24 @@ def _write(path: Path, data: dict) -> None:
     path.write_text("".join(top) + "\n" + "\n".join(sections), encoding="utf-8")
 
 
+def _check_rules_error(exc: MontageError, path: Path, before: dict[str, bytes]) -> None:
+    """A bad rule file is one RulesError that says what to do and names the file, or else
+    names what its ``extends`` points at (the same error that style alone gives); nothing
+    beside it is written or changed."""
+    assert isinstance(exc, RulesError), repr(exc)
+    assert exc.message and exc.hint
+    if str(path.resolve()) not in exc.message:
+        target = tomllib.loads(path.read_text(encoding="utf-8"))["extends"]
+        with pytest.raises(RulesError) as alone:
+            load_rules(target)
+        assert alone.value.message == exc.message
+    assert _files(path.parent) == before
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
 def _check_rules(rules: RuleSet) -> None:
     assert set(rules.weights) == set(TERMS)
     assert all(math.isfinite(w) and w >= 0 for w in rules.weights.values()), rules.weights
@@ -186,10 +206,11 @@ def test_any_rule_file_is_a_rule_set_or_one_rules_error(data):
             _write(Path(tmp) / "other.toml", {"extends": str(path)})
             data = {**data, "extends": str(Path(tmp) / "other.toml")}
         _write(path, data)
+        before = _files(Path(tmp))
         try:
             rules = load_rules(path)
         except MontageError as exc:
-            assert exc.message and exc.hint
+            _check_rules_error(exc, path, before)
             return
     _check_rules(rules)
 
@@ -202,7 +223,8 @@ def test_any_bytes_as_a_rule_file_are_one_error_at_most(data):
         path.write_bytes(data)
         try:
             rules = load_rules(path)
-        except MontageError:
+        except MontageError as exc:
+            _check_rules_error(exc, path, {"style.toml": data})
             return
     _check_rules(rules)
 
@@ -219,6 +241,8 @@ def test_an_extends_loop_is_named():
 @settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 25)), deadline=10000, database=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(known)
+@example({"extends": "default", "limits": {"placeholders": False}})  # s2 has no usable clip
+@example({"extends": "calm", "limits": {"placeholders": False, "tempo": 10.0}})  # nor s0, s1
 def test_any_accepted_rule_set_drives_the_optimizer(data):
     """A rule set load_rules accepts (wild but in range) cuts a small film or says why."""
     from montage.optimize import optimize
@@ -227,9 +251,12 @@ def test_any_accepted_rule_set_drives_the_optimizer(data):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "style.toml"
         _write(path, data)
+        before = _files(Path(tmp))
         try:
             rules = load_rules(path)
-        except MontageError:
+        except MontageError as exc:  # every key is known: only a value can be wrong, named
+            _check_rules_error(exc, path, before)
+            assert exc.message.startswith(f"{path.resolve()}: ["), exc.message
             return
     plan = plan_of(shot(0), shot(1, duration=4.0), shot(2, scene=1))
     candidates = cands([(lib("a.mp4"), 0.8), (lib("b.png", kind="still"), 0.4)],
@@ -237,7 +264,13 @@ def test_any_accepted_rule_set_drives_the_optimizer(data):
                        [(lib("c.mp4", end=1.0), 0.2)])
     try:
         solution = optimize(plan, candidates, rules=rules, time_limit=2.0)
-    except MontageError:
+    except MontageError as exc:
+        # a title card always fits, so only a rule set without them can leave a shot empty
+        # (s2's one clip is under a second): the error names the shot, its line and the rule
+        assert isinstance(exc, OptimizeError) and not rules.placeholders, exc.message
+        assert re.match(r"shot s[012] \(line \d+\) has no usable clip", exc.message), exc.message
+        assert "placeholders = false" in exc.message
+        assert exc.hint
         return
     assert [d.shot_id for d in solution.edl.decisions] == ["s0", "s1", "s2"]
     assert all(d.frames > 0 for d in solution.edl.decisions)

@@ -210,9 +210,16 @@ def test_factory_specs(tmp_path: Path) -> None:
 
 
 def test_shipped_weights_load() -> None:
+    from safetensors.torch import load_file
+
+    from generator.builtin import DEFAULT_WEIGHTS
+
     gen = make_generator("builtin")
-    assert gen is not None
+    assert isinstance(gen, BuiltinGenerator) and gen.weights == DEFAULT_WEIGHTS
     model = gen.net()
+    shipped, loaded = load_file(str(DEFAULT_WEIGHTS)), model.state_dict()
+    assert shipped.keys() == loaded.keys()  # every tensor came from the file, none is fresh
+    assert all(torch.equal(loaded[k], t.float()) for k, t in shipped.items())
     assert model.config.width / model.config.height == pytest.approx(16 / 9)
     assert gen.weights.stat().st_size < 6_000_000, "shipped weights stay small"
 

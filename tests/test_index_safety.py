@@ -200,13 +200,12 @@ def _live_processes_in_group(pgid: int) -> list[str]:
     return out
 
 
-def test_an_index_killed_with_sigkill_resumes_without_duplicates(tmp_path, proxy, pytestconfig,
+def test_an_index_killed_with_sigkill_resumes_without_duplicates(tmp_path, proxy, model_cache,
                                                                  monkeypatch, capsys) -> None:
     """SIGKILL (the OOM killer, a closed laptop lid) gives the index no chance to clean up:
     the next run must start from the last checkpoint and leave each file in it exactly once,
     and the killed run's analysis workers must not linger."""
-    cache = pytestconfig.cache.mkdir("montage-models")  # the proxy fixture's label cache
-    monkeypatch.setenv("MONTAGE_CACHE_DIR", str(cache))
+    monkeypatch.setenv("MONTAGE_CACHE_DIR", str(model_cache))  # the proxy fixture's label cache
     colours = ["red", "green", "blue", "yellow", "white", "black", "orange"]
     root = tmp_path / "lib"
     for i in range(6):  # numbered names: no footage words, so no text model to load

@@ -17,7 +17,7 @@ from montage.film import read_timeline
 from montage.pipeline.recut import STOP_AT
 from montage.project import load_state
 from retrieval.media.ffmpeg import count_video_frames
-from tests.conftest import make_clip, make_cut_clip, make_still
+from tests.conftest import make_footage
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIN = "import sys; from montage.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -28,11 +28,8 @@ SECOND = ("A red door opens slowly. The blue sea is calm tonight.\n\n"
 
 @pytest.fixture(scope="module")
 def library(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("lib")
-    make_cut_clip(root / "colors.mp4", ["red", "blue", "green", "yellow"], seconds=2.0)
-    make_clip(root / "pattern.mp4", duration=4.0)
-    make_still(root / "card.png")
-    return root
+    return make_footage(tmp_path_factory.mktemp("lib"), ["red", "blue", "green", "yellow"],
+                        stills={"card.png": "testsrc2"})
 
 
 def _argv(script: Path, library: Path, out: Path) -> list[str]:

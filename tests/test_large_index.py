@@ -159,9 +159,9 @@ sys.exit(main(sys.argv[1:]))
 
 
 @pytest.mark.slow  # a subprocess that loads the command line's models: minutes on 2 busy cores
-def test_a_sigkill_mid_append_leaves_a_usable_index(tmp_path, proxy, pytestconfig,
+def test_a_sigkill_mid_append_leaves_a_usable_index(tmp_path, proxy, model_cache,
                                                     monkeypatch, capsys) -> None:
-    monkeypatch.setenv("MONTAGE_CACHE_DIR", str(pytestconfig.cache.mkdir("montage-models")))
+    monkeypatch.setenv("MONTAGE_CACHE_DIR", str(model_cache))
     root = _library(tmp_path / "lib", 3)
     assert main(["index", str(root), "--quiet", "--workers", "0", "--vectors", "large"]) == 0
     before = _rows(root)

@@ -14,7 +14,8 @@ import pytest
 
 from montage.cli import main
 from montage.project import lock_holder, project_lock
-from montage.project.lock import LOCK_FILE
+from montage.project import lock as lock_module
+from montage.project.lock import GRACE_S, LOCK_FILE, POLL_S
 from planner.errors import ProjectError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,17 +24,49 @@ import sys, time
 from montage.project import project_lock
 with project_lock(sys.argv[1], sys.argv[2]):
     print("held", flush=True)
-    time.sleep(float(sys.argv[3]))
+    if sys.argv[3] == "stdin":
+        sys.stdin.readline()  # until the test says so
+    else:
+        time.sleep(float(sys.argv[3]))
+if sys.argv[3] == "stdin":
+    print("released", flush=True)
 """
 
 
-def hold(project: Path, command: str = "montage make", seconds: float = 60.0) -> subprocess.Popen:
-    """Another real process that takes the project's lock and keeps it ``seconds``."""
+def hold(project: Path, command: str = "montage make",
+         seconds: float | None = 60.0) -> subprocess.Popen:
+    """Another real process that takes the project's lock and keeps it ``seconds`` (None: until
+    a line comes on its stdin; it then says "released" once it has let go)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(project), command, str(seconds)],
-                            stdout=subprocess.PIPE, text=True, env=env)
+    hold_for = "stdin" if seconds is None else str(seconds)
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(project), command, hold_for],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
     assert proc.stdout.readline().strip() == "held"
     return proc
+
+
+class Clock:
+    """The lock's clock in a test: its polls are counted and its waits added up here, so a test
+    checks how the lock waited without timing it. ``real``: each poll also sleeps for real (a
+    holder in another process needs time to let go); ``on_first_poll``: called once, when the
+    lock has been refused and starts to wait."""
+
+    def __init__(self, *, real: bool = False, on_first_poll=None) -> None:
+        self.now, self.polls, self.real, self.on_first_poll = 0.0, 0, real, on_first_poll
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.polls += 1
+        if self.polls == 1 and self.on_first_poll:
+            self.on_first_poll()
+        if self.real:
+            time.sleep(seconds)
+        self.now += seconds
+
+    def __getattr__(self, name: str):
+        return getattr(time, name)
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -42,36 +75,50 @@ def stop(proc: subprocess.Popen) -> None:
     proc.wait(timeout=10)
 
 
-def test_a_second_process_is_refused_with_the_holders_name(tmp_path):
+def test_a_second_process_is_refused_with_the_holders_name(tmp_path, monkeypatch):
     project = tmp_path / "proj"
     proc = hold(project, "montage make")
     try:
         who = lock_holder(project)
         assert who is not None and "montage make" in who and f"pid {proc.pid}" in who
-        started = time.monotonic()
-        with pytest.raises(ProjectError, match=rf"in use by montage make \(pid {proc.pid} on "):
+        clock = Clock()
+        monkeypatch.setattr(lock_module, "time", clock)
+        with pytest.raises(ProjectError, match=rf"in use by montage make \(pid {proc.pid} on ") as no:
             with project_lock(project, "montage pin"):
                 pytest.fail("took a lock another process holds")
-        assert time.monotonic() - started < 2  # no waiting unless asked
-        started = time.monotonic()
+        # no waiting unless asked: only the short grace for another's probe, then the refusal
+        # that says how to wait (the holder is still at work: it was not waited for)
+        assert clock.now < GRACE_S + POLL_S and "waited" not in no.value.message
+        assert "--wait" in no.value.hint and proc.poll() is None
+        clock = Clock()
+        monkeypatch.setattr(lock_module, "time", clock)
         with pytest.raises(ProjectError, match="waited 0.5 s"):
             with project_lock(project, "montage pin", wait=True, timeout=0.5):
                 pytest.fail("took a lock another process holds")
-        assert 0.5 <= time.monotonic() - started < 3
+        assert clock.now - POLL_S < 0.5 <= clock.now  # it polled through the timeout, no longer
+        assert proc.poll() is None
     finally:
         stop(proc)
 
 
-def test_a_waiting_writer_gets_the_lock_when_the_holder_finishes(tmp_path):
+def test_a_waiting_writer_gets_the_lock_when_the_holder_finishes(tmp_path, monkeypatch, caplog):
     project = tmp_path / "proj"
-    proc = hold(project, "montage make", seconds=1.0)
+    proc = hold(project, "montage make", seconds=None)
+
+    def let_go() -> None:  # the waiter has been refused: now the holder finishes its work
+        proc.stdin.write("done\n")
+        proc.stdin.flush()
+
+    clock = Clock(real=True, on_first_poll=let_go)
+    monkeypatch.setattr(lock_module, "time", clock)
     try:
-        started = time.monotonic()
         with project_lock(project, "montage watch", wait=True, timeout=30):
-            assert time.monotonic() - started >= 0.3  # it did wait for the other
+            assert clock.polls >= 1  # it was refused while the other held it, and waited
             assert "montage watch" in lock_holder(project)
+            assert proc.stdout.readline().strip() == "released"
         assert lock_holder(project) is None
         assert proc.wait(timeout=30) == 0  # the holder finished its work undisturbed
+        assert not [r for r in caplog.records if "stale" in r.getMessage()]  # a clean handover
     finally:
         stop(proc)
 

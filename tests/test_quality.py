@@ -18,10 +18,10 @@ SKIMAGE_DATA = Path(importlib.util.find_spec("skimage").submodule_search_locatio
 
 
 @pytest.fixture(scope="module")
-def v4(pytestconfig):
+def v4(model_cache):
     from retrieval.embed.proxy4 import ConceptEmbedder
 
-    return ConceptEmbedder(cache_dir=pytestconfig.cache.mkdir("montage-models"), threads=1)
+    return ConceptEmbedder(cache_dir=model_cache, threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -158,8 +158,16 @@ def test_bad_queries_get_one_clear_message(query, why) -> None:
 
 @pytest.mark.parametrize("query", ["a dog", "a taxi in traffic", "someone", "Maya walks",
                                    "la dolce vita", "a red car at night"])
-def test_ordinary_queries_pass(query) -> None:
-    check_query(query)
+def test_ordinary_queries_pass(query, tmp_path, capsys) -> None:
+    """`montage search` takes them: it goes past the query check to the library (here one with
+    no index, so that is the one error), where a refused query would stop with its message."""
+    from montage.cli import main
+
+    assert check_query(query) is None
+    assert main(["search", str(tmp_path), query]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: the footage library {tmp_path} has no index yet"), err
+    assert "query" not in err
 
 
 def test_cli_search_refuses_an_empty_query(tmp_path, capsys) -> None:

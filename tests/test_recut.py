@@ -12,7 +12,7 @@ from montage.pipeline.recut import MakeOptions, Recutter
 from montage.project import load_state
 from montage.film import read_timeline
 from planner.errors import ProjectError, ScriptError
-from tests.conftest import make_clip, make_cut_clip, make_still
+from tests.conftest import make_clip, make_footage, make_still
 
 SENTENCES = [
     "A red door opens slowly.",
@@ -26,13 +26,8 @@ OPTIONS = MakeOptions(threshold=0.0, width=64, height=36, progress=False, contac
 
 @pytest.fixture(scope="module")
 def library(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("lib")
-    make_cut_clip(root / "colors.mp4", ["red", "blue", "green", "yellow", "white", "purple"],
-                  seconds=2.0)
-    make_clip(root / "pattern.mp4", duration=4.0)
-    make_still(root / "card.png")
-    make_still(root / "bars.png", source="smptebars")
-    return root
+    return make_footage(tmp_path_factory.mktemp("lib"),
+                        ["red", "blue", "green", "yellow", "white", "purple"])
 
 
 def write(path: Path, sentences: list[str]) -> Path:

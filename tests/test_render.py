@@ -214,15 +214,17 @@ def _assert_nothing_left(out: Path) -> None:
     assert not list(out.parent.glob(f".{out.name}*")), "no partial file left behind"
 
 
-def test_missing_media_fails_before_encoding(media: dict[str, Path], tmp_path: Path) -> None:
+def test_missing_media_fails_before_encoding(media: dict[str, Path], tmp_path: Path,
+                                              capsys) -> None:
     edl = EditDecisionList(RATE, W, H, (_d("ok", "video", media["cuts"], 0, 5),
                                         _d("gone", "video", tmp_path / "gone.mp4", 0, 5)))
     otio = write_timeline(edl, tmp_path / "e.otio")
-    out = tmp_path / "out" / "film.mp4"
+    out, work = tmp_path / "out" / "film.mp4", tmp_path / "work"
     with pytest.raises(RenderError, match=r"e\.otio: clip 1 \(shot gone\).*gone\.mp4"):
-        render_timeline(otio, out, workdir=tmp_path / "work")
+        render_timeline(otio, out, workdir=work, progress=True)
     _assert_nothing_left(out)
-    assert not list((tmp_path / "work").glob("*.mov")) if (tmp_path / "work").exists() else True
+    assert "encoded" not in capsys.readouterr().err  # not even the good clip 0 was encoded
+    assert not list(work.glob("*")), "a kept work folder holds no segment"
 
 
 def test_corrupt_media_fails_cleanly(media: dict[str, Path], tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ import json
 import logging
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -217,15 +218,43 @@ def test_every_shot_has_features(first_build, library) -> None:
     assert shots["stills/still.png#0"].features.motion == 0.0
 
 
-def test_second_run_reuses_everything(first_build, library, proxy) -> None:
+class _Asked:
+    """An embedder that notes each time it is asked for vectors, labels or query vectors."""
+
+    def __init__(self, inner) -> None:
+        self._inner, self.asked = inner, []
+
+    def __getattr__(self, name: str):
+        value = getattr(self._inner, name)
+        if name not in ("analyse", "embed_images", "embed_queries", "describe"):
+            return value
+
+        def asked(*args, **kwargs):
+            self.asked.append(name)
+            return value(*args, **kwargs)
+        return asked
+
+
+def test_second_run_reuses_everything(first_build, library, proxy, monkeypatch) -> None:
     first = first_build[1]
     db = library / ".montage" / DB_NAME
     before = db.stat().st_mtime_ns
-    second = build_index(library, proxy, progress=False)
+    started: list = []
+
+    class Started(subprocess.Popen):  # ffmpeg decodes in a child process: note each one
+        def __init__(self, args, *rest, **options) -> None:
+            started.append(args)
+            super().__init__(args, *rest, **options)
+
+    monkeypatch.setattr(subprocess, "Popen", Started)
+    embedder, finished = _Asked(proxy), []
+    second = build_index(library, embedder, progress=False,
+                         on_file=lambda path, done, total: finished.append(path))
     assert (second.files_indexed, second.files_reused, second.shots) == (0, 3, first.shots)
     assert second.files_skipped == first.files_skipped
     assert db.stat().st_mtime_ns == before  # nothing rewritten
-    assert second.seconds < 1.0  # no model, no decoding (a generous bound, not a benchmark)
+    assert embedder.asked == []  # no model was asked for anything
+    assert finished == [] and started == []  # no file analysed, no decoder started
 
 
 def test_changed_file_is_reindexed_alone(library, proxy) -> None:

@@ -14,7 +14,7 @@ from montage.film.soundtrack import LEAD, TAIL
 from montage.film.timeline import read_soundtrack
 from montage.sound.music import track_beats
 from montage.optimize import load_rules
-from tests.conftest import make_clip, make_cut_clip, make_still
+from tests.conftest import make_footage
 from tests.test_sound import make_music
 
 SCRIPT = """A red wall fills the screen. A blue sky follows it.
@@ -26,9 +26,8 @@ A green field stretches away. A dragon made of glass sings opera on the moon.
 @pytest.mark.slow
 def test_make_narrated_with_music_cuts_on_beats_and_recuts_from_the_cache(tmp_path: Path) -> None:
     lib = tmp_path / "lib"
-    make_cut_clip(lib / "colors.mp4", ["red", "blue", "green"], seconds=4, size="64x36")
-    make_clip(lib / "pattern.mp4", duration=6.0, audio=True)
-    make_still(lib / "stills" / "card.png", size="48x64")
+    make_footage(lib, ["red", "blue", "green"], seconds=4, pattern=6.0, audio=True,
+                 stills={"stills/card.png": "testsrc2"}, still_size="48x64")
     script = tmp_path / "story.txt"
     script.write_text(SCRIPT)
     music = make_music(tmp_path / "music.wav", 120, 7)
