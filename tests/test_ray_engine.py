@@ -162,10 +162,14 @@ def test_an_address_that_does_not_answer_is_named_within_seconds(source, tmp_pat
     assert joins == []
 
 
-def test_a_port_that_is_not_a_ray_head_is_refused(source, tmp_path) -> None:
+def test_a_port_that_is_not_a_ray_head_is_refused(source, tmp_path, monkeypatch) -> None:
     pytest.importorskip("ray")
     from retrieval.index.engines.ray_engine import probe_address
 
+    sockets: list[socket.socket] = []  # the probe's connection, to read the timeout it waits on
+    connect = socket.create_connection
+    monkeypatch.setattr(socket, "create_connection",
+                        lambda *a, **k: sockets.append(connect(*a, **k)) or sockets[-1])
     with socket.socket() as server:  # answers TCP, says nothing (an HTTP server would be alike)
         server.bind(("127.0.0.1", 0))
         server.listen()
@@ -173,6 +177,7 @@ def test_a_port_that_is_not_a_ray_head_is_refused(source, tmp_path) -> None:
         with pytest.raises(EngineError) as refused:  # the probe gives up on its own timeout
             probe_address(address, source, timeout=1.0)
     assert refused.value.message == f"no Ray cluster answers at {address}: no answer within 1 s"
+    assert [s.gettimeout() for s in sockets] == [1.0]  # it waited that long, not ray's minutes
     assert f"montage index {source}" in refused.value.hint
 
 

@@ -5,7 +5,7 @@ import json
 import logging
 import os
 import shutil
-import subprocess
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -218,6 +218,11 @@ def test_every_shot_has_features(first_build, library) -> None:
     assert shots["stills/still.png#0"].features.motion == 0.0
 
 
+def _noted(real, opened: list, path, *args, **kwargs):
+    opened.append(str(path))
+    return real(path, *args, **kwargs)
+
+
 class _Asked:
     """An embedder that notes each time it is asked for vectors, labels or query vectors."""
 
@@ -239,14 +244,12 @@ def test_second_run_reuses_everything(first_build, library, proxy, monkeypatch) 
     first = first_build[1]
     db = library / ".montage" / DB_NAME
     before = db.stat().st_mtime_ns
-    started: list = []
+    import av
+    from PIL import Image
 
-    class Started(subprocess.Popen):  # ffmpeg decodes in a child process: note each one
-        def __init__(self, args, *rest, **options) -> None:
-            started.append(args)
-            super().__init__(args, *rest, **options)
-
-    monkeypatch.setattr(subprocess, "Popen", Started)
+    opened: list = []  # every file opened by a decoder (PyAV for video, Pillow for stills)
+    for module in (av, Image):
+        monkeypatch.setattr(module, "open", partial(_noted, module.open, opened))
     embedder, finished = _Asked(proxy), []
     second = build_index(library, embedder, progress=False,
                          on_file=lambda path, done, total: finished.append(path))
@@ -254,7 +257,7 @@ def test_second_run_reuses_everything(first_build, library, proxy, monkeypatch) 
     assert second.files_skipped == first.files_skipped
     assert db.stat().st_mtime_ns == before  # nothing rewritten
     assert embedder.asked == []  # no model was asked for anything
-    assert finished == [] and started == []  # no file analysed, no decoder started
+    assert finished == [] and opened == []  # no file analysed, none even opened to decode
 
 
 def test_changed_file_is_reindexed_alone(library, proxy) -> None:
