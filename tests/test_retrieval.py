@@ -241,12 +241,12 @@ class _Asked:
 
 
 def test_second_run_reuses_everything(first_build, library, proxy, monkeypatch) -> None:
-    first = first_build[1]
-    db = library / ".montage" / DB_NAME
-    before = db.stat().st_mtime_ns
     import av
     from PIL import Image
 
+    first = first_build[1]
+    db = library / ".montage" / DB_NAME
+    before = db.stat().st_mtime_ns
     opened: list = []  # every file opened by a decoder (PyAV for video, Pillow for stills)
     for module in (av, Image):
         monkeypatch.setattr(module, "open", partial(_noted, module.open, opened))
