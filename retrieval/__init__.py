@@ -15,12 +15,12 @@ from .embed import Embedder, ImageAnalysis, make_embedder
 from .index import IndexReport, build_index
 from .media import MediaFile, find_media
 from .search import (DEFAULT_MODE, MODES, FootageIndex, candidates_for_plan, hits_to_json, open_index,
-                     search_library)
+                     search_library, skipped_files)
 from .types import CandidateSet, Hit, LibraryShot, ShotCandidates, ShotFeatures
 
 __all__ = [
     "CandidateSet", "DEFAULT_MODE", "Embedder", "FootageIndex", "Hit", "ImageAnalysis",
     "IndexReport", "LibraryShot", "MODES", "MediaFile", "ShotCandidates", "ShotFeatures",
     "build_index", "candidates_for_plan", "find_media", "hits_to_json", "make_embedder",
-    "open_index", "search_library",
+    "open_index", "search_library", "skipped_files",
 ]

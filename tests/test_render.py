@@ -362,8 +362,12 @@ def test_probes_are_kept_per_file_version(media: dict[str, Path], tmp_path: Path
     assert probe_known(media["wide43"], again) == info and again == known
     # a lie planted in the record is what is read back for that version (no ffmpeg run)...
     entry = next(iter(again))
-    again[entry] = {"width": 1, "height": 2, "has_audio": False}
+    again[entry] = {"width": 1, "height": 2, "has_audio": False, "look": {}}
     assert (probe_known(media["wide43"], again).width) == 1
+    # ...but a record from before looks were kept is probed again (it lacks the look)
+    again[entry] = {"width": 1, "height": 2, "has_audio": False}
+    assert (probe_known(media["wide43"], again).width) == 64
+    again[entry] = {"width": 1, "height": 2, "has_audio": False, "look": {}}
     # ...and a new version of the file (another mtime) is probed for real
     copy = tmp_path / "copy.mp4"
     copy.write_bytes(media["wide43"].read_bytes())

@@ -75,16 +75,21 @@ def library(first_build, tmp_path: Path) -> Path:
 
 
 # -- library -------------------------------------------------------------------------------
-def test_find_media_accepts_extensions_and_skips_hidden(tmp_path: Path) -> None:
+def test_find_media_lists_every_file_but_hidden_ones_and_notes(tmp_path: Path) -> None:
     for name in ["b.MP4", "a.jpeg", "notes.txt", ".hidden.mp4", ".cache/x.mp4", "sub/c.webm",
-                 ".montage/y.png", "sub/D.Png", "e.mkv.bak", "f.avi", "g.MOV", "h.webp"]:
+                 ".montage/y.png", "sub/D.Png", "e.mkv.bak", "f.avi", "g.MOV", "h.webp",
+                 "f.txt", "b.MP4.txt", "sub/tags.csv", "sub/anim.gif"]:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"x" * 3)
     found = find_media(tmp_path)
-    assert [m.path for m in found] == ["a.jpeg", "b.MP4", "f.avi", "g.MOV", "h.webp",
-                                       "sub/D.Png", "sub/c.webm"]
+    # sidecar notes (f.txt beside f.avi, b.MP4.txt) and tag files are the library's own words
+    assert [m.path for m in found] == ["a.jpeg", "b.MP4", "e.mkv.bak", "f.avi", "g.MOV",
+                                       "h.webp", "notes.txt", "sub/D.Png", "sub/anim.gif",
+                                       "sub/c.webm"]
     kinds = {m.path: m.kind for m in found}
     assert kinds["a.jpeg"] == "still" and kinds["sub/c.webm"] == "video"
+    # no known extension: the content decides when the file is indexed
+    assert kinds["notes.txt"] == kinds["e.mkv.bak"] == kinds["sub/anim.gif"] == ""
     assert all(m.size == 3 and m.mtime_ns > 0 for m in found)
 
 
@@ -100,12 +105,20 @@ def test_find_media_file_instead_of_folder(tmp_path: Path) -> None:
         find_media(tmp_path / "f.mp4")
 
 
-def test_find_media_empty_folder_lists_extensions(tmp_path: Path) -> None:
-    (tmp_path / "readme.txt").write_text("hi")
+def test_find_media_empty_folder(tmp_path: Path) -> None:
+    (tmp_path / ".hidden.mp4").write_text("hi")
     with pytest.raises(LibraryError) as err:
         find_media(tmp_path)
-    assert str(tmp_path) in err.value.message
-    assert ".mp4" in err.value.hint and ".png" in err.value.hint
+    assert str(tmp_path) in err.value.message and "no files" in err.value.message
+    assert "hidden" in err.value.hint
+
+
+def test_a_folder_without_media_says_what_it_holds(tmp_path: Path, proxy) -> None:
+    (tmp_path / "readme.txt").write_text("hi")
+    with pytest.raises(LibraryError) as err:
+        build_index(tmp_path, proxy, progress=False, workers=0)
+    assert "no media files found" in err.value.message and str(tmp_path) in err.value.message
+    assert "readme.txt (" in err.value.message and "footage.md" in err.value.hint
 
 
 def test_footage_words_from_names_and_sidecar(tmp_path: Path) -> None:

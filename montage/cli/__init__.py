@@ -180,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "codes in memory, rows on disk, appended (for millions of shots); auto: "
                         "large above 200,000 shots")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--json", action="store_true",
+                   help="print the report as JSON: counts and every skipped file with its reason")
 
     p = sub.add_parser("search", help="rank library shots for text queries")
     p.add_argument("library", type=Path)
@@ -285,18 +287,21 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"{s.id}  scene {s.scene}  {s.duration:4.1f}s  {s.text}{who}\n    query: {s.query}")
         return 0
     if args.command == "index":
-        from retrieval.index import index_with
+        from retrieval.index import index_with, report_dict, summary_lines
         from retrieval.embed import embedder_spec
 
         spec = embedder_spec(args.embedder, args.clip_model, args.clip_pretrained) or "proxy"
         report = index_with(args.engine, args.library, spec, address=args.address,
                             progress=not args.quiet, workers=args.workers, vectors=args.vectors)
-        print(f"indexed {report.files_indexed} files, reused {report.files_reused}, "
-              f"skipped {len(report.files_skipped)}; {report.shots} shots in {report.seconds:.1f} s")
+        if args.json:
+            print(json.dumps(report_dict(report), indent=2))
+            return 0
+        lines = summary_lines(report)
+        print(lines[0])
         if report.location and Path(report.location).parent.resolve() != args.library.resolve():
             print(f"  the library is read-only: its index is kept in {report.location}")
-        for path, reason in report.files_skipped:
-            print(f"  skipped {path}: {reason}")
+        for line in lines[1:]:
+            print(line)
         return 0
     if args.command == "search":
         from retrieval.embed import embedder_spec

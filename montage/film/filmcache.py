@@ -13,7 +13,7 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-from retrieval.media import MediaInfo, media_info
+from retrieval.media import Look, MediaInfo, media_info
 from montage.film.soundtrack import Soundtrack
 
 PROBES = "probes.json"
@@ -52,18 +52,19 @@ def write_probes(cache: Path, known: dict) -> None:
     _write(cache / PROBES, {"files": known})
 
 
-def probe_known(media: Path, known: dict) -> MediaInfo:
-    """``media_info(media)``, answered from ``known`` when this version of the file was probed
-    before (and added to it when not)."""
-    version = _version(media)
+def probe_known(media: Path, known: dict, kind: str = "video") -> MediaInfo:
+    """``media_info(media, kind)``, answered from ``known`` when this version of the file was
+    probed before as this kind (and added to it when not)."""
+    version = _version(media) + ("|still" if kind == "still" else "")
     entry = known.get(version)
-    if isinstance(entry, dict):
+    if isinstance(entry, dict) and "look" in entry:  # (entries before looks: probed again)
         try:
-            return MediaInfo(int(entry["width"]), int(entry["height"]), bool(entry["has_audio"]))
-        except (KeyError, TypeError, ValueError):
+            return MediaInfo(int(entry["width"]), int(entry["height"]), bool(entry["has_audio"]),
+                             Look.from_dict(entry["look"]))
+        except (KeyError, TypeError, ValueError, AttributeError):
             pass
-    info = media_info(media)
-    known[version] = asdict(info)
+    info = media_info(media, kind)
+    known[version] = {**asdict(info), "look": info.look.to_dict()}
     return info
 
 

@@ -30,12 +30,12 @@ from montage.optimize import EditDecision, EditDecisionList
 from retrieval.media import (Job, MediaInfo, count_video_frames, file_arg, media_info, run_ffmpeg,
                              run_ffmpeg_jobs)
 from montage.film.audio import mix_film
-from montage.film.filmcache import (film_key, probe_known, read_probes, remember_film,
-                                    reusable_film, write_probes)
+from montage.film.filmcache import film_key, remember_film, reusable_film
+from montage.film.sources import Source, check_inputs, still_input
 from montage.film.timeline import read_soundtrack, read_timeline
 from planner.errors import RenderError
 
-RENDER_VERSION = 2  # 2: the title card's label changed; bump when a change to the encoding makes cached clips stale
+RENDER_VERSION = 3  # 2: the title card's label changed; 3: sources shown by their look (deinterlaced, turned, HDR to SDR); bump when a change to the encoding makes cached clips stale
 SAMPLE_RATE = 48000
 ZOOM = Fraction(115, 100)  # Ken Burns: the still covers 1.15x the frame and the frame moves
 PAN_ASPECT_TOLERANCE = 1.34  # a still this close to the frame's aspect is cropped to cover
@@ -46,14 +46,6 @@ VIDEO_CODEC = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-bf", "0
                "-pix_fmt", "yuv420p"]
 SEGMENT_AUDIO = ["-c:a", "pcm_s16le", "-ar", str(SAMPLE_RATE), "-ac", "2"]
 FINAL_AUDIO = ["-c:a", "aac", "-b:a", "192k", "-ar", str(SAMPLE_RATE), "-ac", "2"]
-
-
-@dataclass(frozen=True)
-class _Source:
-    """A clip's media file (resolved) and what ffmpeg says it holds; both None for a card."""
-
-    path: Path | None
-    info: MediaInfo | None
 
 
 @dataclass(frozen=True)
@@ -145,17 +137,20 @@ def _still_filter(info: MediaInfo, seg: _Segment, edl: EditDecisionList) -> str:
             f"x='(iw-iw/zoom)/2':y='(ih-ih/zoom)/2',setsar=1,format=yuv420p[v]")
 
 
-def _segment_job(seg: _Segment, src: _Source, card: Path | None,
+def _segment_job(seg: _Segment, src: Source, picture: Path | None,
                  edl: EditDecisionList, threads: int) -> Job:
+    """One clip's encode; ``picture``: what ffmpeg reads for a card or a still."""
     d, rate, info = seg.decision, edl.rate, src.info
     samples = _samples(seg.start + d.frames, rate) - _samples(seg.start, rate)
     silence = ["-f", "lavfi", "-i", f"anullsrc=r={SAMPLE_RATE}:cl=stereo"]
     if d.kind == "video":
         assert info is not None and src.path is not None
-        # -ss before -i: ffmpeg seeks, then decodes and drops frames before the in-point
-        args = ["-ss", _seconds(d.source_in, rate), "-i", file_arg(src.path)]
+        # -ss before -i: ffmpeg seeks, then decodes and drops frames before the in-point;
+        # the look turns the picture itself (after deinterlacing), so no autorotate
+        args = ["-noautorotate", "-ss", _seconds(d.source_in, rate), "-i", file_arg(src.path)]
         pad = max(2, round(rate / 10))  # tolerate a rounding shortfall at the source's end
-        video = (f"[0:v:0]fps={_rate_arg(rate)}:start_time=0,{_letterbox(edl.width, edl.height)},"
+        video = (f"[0:v:0]{info.look.chain(float(rate))}fps={_rate_arg(rate)}:start_time=0,"
+                 f"{_letterbox(edl.width, edl.height)},"
                  f"format=yuv420p,tpad=stop_mode=clone:stop={pad}[v]")
         if info.has_audio:
             audio = (f"[0:a:0]aresample={SAMPLE_RATE}:async=1:first_pts=0,"
@@ -165,9 +160,8 @@ def _segment_job(seg: _Segment, src: _Source, card: Path | None,
             args += silence
             audio = f"[1:a]atrim=end_sample={samples},aformat=sample_fmts=s16[a]"
     else:
-        source = card if d.kind == "card" else src.path
-        assert source is not None
-        args = ["-framerate", _rate_arg(rate), "-i", file_arg(source), *silence]
+        assert picture is not None
+        args = ["-framerate", _rate_arg(rate), "-i", file_arg(picture), *silence]
         if d.kind == "card":
             video = (f"[0:v:0]{_letterbox(edl.width, edl.height)},format=yuv420p,"
                      f"{_hold(rate)}[v]")
@@ -179,51 +173,6 @@ def _segment_job(seg: _Segment, src: _Source, card: Path | None,
              *VIDEO_CODEC, "-r", _rate_arg(rate), "-threads", str(threads), *SEGMENT_AUDIO,
              "-frames:v", str(d.frames), "-f", "mov", file_arg(seg.path)]
     return Job(tuple(args), f"rendering clip {seg.index} (shot {d.shot_id}, {d.kind})")
-
-
-def _check_inputs(edl: EditDecisionList, otio_path: Path, out_path: Path,
-                  cache: Path | None = None) -> list[_Source]:
-    """Every problem we can see before encoding: empty edit, odd size, missing media.
-
-    Relative media paths (a hand-edited timeline) are taken relative to the .otio file. With a
-    ``cache``, what ffmpeg said of each source is kept there per file version (a recut of a
-    long film probed every source again: a third of a second for 13)."""
-    known = read_probes(cache) if cache is not None else {}
-    before = len(known)
-    if not edl.decisions:
-        raise RenderError(f"{otio_path}: the timeline has no clips", "nothing to render")
-    if edl.width <= 0 or edl.height <= 0 or edl.width % 2 or edl.height % 2:
-        raise RenderError(f"{otio_path}: film size {edl.width}x{edl.height} is not even and > 0",
-                          "H.264 in yuv420p needs an even width and height, e.g. 1280x720")
-    sources: list[_Source] = []
-    probed: dict[Path, MediaInfo] = {}
-    out_real = out_path.resolve()
-    for i, d in enumerate(edl.decisions):
-        where = f"{otio_path}: clip {i} (shot {d.shot_id})"
-        if d.kind not in ("video", "still", "card"):
-            raise RenderError(f"{where}: unknown kind {d.kind!r}", "use video, still or card")
-        if d.frames <= 0 or d.source_in < 0:
-            raise RenderError(f"{where}: bad range in={d.source_in} frames={d.frames}",
-                              "fix the clip's source range in the timeline")
-        if d.kind == "card":
-            sources.append(_Source(None, None))
-            continue
-        media = (otio_path.parent / d.media).absolute()  # an absolute d.media stays as it is
-        if not d.media or not media.is_file():
-            raise RenderError(f"{where}: media file not found: {d.media or '(none)'}",
-                              "restore the file, or re-run retrieval and montage")
-        if media.resolve() == out_real:
-            raise RenderError(f"{where}: the output {out_path} is this clip's source media",
-                              "choose another output path; sources are never overwritten")
-        try:
-            if media not in probed:
-                probed[media] = probe_known(media, known)
-        except RenderError as exc:
-            raise RenderError(f"{where}: {exc.message}", exc.hint) from exc
-        sources.append(_Source(media, probed[media]))
-    if cache is not None and len(known) != before:
-        write_probes(cache, known)
-    return sources
 
 
 def _claim_output(out_path: Path) -> Path:
@@ -279,7 +228,7 @@ def render_edit(otio_path: Path, out_path: Path, *, workdir: Path | None = None,
     edl = read_timeline(otio_path)
     sound = read_soundtrack(otio_path)  # narration and music: mixed under the picture
     cache = Path(cache).absolute() if cache is not None else None
-    sources = _check_inputs(edl, otio_path, out_path, cache)
+    sources = check_inputs(edl, otio_path, out_path, cache)
     partial = _claim_output(out_path)
     clips = None
     if cache is not None:
@@ -332,7 +281,7 @@ def render_edit(otio_path: Path, out_path: Path, *, workdir: Path | None = None,
     return RenderResult(out_path, n, encoded, n - encoded, time.perf_counter() - started)
 
 
-def segment_key(d: EditDecision, src: "_Source", edl: EditDecisionList, samples: int,
+def segment_key(d: EditDecision, src: "Source", edl: EditDecisionList, samples: int,
                 variant: int) -> str:
     """Hash of everything that decides a clip's pixels and sound (not its place in the film)."""
     media = None
@@ -354,7 +303,7 @@ def _tell(progress: bool | Callable[[str], None], text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
 
-def _render(edl: EditDecisionList, sources: list[_Source], work: Path, partial: Path,
+def _render(edl: EditDecisionList, sources: list[Source], work: Path, partial: Path,
             parallel: int, threads: int, progress: bool | Callable[[str], None],
             cache: Path | None, segments: list[_Segment] | None = None) -> int:
     """Encode the clips not in ``cache`` and join all of them; returns how many were encoded.
@@ -389,7 +338,7 @@ def _render(edl: EditDecisionList, sources: list[_Source], work: Path, partial: 
     return len(todo)
 
 
-def _segments(edl: EditDecisionList, sources: list[_Source], work: Path,
+def _segments(edl: EditDecisionList, sources: list[Source], work: Path,
               cache: Path | None) -> list[_Segment]:
     """Each clip with the file it is encoded to: in the cache under its key, else the work
     file of the first clip with the same key."""
@@ -412,7 +361,7 @@ def _frames(path: Path) -> int | None:
         return None
 
 
-def _encode(todo: list[tuple[_Segment, _Source]], edl: EditDecisionList, work: Path,
+def _encode(todo: list[tuple[_Segment, Source]], edl: EditDecisionList, work: Path,
             parallel: int, threads: int, progress: bool | Callable[[str], None]) -> None:
     """Encode each segment of ``todo`` to its path, checking its frame count first."""
     # encode into a temporary name of its own (another thread or process may be encoding the
@@ -421,11 +370,14 @@ def _encode(todo: list[tuple[_Segment, _Source]], edl: EditDecisionList, work: P
     temps = {seg.index: seg.path.with_name(f"{seg.path.stem}.{run}.tmp.mov") for seg, _ in todo}
     jobs = []
     for seg, src in todo:
-        card = None
+        picture = None
         if seg.decision.kind == "card":
-            card = render_card(seg.decision.text, edl.width, edl.height,
-                               work / f"card{seg.index:04d}.png")
-        jobs.append(_segment_job(replace(seg, path=temps[seg.index]), src, card, edl, threads))
+            picture = render_card(seg.decision.text, edl.width, edl.height,
+                                  work / f"card{seg.index:04d}.png")
+        elif seg.decision.kind == "still" and src.path is not None:
+            picture = still_input(src.path, work / f"still{seg.index:04d}.png")
+        jobs.append(_segment_job(replace(seg, path=temps[seg.index]), src, picture, edl,
+                                 threads))
 
     done = 0
 
@@ -479,10 +431,10 @@ def render_clips(edl: EditDecisionList, items: list[tuple[EditDecision, Path]], 
     try:
         todo = []
         for i, (d, out) in enumerate(items):
-            src = _Source(None, None)
+            src = Source(None, None)
             if d.kind != "card":
                 media = (base / d.media).absolute()
-                src = _Source(media, media_info(media))
+                src = Source(media, media_info(media, d.kind))
             todo.append((_Segment(i, d, 0, out), src))
         _encode(todo, edl, work, parallel, threads, False)
     finally:

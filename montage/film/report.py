@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Sequence
 
 from planner.shots import ShotPlan
+from retrieval.media import group_skips, skip_counts
 from retrieval.types import CandidateSet
 
 from montage.optimize import Solution, edl_text
@@ -20,8 +21,10 @@ def _cell(text: str) -> str:
 
 
 def report_text(plan: ShotPlan, candidates: CandidateSet, solution: Solution, film: Path,
-                changes: str = "", cast: Sequence[str] = ()) -> str:
-    """The report; ``cast``: markdown lines about the characters (when a generator ran)."""
+                changes: str = "", cast: Sequence[str] = (),
+                skipped: Sequence[tuple[str, str]] = ()) -> str:
+    """The report; ``cast``: markdown lines about the characters (when a generator ran);
+    ``skipped``: (path, reason) of the library's files the index did not take."""
     edl = solution.edl
     placeholders = sum(d.source == "placeholder" for d in edl.decisions)
     generated = sum(d.source == "generated" for d in edl.decisions)
@@ -31,7 +34,9 @@ def report_text(plan: ShotPlan, candidates: CandidateSet, solution: Solution, fi
         "",
         f"- script: {plan.source} ({len(plan.shots)} shots, {len(plan.scene_titles) or 1} scenes)"
         + (f"; this cut: {changes}" if changes else ""),
-        f"- library: {candidates.library} (embedder {candidates.embedder})",
+        f"- library: {candidates.library} (embedder {candidates.embedder})"
+        + (f"; {len(skipped)} files not used ({skip_counts(skipped)}), listed below"
+           if skipped else ""),
         f"- film: {edl.seconds:.1f} s at {edl.width}x{edl.height}, {edl.rate} fps; "
         f"{len(edl.decisions) - placeholders - generated} library clips, "
         + (f"{generated} generated, " if generated else "") + f"{placeholders} placeholders",
@@ -54,6 +59,11 @@ def report_text(plan: ShotPlan, candidates: CandidateSet, solution: Solution, fi
                      f"| {_cell(runner)} | {', '.join(d.bends)} |")
     if cast:
         lines += ["", "## Cast", "", *cast]
+    if skipped:
+        lines += ["", "## Library files not used", "", "| file | why | what was wrong |",
+                  "|------|-----|----------------|"]
+        lines += [f"| `{_cell(path).replace('`', chr(39))}` | {why} | {_cell(detail)} |"
+                  for why, files in group_skips(skipped).items() for path, detail in files]
     lines += ["", "## Reasons", ""]
     lines += [f"{n}. `{d.shot_id}` {_cell(d.reason)}" for n, d in enumerate(edl.decisions, 1)]
     lines += ["", edl_text(edl, film.name).replace("# Why each shot", "## Why each shot")]

@@ -272,7 +272,8 @@ class Recutter:
         lap("render")
 
         cast = cast_lines(generated, plan, solution.edl) if generated is not None else []
-        self._prepare(folder, solution, plan, candidates, staged, out, changes, cast, soundtrack)
+        self._prepare(folder, solution, plan, candidates, staged, out, changes, cast, soundtrack,
+                      skipped=index.skipped)
         _stop_at("state")
         # the commit: from here the new cut is the project's; settle() copies it into place
         save_state(project, ProjectState(library=str(lib.resolve()), embedder=index.embedder_name,
@@ -422,7 +423,8 @@ class Recutter:
 
     def _prepare(self, folder: Path, solution: Solution, plan: ShotPlan,
                  candidates: CandidateSet, staged: Path, out: Path, changes: str,
-                 cast: list[str], sound: Soundtrack | None = None) -> None:
+                 cast: list[str], sound: Soundtrack | None = None,
+                 skipped: tuple[tuple[str, str], ...] = ()) -> None:
         """Every artifact of the new cut, in its history folder (montage.project.publish
         copies them into place after the commit)."""
         write_atomic(folder / "candidates.json", candidates.to_json())
@@ -433,7 +435,7 @@ class Recutter:
         rhythm_plot(solution.edl, clip_features(candidates), folder / "rhythm.png")
         write_atomic(folder / "report.md",
                      report_text(plan, candidates, solution, film=out, changes=changes,
-                                 cast=cast))
+                                 cast=cast, skipped=skipped))
 
 
 STOP_AT = "MONTAGE_TEST_STOP_AT"  # tests: kill -9 this process at a named stage

@@ -310,7 +310,8 @@ class Studio:
             text, problem = "", f"{exc.message} ({exc.hint})"
         base = {"script": text, "script_problem": problem, "script_path": str(self.script), "library": str(self.library),
                 "styles": list_styles(), "style": self.recutter.options.style, "cut": 0,
-                "shots": [], "history": [], "film": None, "seconds": 0.0, "bans": []}
+                "shots": [], "history": [], "film": None, "seconds": 0.0, "bans": [],
+                "skipped": _skipped(self.library)}
         if state is None:
             return base
         folder = cut_dir(self.project, state.cut)
@@ -451,6 +452,15 @@ class Studio:
             if p.id == shot:
                 return d, edl.rate
         raise UnknownItem(f"no shot {shot!r} in the current cut", "reload the page")
+
+
+def _skipped(library: Path) -> list[dict]:
+    """The library's files its index did not take, each with why (the page lists them)."""
+    from retrieval import skipped_files
+    from retrieval.media import split_reason
+
+    return [dict(zip(("path", "why", "detail"), (p, *split_reason(r))))
+            for p, r in skipped_files(library)]
 
 
 def script_spans(text: str, plan: ShotPlan) -> dict[str, list[int]]:

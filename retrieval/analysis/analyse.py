@@ -60,18 +60,30 @@ class FileAnalysis:
     facts: tuple[PeopleFacts, ...] = ()
     error: str = ""  # why the file was skipped; "" when it was read
     cpu_seconds: float = 0.0
+    reason: str = ""  # what the index stores for a skipped file: "why: what was wrong"
 
 
 def analyse_file(root: str, rel: str, kind: str, settings: Settings) -> FileAnalysis:
-    """Decode, cut into shots and measure one file; never raises for a bad file."""
+    """Decode, cut into shots and measure one file (``kind`` "": its content decides whether
+    it is a video or a still); never raises for a bad file, which comes back with ``error``
+    and ``reason``."""
     started = time.process_time()
     try:
         result = _analyse(Path(root), rel, kind, settings)
     except MediaError as exc:
-        return FileAnalysis(rel, kind, error=exc.message)
+        return _skipped(root, rel, kind, exc.message, getattr(exc, "why", ""))
     except OSError as exc:
-        return FileAnalysis(rel, kind, error=f"cannot read {Path(root) / rel}: {exc.strerror or exc}")
+        return _skipped(root, rel, kind, f"cannot read {Path(root) / rel}: {exc.strerror or exc}")
     return _with_cpu(result, time.process_time() - started)
+
+
+def _skipped(root: str, rel: str, kind: str, message: str, why: str = "") -> FileAnalysis:
+    """A file that cannot be indexed; its reason drops the message's "cannot read PATH: "
+    lead (the index keys the file by its path already)."""
+    from retrieval.media.library import UNREADABLE, skip_reason
+
+    detail = message.removeprefix(f"cannot read {Path(root) / rel}: ")
+    return FileAnalysis(rel, kind, error=message, reason=skip_reason(why or UNREADABLE, detail))
 
 
 def _with_cpu(a: FileAnalysis, cpu: float) -> FileAnalysis:
@@ -81,18 +93,19 @@ def _with_cpu(a: FileAnalysis, cpu: float) -> FileAnalysis:
 
 
 def _analyse(root: Path, rel: str, kind: str, settings: Settings) -> FileAnalysis:
-    from retrieval.media.decode import probe, read_still
+    from retrieval.media.decode import probe, read_still, sniff
     from .motion import STILL, analyse_motion
     from .scan import scan_video
 
     path = root / rel
+    kind = kind or sniff(path)
     if kind == "still":
         image = read_still(path)
         h, w = image.shape[:2]
         feats, facts = measure_shot([image], STILL)
         return FileAnalysis(rel, kind, w, h, 0.0, 0.0, ((0.0, 0.0),), (_shrink(image),), (0.0,),
                             ((0,),), (feats,), facts)
-    info = probe(path)
+    info = probe(path, kind)
     frames: list[np.ndarray] = []
     key_times: list[float] = []
     spans, groups, features, facts = [], [], [], []

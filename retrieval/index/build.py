@@ -36,13 +36,15 @@ from retrieval.embed.labels import merge_labels, people_hints, people_words
 from retrieval.embed.registry import make_embedder
 from retrieval.embed.warm import WarmModels
 from retrieval.media.cuts import DEFAULT_MIN_SHOT, DEFAULT_THRESHOLD
-from retrieval.media.library import MediaFile, check_root, find_media, footage_words
+from retrieval.media.library import (MediaFile, check_root, find_media, footage_words, group_skips,
+                                     skip_level, split_reason)
 from retrieval.types import LibraryShot, shot_from_dict
 from . import store
 from .changes import Plan, content_hash, plan_changes, text_sig
 from .largevectors import check_vector_mode, converts
 from .location import index_dir_for_writing
 from .lock import index_lock
+from .skips import readable as _readable
 
 logger = logging.getLogger(__name__)
 
@@ -63,12 +65,17 @@ class IndexReport:
     files_total: int
     files_indexed: int  # decoded and embedded this run
     files_reused: int  # unchanged since the last run: vectors kept
-    files_skipped: tuple[tuple[str, str], ...]  # (path, reason) of unreadable files
+    files_skipped: tuple[tuple[str, str], ...]  # (path, "why: detail") of the files not indexed
     shots: int
     seconds: float
     embedder: str = ""
     footage_seconds: float = 0.0  # video analysed this run (stills not counted)
     location: str = ""  # the index folder
+
+    def skipped_by_reason(self) -> dict[str, list[tuple[str, str]]]:
+        """The skipped files grouped by why (not media, audio only, ...): why -> [(path,
+        what was wrong)]."""
+        return group_skips(self.files_skipped)
 
 
 @dataclass
@@ -132,26 +139,6 @@ def build_index(root: Path, embedder: str | Embedder = "proxy", *, progress: boo
         run.go(progress, workers, on_file)
     return _readable(root, _report(media, run.fresh, set(kept) | set(run.fresh), run.skipped,
                                    started, emb.name, folder))
-
-
-def _readable(root: Path, report: IndexReport, shown: int = 3) -> IndexReport:
-    """The report, or one LibraryError when not one file could be read: a film of title cards
-    from a library of corrupt files would hide the real problem. Some unreadable files are fine
-    (they are skipped, with a warning each, and listed in the report)."""
-    if report.files_total == 0 or len(report.files_skipped) < report.files_total:
-        return report
-    why = []
-    for path, reason in report.files_skipped[:shown]:
-        short = reason.split(": ", 1)[1] if reason.startswith("cannot read ") and ": " in reason \
-            else reason
-        why.append(f"{path} ({short})")
-    more = report.files_total - shown
-    listed = "; ".join(why) + (f"; and {more} more" if more > 0 else "")
-    n = report.files_total
-    raise LibraryError(
-        f"none of the {n} media file{'s' if n != 1 else ''} in {root} could be read: {listed}",
-        hint="the files are corrupt, truncated or empty: copy them again from the camera or "
-             "their source, or point --library at the folder of good copies")
 
 
 def _connect_or_reset(folder: Path):
@@ -329,9 +316,9 @@ class _Run:
         self.commit()
 
     def _skip(self, a: FileAnalysis) -> None:
-        logger.warning("skipped %s: %s", a.path, a.error)
+        logger.log(skip_level(split_reason(a.reason)[0]), "skipped %s: %s", a.path, a.reason)
         # stored relative to the root, as every path in the index (the library may move)
-        reason = a.error.replace(f"{self.root}{os.sep}", "")
+        reason = a.reason.replace(f"{self.root}{os.sep}", "")
         self.skipped[a.path] = {**self._file_record(self._media[a.path]), "reason": reason}
 
     def _file_record(self, m: MediaFile) -> dict:
@@ -385,7 +372,8 @@ class _Run:
                                    features=feats)
                 shots.append(shot)
                 terms.append(self._lemmas.terms(labels))
-            record = {**self._file_record(self._media[a.path]), "seconds": round(a.seconds, 3)}
+            record = {**self._file_record(self._media[a.path]), "seconds": round(a.seconds, 3),
+                      "kind": a.kind}  # a file whose content decided: what it was found to be
             self.fresh[a.path] = _Entry(record, shots, terms, normalise(np.stack(vectors)),
                                         moments)
             self.skipped.pop(a.path, None)

@@ -2,7 +2,8 @@
 
 A file is analysed again when its size, its content hash (after a new mtime) or its own words
 (name, sidecar note, folder tags) changed; a file whose content is the same under a new mtime
-is only re-stamped. The hash reads the first and last MiB, so a check costs little.
+is only re-stamped. A skipped file is remembered the same way (a document is probed once), except
+one whose codec had no reader: it is tried again, in case one was installed since. The hash reads the first and last MiB, so a check costs little.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from retrieval.media.library import MediaFile, footage_text
+from retrieval.media.library import UNSUPPORTED, MediaFile, footage_text, skip_level, split_reason
 
 logger = logging.getLogger(__name__)
 
@@ -44,9 +45,14 @@ def plan_changes(root: Path, media: list[MediaFile], old: dict[str, dict]) -> Pl
             continue
         if prev["mtime_ns"] != m.mtime_ns:
             plan.touched[m.path] = m.mtime_ns
+        why = split_reason(prev["reason"])[0] if prev["reason"] else ""
+        if why == UNSUPPORTED:  # a reader may have been installed since: probing is cheap
+            plan.to_index.append(m)
+            continue
         if prev["reason"]:
             plan.skipped[m.path] = {**prev, "mtime_ns": m.mtime_ns}
-            logger.warning("skipped %s (unchanged since it failed): %s", m.path, prev["reason"])
+            logger.log(skip_level(why), "skipped %s (unchanged since it was looked at): %s",
+                       m.path, prev["reason"])
         else:
             plan.kept_paths.add(m.path)
     present = {m.path for m in media}

@@ -1,26 +1,34 @@
-"""Probe and decode media: the one module that imports PyAV (and reads stills with Pillow).
+"""Probe and decode media: the one module that imports PyAV (pictures are read in ``stills``).
 
-Every failure to open or decode becomes a MediaError naming the file, so the indexer can skip
-one bad file and go on.
+Every failure to open or decode becomes a :class:`retrieval.media.library.SkippedMedia` naming
+the file and why (not media, audio only, unreadable, zero length, unsupported codec), so the
+indexer can skip one bad file, say why, and go on. Frames come out as the camera meant them
+(:mod:`retrieval.media.look`: deinterlaced, upright, HDR mapped to SDR), through the same
+ffmpeg filters the render runs.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+import itertools
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from planner.errors import MediaError
+from .library import (AUDIO_ONLY, NOT_MEDIA, UNREADABLE, UNSUPPORTED, ZERO_LENGTH, SkippedMedia,
+                      is_raw, media_kind)
+from .look import Look, decide, turned_size
 
 # Decoding forward is cheaper than a new seek when the next wanted time is this close.
 _DECODE_AHEAD_S = 2.0
+# ffmpeg demuxers that draw text files as pictures (ANSI art): a .nfo is a note, not footage
+_TEXT_DEMUXERS = frozenset({"tty", "bin", "adf", "idf", "xbin"})
 
 
 @dataclass(frozen=True)
 class Probe:
-    """What a media file holds; stills have duration 0 and fps 0."""
+    """What a media file holds; stills have duration 0 and fps 0. Sizes are upright."""
 
     duration: float  # seconds
     fps: float
@@ -28,35 +36,101 @@ class Probe:
     height: int
     has_audio: bool
     n_frames: int  # container's count, or duration * fps when it does not say
+    look: Look = field(default_factory=Look)  # what showing it right takes (videos)
 
 
-def _bad(path: Path, what: str, hint: str = "re-export or remove the file") -> MediaError:
-    return MediaError(f"cannot read {path}: {what}", hint=hint)
+def _bad(path: Path, what: str, hint: str = "re-export or remove the file",
+         why: str = UNREADABLE) -> SkippedMedia:
+    return SkippedMedia(f"cannot read {path}: {what}", hint=hint, why=why)
 
 
 def _check_file(path: Path) -> None:
     if not path.is_file():
         raise _bad(path, "no such file", hint="check the path")
     if path.stat().st_size == 0:
-        raise _bad(path, "the file is empty (0 bytes)")
+        raise _bad(path, "the file is empty (0 bytes)", why=ZERO_LENGTH)
 
 
-def probe(path: Path) -> Probe:
-    """Duration, rate, size and audio of a video (PyAV) or a still (Pillow)."""
+def sniff(path: Path) -> str:
+    """"video" or "still", by the file's content (an animated GIF is a video); SkippedMedia
+    saying why when it is neither (not media, audio only, unsupported codec, ...)."""
+    from .stills import identify
+
     path = Path(path)
     _check_file(path)
-    from .library import media_kind
+    if is_raw(path.name):
+        return "still"
+    found = identify(path)
+    if found is not None:
+        fmt, frames = found
+        return "video" if fmt == "GIF" and frames > 1 else "still"
+    import av
 
-    if media_kind(path.name) == "still":
+    try:
+        container = av.open(str(path))
+    except av.FFmpegError as exc:
+        raise _bad(path, "not a picture, a video or a sound ffmpeg knows", why=NOT_MEDIA,
+                   hint="nothing to do: it is not footage") from exc
+    with container:
+        if container.format.name in _TEXT_DEMUXERS:
+            raise _bad(path, "a text file", why=NOT_MEDIA, hint="nothing to do: it is not footage")
+        _video_stream(path, container)
+        if container.format.name == "image2" or container.format.name.endswith("_pipe"):
+            return "still"
+    return "video"
+
+
+def _video_stream(path: Path, container):
+    """The first video stream, or SkippedMedia saying what the file holds instead."""
+    if not container.streams.video:
+        if container.streams.audio:
+            raise _bad(path, "it holds sound but no picture", why=AUDIO_ONLY,
+                       hint="use it as --music, or keep it out of the footage folder")
+        raise _bad(path, "it holds no picture or sound stream", why=NOT_MEDIA,
+                   hint="nothing to do: it is not footage")
+    stream = container.streams.video[0]
+    if stream.codec_context is None:
+        tag = ""
+        try:
+            tag = f" ({stream.codec_tag})" if getattr(stream, "codec_tag", "") else ""
+        except (AttributeError, ValueError):
+            pass
+        raise _bad(path, f"its video codec{tag} has no decoder in this build of ffmpeg",
+                   why=UNSUPPORTED, hint="convert it (e.g. to H.264) with the camera maker's tool")
+    return stream
+
+
+def _matrix(frame) -> tuple[int, ...] | None:
+    import struct
+
+    for sd in frame.side_data:
+        if sd.type.name == "DISPLAYMATRIX":
+            data = bytes(sd)
+            return struct.unpack("<9i", data[:36]) if len(data) >= 36 else None
+    return None
+
+
+def _look(stream, frame, fps: float) -> Look:
+    cc = stream.codec_context
+    return decide(int(cc.field_order or 0), bool(frame.interlaced_frame),
+                  int(frame.color_trc or cc.color_trc or 0),
+                  int(frame.color_primaries or cc.color_primaries or 0), _matrix(frame), fps)
+
+
+def probe(path: Path, kind: str = "") -> Probe:
+    """Duration, rate, upright size, audio and look of a video (PyAV) or a still; ``kind``
+    ("video", "still"; "" when the extension or else the content decides)."""
+    path = Path(path)
+    _check_file(path)
+    kind = kind or media_kind(path.name) or sniff(path)
+    if kind == "still":
         img = read_still(path)
         return Probe(0.0, 0.0, int(img.shape[1]), int(img.shape[0]), False, 1)
     import av
 
     try:
         with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise _bad(path, "it has no video stream")
-            stream = container.streams.video[0]
+            stream = _video_stream(path, container)
             rate = stream.average_rate or stream.guessed_rate or stream.base_rate
             fps = float(rate) if rate else 0.0
             if stream.duration is not None and stream.time_base is not None:
@@ -69,29 +143,109 @@ def probe(path: Path) -> Probe:
             height = stream.codec_context.height or stream.height
             n_frames = stream.frames or int(round(duration * fps))
             has_audio = bool(container.streams.audio)
+            first = next(container.decode(stream), None)
+            look = _look(stream, first, fps) if first is not None else Look()
     except av.FFmpegError as exc:
         raise _bad(path, f"not a readable video ({exc.strerror or exc})") from exc
+    if first is None:
+        raise _bad(path, "not a single frame could be decoded", why=ZERO_LENGTH)
+    if duration <= 0 and n_frames > 1 and fps:
+        duration = n_frames / fps
     if duration <= 0 or not width or not height:
-        raise _bad(path, f"no usable video (duration {duration:.2f} s, size {width}x{height})")
-    return Probe(duration, fps, int(width), int(height), has_audio, int(n_frames))
+        raise _bad(path, f"no usable video (duration {duration:.2f} s, size {width}x{height})",
+                   why=ZERO_LENGTH)
+    width, height = turned_size(look, int(width), int(height))
+    return Probe(duration, fps, width, height, has_audio, int(n_frames), look)
+
+
+def look_of(path: Path) -> Look:
+    """What showing this video right takes (see :mod:`retrieval.media.look`)."""
+    return probe(path, "video").look
 
 
 def read_still(path: Path) -> np.ndarray:
-    """An image file as an RGB uint8 array, turned upright by its EXIF orientation."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    """An image file as an RGB uint8 array, turned upright by its EXIF orientation: Pillow
+    (with HEIF and RAW readers, :mod:`.stills`), else the first picture ffmpeg decodes of an
+    image format only it reads (OpenEXR, DPX, ...)."""
+    from .stills import identify, read_picture
 
     path = Path(path)
     _check_file(path)
+    if is_raw(path.name) or identify(path) is not None:
+        return read_picture(path)
+    import av
+
     try:
-        with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img)
-            return np.asarray(img.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise _bad(path, f"not a readable image ({exc})") from exc
+        with av.open(str(path)) as container:
+            stream = _video_stream(path, container)
+            frame = next(container.decode(stream), None)
+            if frame is None:
+                raise _bad(path, "no picture could be decoded", why=ZERO_LENGTH)
+            return frame.to_ndarray(format="rgb24")
+    except av.FFmpegError as exc:
+        raise _bad(path, f"not a readable image ({exc.strerror or exc})") from exc
+
+
+class _Shown:
+    """Decoded frames through a look's filters, in PyAV's filter graph (built at the first
+    frame, so it takes that frame's size and format). The filters keep timestamps; a
+    deinterlacer holds one frame back, given out by :meth:`flush`."""
+
+    def __init__(self, stream, look: Look) -> None:
+        self.stream, self.filters = stream, look.filters()
+        self.graph = self.src = self.sink = None
+
+    def _build(self, frame) -> None:
+        import av.filter
+
+        graph = av.filter.Graph()
+        node = self.src = graph.add_buffer(template=self.stream)
+        for name, args in self.filters:
+            nxt = graph.add(name, args) if args else graph.add(name)
+            node.link_to(nxt)
+            node = nxt
+        self.sink = graph.add("buffersink")
+        node.link_to(self.sink)
+        graph.configure()
+        self.graph = graph
+
+    def push(self, frame) -> list:
+        if self.graph is None:
+            self._build(frame)
+        self.src.push(frame)
+        return self._drain()
+
+    def flush(self) -> list:
+        if self.graph is None:
+            return []
+        self.src.push(None)
+        return self._drain()
+
+    def _drain(self) -> list:
+        import av
+
+        out = []
+        while True:
+            try:
+                out.append(self.sink.pull())
+            except (av.BlockingIOError, av.EOFError):
+                return out
+
+
+def _shown(frames: Iterable, stream, look: Look) -> Iterator:
+    """``frames`` as the look shows them (unchanged when it asks for nothing)."""
+    if look.plain:
+        yield from frames
+        return
+    shown = _Shown(stream, look)
+    for frame in frames:
+        yield from shown.push(frame)
+    yield from shown.flush()
 
 
 def read_frames(path: Path, times: list[float]) -> list[np.ndarray]:
-    """The frame shown at (or first after) each time, as RGB arrays, in the order asked.
+    """The frame shown at (or first after) each time, as RGB arrays, in the order asked, as
+    the camera meant it (:mod:`.look`).
 
     Seeks to the keyframe before each time and decodes forward by timestamp, not frame index,
     so sparse streams (cinepak, mjpeg in avi) land on the right picture. A time past the last
@@ -107,10 +261,10 @@ def read_frames(path: Path, times: list[float]) -> list[np.ndarray]:
     out: list[np.ndarray | None] = [None] * len(times)
     try:
         with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise _bad(path, "it has no video stream")
-            stream = container.streams.video[0]
+            stream = _video_stream(path, container)
             stream.thread_type = "AUTO"
+            first = next(container.decode(stream), None)
+            look = _look(stream, first, 0.0) if first is not None else Look()
             tb = stream.time_base
             start = float(stream.start_time * tb) if stream.start_time is not None and tb else 0.0
             frames = None  # decoding iterator, positioned after `last`
@@ -121,7 +275,7 @@ def read_frames(path: Path, times: list[float]) -> list[np.ndarray]:
                     out[i] = last[1].to_ndarray(format="rgb24")
                     continue
                 if frames is None or last is None or want - last[0] > _DECODE_AHEAD_S:
-                    frames = _seek(container, stream, want + start)
+                    frames = _seek(container, stream, want + start, look)
                     last = None
                 found = None
                 for frame in frames:
@@ -132,7 +286,7 @@ def read_frames(path: Path, times: list[float]) -> list[np.ndarray]:
                         break
                 if found is None and last is None:
                     # Seeking went past the end (or the stream cannot seek): decode from the top.
-                    frames = _seek(container, stream, None)
+                    frames = _seek(container, stream, None, look)
                     for frame in frames:
                         last = (_frame_time(frame, tb) - start, frame)
                         if last[0] >= want - 1e-6:
@@ -149,9 +303,10 @@ def read_frames(path: Path, times: list[float]) -> list[np.ndarray]:
 class StreamInfo:
     """What a one-pass scan needs to know before the first frame."""
 
-    width: int
+    width: int  # upright
     height: int
     rate: Fraction  # the stream's guessed frame rate (what PySceneDetect uses)
+    look: Look = Look()  # what the frames went through (see :mod:`.look`)
 
 
 class _Scalers:
@@ -206,7 +361,8 @@ class DecodedFrame:
 
 def decode_video(path: Path) -> tuple[StreamInfo, Iterator[DecodedFrame]]:
     """Every frame of the first video stream, in order, decoded once with the decoder's own
-    threads (frame and slice); MediaError names the file when it cannot be read.
+    threads (frame and slice), shown as the camera meant them (:mod:`.look`); SkippedMedia
+    names the file and why when it cannot be read.
 
     Times are relative to the stream's start, as in :func:`read_frames` and PySceneDetect.
     The iterator closes the file when it is exhausted or garbage-collected.
@@ -220,23 +376,31 @@ def decode_video(path: Path) -> tuple[StreamInfo, Iterator[DecodedFrame]]:
     except av.FFmpegError as exc:
         raise _bad(path, f"not a readable video ({exc.strerror or exc})") from exc
     try:
-        if not container.streams.video:
-            raise _bad(path, "it has no video stream")
-        stream = container.streams.video[0]
+        stream = _video_stream(path, container)
         stream.thread_type = "AUTO"
         rate = stream.guessed_rate or stream.average_rate or stream.base_rate
         if not rate:
             raise _bad(path, "it has no frame rate")
-        info = StreamInfo(int(stream.codec_context.width or stream.width),
-                          int(stream.codec_context.height or stream.height),
-                          Fraction(int(rate.numerator), int(rate.denominator)))
+        decoded = container.decode(stream)  # one generator: a second one would flush again
+        first = next(decoded, None)
+        if first is None:
+            raise _bad(path, "not a single frame could be decoded", why=ZERO_LENGTH)
+        look = _look(stream, first, float(rate))
+        width, height = turned_size(look, int(stream.codec_context.width or stream.width),
+                                    int(stream.codec_context.height or stream.height))
+        info = StreamInfo(width, height, Fraction(int(rate.numerator), int(rate.denominator)),
+                          look)
+    except av.FFmpegError as exc:
+        container.close()
+        raise _bad(path, f"decoding failed ({exc.strerror or exc})") from exc
     except BaseException:
         container.close()
         raise
-    return info, _frames(path, container, stream)
+    return info, _frames(path, container, stream,
+                         _shown(itertools.chain([first], decoded), stream, look))
 
 
-def _frames(path: Path, container, stream) -> Iterator[DecodedFrame]:
+def _frames(path: Path, container, stream, decoded: Iterable) -> Iterator[DecodedFrame]:
     import av
 
     with container:
@@ -244,12 +408,13 @@ def _frames(path: Path, container, stream) -> Iterator[DecodedFrame]:
         index = 0
         scalers = _Scalers()
         try:
-            for frame in container.decode(stream):
-                if frame.pts is None or not frame.time_base:
+            for frame in decoded:
+                frame_tb = frame.time_base or stream.time_base
+                if frame.pts is None or not frame_tb:
                     continue
-                tb = Fraction(int(frame.time_base.numerator), int(frame.time_base.denominator))
+                tb = Fraction(int(frame_tb.numerator), int(frame_tb.denominator))
                 offset = start
-                if start and stream.time_base != frame.time_base:
+                if start and stream.time_base != frame_tb:
                     offset = int(start * Fraction(int(stream.time_base.numerator),
                                                   int(stream.time_base.denominator)) / tb)
                 yield DecodedFrame(index, int(frame.pts) - offset, tb, frame, scalers)
@@ -258,8 +423,9 @@ def _frames(path: Path, container, stream) -> Iterator[DecodedFrame]:
             raise _bad(path, f"decoding failed ({exc.strerror or exc})") from exc
 
 
-def _seek(container, stream, seconds: float | None):
-    """A fresh frame iterator starting at the keyframe before ``seconds`` (None: the start)."""
+def _seek(container, stream, seconds: float | None, look: Look):
+    """A fresh frame iterator starting at the keyframe before ``seconds`` (None: the start),
+    the frames shown as ``look`` says (a fresh filter graph: a seek breaks the fields' run)."""
     import av
 
     if seconds is None:
@@ -269,7 +435,7 @@ def _seek(container, stream, seconds: float | None):
             container.seek(int(seconds / stream.time_base), stream=stream, backward=True)
         except av.FFmpegError:
             container.seek(0)
-    return container.decode(stream)
+    return _shown(container.decode(stream), stream, look)
 
 
 def _frame_time(frame, time_base) -> float:

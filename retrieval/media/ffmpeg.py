@@ -23,6 +23,8 @@ from typing import Callable, Sequence
 
 from planner.errors import RenderError
 
+from .look import Look
+
 _INSTALL_HINT = (
     "install imageio-ffmpeg (pip install imageio-ffmpeg), put ffmpeg on PATH, "
     "or set MONTAGE_FFMPEG to the ffmpeg binary"
@@ -195,32 +197,47 @@ def file_arg(path: Path) -> str:
 class MediaInfo:
     """What the renderer needs to know about one input before encoding it."""
 
-    width: int
+    width: int  # a still's: upright, as montage reads it
     height: int
     has_audio: bool
+    look: Look = Look()  # a video's: what showing it right takes (retrieval.media.look)
 
 
 _VIDEO_RE = re.compile(r"Stream #\d+:\d+.*?: Video: .*?[ ,](\d+)x(\d+)(?=[ ,]|$)", re.M)
 _AUDIO_RE = re.compile(r"Stream #\d+:\d+.*?: Audio: ")
 
 
-def media_info(path: Path) -> MediaInfo:
-    """Ask ffmpeg what streams ``path`` holds (no ffprobe in the static build); remembered per
-    file version, since every recut renders from the same sources."""
+def media_info(path: Path, kind: str = "video") -> MediaInfo:
+    """Ask ffmpeg what streams ``path`` holds (no ffprobe in the static build) and PyAV how
+    to show it (:func:`retrieval.media.decode.look_of`); a still (``kind`` "still") is
+    measured as montage reads it (upright; RAW and HEIF too). Remembered per file version,
+    since every recut renders from the same sources."""
     st = Path(path).stat()
-    return _probe(str(path), st.st_size, st.st_mtime_ns)
+    return _probe(str(path), st.st_size, st.st_mtime_ns, kind)
 
 
 @lru_cache(maxsize=4096)
-def _probe(path: str, size: int, mtime_ns: int) -> MediaInfo:
+def _probe(path: str, size: int, mtime_ns: int, kind: str = "video") -> MediaInfo:
+    from planner.errors import MediaError
+
+    from .decode import look_of, probe
+
+    hint = "check the file opens in a player, or re-index the library without it"
+    if kind == "still":
+        try:
+            still = probe(Path(path), "still")
+        except MediaError as exc:
+            raise RenderError(f"{path}: {exc.message}", hint) from exc
+        return MediaInfo(still.width, still.height, False)
     code, _, err = _capture(["-i", file_arg(path)], what=f"probing {path}", loglevel="info")
     video = _VIDEO_RE.search(err)
     if video is None:
-        raise RenderError(
-            f"{path}: not a readable image or video: {_tail(err)}",
-            "check the file opens in a player, or re-index the library without it",
-        )
-    return MediaInfo(int(video.group(1)), int(video.group(2)), bool(_AUDIO_RE.search(err)))
+        raise RenderError(f"{path}: not a readable image or video: {_tail(err)}", hint)
+    try:
+        look = look_of(Path(path))
+    except MediaError as exc:
+        raise RenderError(f"{path}: {exc.message}", hint) from exc
+    return MediaInfo(int(video.group(1)), int(video.group(2)), bool(_AUDIO_RE.search(err)), look)
 
 
 def count_video_frames(path: Path) -> int:

@@ -10,11 +10,74 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from planner.errors import LibraryError
+from planner.errors import LibraryError, MediaError
 
-VIDEO_EXTENSIONS = ("avi", "mkv", "mov", "mp4", "webm")
-STILL_EXTENSIONS = ("jpeg", "jpg", "png", "webp")
+# The fast path: files with these extensions are taken for what they say (a damaged one is
+# still found out when it is decoded, and skipped with its reason); any other file is probed
+# by its content (:func:`retrieval.media.decode.sniff`), once: the index remembers the answer.
+VIDEO_EXTENSIONS = (
+    "avi", "mkv", "mov", "mp4", "webm", "m4v", "3gp", "3g2", "mts", "m2ts", "m2t", "ts", "mpg",
+    "mpeg", "vob", "mod", "tod", "wmv", "asf", "flv", "ogv", "mxf", "dv", "mj2")
+# camera RAW, read with rawpy (LibRaw)
+RAW_EXTENSIONS = ("dng", "cr2", "cr3", "crw", "nef", "nrw", "arw", "srf", "sr2", "orf", "rw2",
+                  "raf", "pef", "srw", "3fr", "iiq", "erf", "kdc", "mrw", "x3f")
+STILL_EXTENSIONS = ("jpeg", "jpg", "png", "webp", "tif", "tiff", "bmp", "avif", "heic", "heif",
+                    *RAW_EXTENSIONS)
+# a GIF is a still or, animated, a clip: its content decides (so is every unknown extension)
 INDEX_DIR = ".montage"
+
+# Why a file of the library was not indexed (the index summary groups skips by these).
+NOT_MEDIA = "not media"  # no picture or sound stream: a document, an archive, a note
+AUDIO_ONLY = "audio only"  # sound without a picture
+UNREADABLE = "unreadable"  # a damaged, truncated or undecodable picture or video
+ZERO_LENGTH = "zero length"  # an empty file (0 bytes) or a video without a single frame
+UNSUPPORTED = "unsupported codec"  # a video whose codec this build cannot decode
+SKIP_REASONS = (NOT_MEDIA, AUDIO_ONLY, UNREADABLE, ZERO_LENGTH, UNSUPPORTED)
+
+
+class SkippedMedia(MediaError):
+    """A file that is not indexed, with ``why`` (one of :data:`SKIP_REASONS`)."""
+
+    def __init__(self, message: str, hint: str = "", why: str = UNREADABLE) -> None:
+        super().__init__(message, hint)
+        self.why = why
+
+
+def skip_reason(why: str, detail: str) -> str:
+    """The reason an index stores for a skipped file: "why: detail"."""
+    return f"{why}: {detail}" if detail else why
+
+
+def split_reason(reason: str) -> tuple[str, str]:
+    """(why, detail) of a stored reason; a reason from before the groups counts as unreadable."""
+    head, _, rest = reason.partition(": ")
+    if head in SKIP_REASONS:
+        return head, rest
+    return UNREADABLE, reason
+
+
+def group_skips(skipped) -> dict[str, list[tuple[str, str]]]:
+    """(path, reason) pairs grouped by why, in :data:`SKIP_REASONS` order: why -> [(path,
+    detail)]."""
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for path, reason in skipped:
+        why, detail = split_reason(reason)
+        groups.setdefault(why, []).append((path, detail))
+    return {w: groups[w] for w in SKIP_REASONS if w in groups}
+
+
+def skip_level(why: str) -> int:
+    """The log level of a skip: a warning for footage that could not be read, info for a
+    file that is no footage at all (a library of documents would bury the real warnings;
+    the index summary names every skip either way)."""
+    import logging
+
+    return logging.INFO if why in (NOT_MEDIA, AUDIO_ONLY) else logging.WARNING
+
+
+def skip_counts(skipped) -> str:
+    """"2 not media, 1 unreadable": how many files were skipped for each reason."""
+    return ", ".join(f"{len(v)} {why}" for why, v in group_skips(skipped).items())
 
 _SPLIT = re.compile(r"[\s_\-.,;:/\\()\[\]{}+&'\"!?#@]+")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
@@ -37,19 +100,42 @@ class MediaFile:
     """One media file of the library; ``path`` is relative to the root, POSIX separators."""
 
     path: str
-    kind: str  # "video" | "still"
+    kind: str  # "video" | "still" by its extension, or "" when its content decides
     size: int
     mtime_ns: int
 
 
 def media_kind(name: str) -> str | None:
-    """ "video", "still" or None, from the file extension (case-insensitive)."""
+    """ "video", "still" or None (the content decides), from the file extension
+    (case-insensitive)."""
     ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
     if ext in VIDEO_EXTENSIONS:
         return "video"
     if ext in STILL_EXTENSIONS:
         return "still"
     return None
+
+
+def is_raw(name: str) -> bool:
+    """A camera RAW file, by its extension (their containers are TIFF-like: only the
+    extension tells a RAW reader is needed)."""
+    return "." in name and name.rsplit(".", 1)[-1].lower() in RAW_EXTENSIONS
+
+
+def _is_note(name: str, names: set[str]) -> bool:
+    """A library note rather than footage: a folder's ``tags.csv`` / ``tags.json``, or a
+    sidecar ``clip.mp4.txt`` / ``clip.txt`` beside its clip (see :mod:`retrieval.media.tags`)."""
+    from .tags import TAG_FILES
+
+    if name in TAG_FILES:
+        return True
+    if not name.lower().endswith(".txt"):
+        return False
+    stem = name[:-4]
+    if stem in names:
+        return True
+    return any(n != name and n.startswith(stem + ".") and "." not in n[len(stem) + 1:]
+               for n in names)
 
 
 def check_root(root: Path) -> Path:
@@ -65,29 +151,32 @@ def check_root(root: Path) -> Path:
 
 
 def find_media(root: Path) -> list[MediaFile]:
-    """Every video and still under ``root``, hidden files and folders skipped, sorted by path."""
+    """Every file under ``root`` that may be footage, sorted by path: a known video or still
+    extension gives its kind, any other file is probed when indexed (kind ""). Hidden files
+    and folders (the index's own ``.montage/`` among them) and the library's notes (sidecars,
+    tag files) are not footage and not listed."""
     root = check_root(root)
     found: list[MediaFile] = []
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in files:
-            if name.startswith("."):
-                continue
-            kind = media_kind(name)
-            if kind is None:
+        names = {n for n in files if not n.startswith(".")}
+        for name in names:
+            if _is_note(name, names):
                 continue
             full = Path(folder) / name
             try:
                 st = full.stat()
             except OSError:
                 continue  # vanished or unreadable between listing and stat
+            if not full.is_file():
+                continue  # a socket, a fifo: nothing to read
             rel = full.relative_to(root).as_posix()
-            found.append(MediaFile(rel, kind, st.st_size, st.st_mtime_ns))
+            found.append(MediaFile(rel, media_kind(name) or "", st.st_size, st.st_mtime_ns))
     if not found:
-        accepted = ", ".join(f".{e}" for e in VIDEO_EXTENSIONS + STILL_EXTENSIONS)
         raise LibraryError(
-            f"no media files found in {root}",
-            hint=f"accepted extensions (any case): {accepted}; hidden files and folders are skipped",
+            f"no files found in {root}",
+            hint="put videos and pictures in it (any format ffmpeg reads; see docs/footage.md); "
+                 "hidden files and folders are skipped",
         )
     found.sort(key=lambda m: m.path)
     return found

@@ -52,6 +52,13 @@ class FootageIndex:
                 self._shots = tuple(store.all_shots(con))
         return self._shots
 
+    @property
+    def skipped(self) -> tuple[tuple[str, str], ...]:
+        """(path, "why: what was wrong") of the library's files this index did not take."""
+        from retrieval.index.skips import skipped_in
+
+        return skipped_in(self.folder)
+
     def embedder(self, embedder: str | Embedder | None = None) -> Embedder:
         """The embedder for queries: the index's own, or the one asked for if it matches."""
         if embedder is not None:
@@ -117,6 +124,17 @@ def find_index_folder(root: Path) -> Path:
             f"the index of {root} in {legacy} was built by an older montage (format 1); this "
             f"montage reads format {FORMAT}", hint=rebuild + " to rebuild it")
     raise LibraryError(f"the footage library {root} has no index yet", hint=rebuild)
+
+
+def skipped_files(root: Path) -> tuple[tuple[str, str], ...]:
+    """(path, "why: what was wrong") of the files of ``root`` its index did not take, read
+    without loading the vectors; () while the library has no index."""
+    from retrieval.index.skips import skipped_in
+
+    try:
+        return skipped_in(find_index_folder(check_root(root)))
+    except LibraryError:
+        return ()
 
 
 def open_index(root: Path) -> FootageIndex:

@@ -289,6 +289,18 @@ function renderHistory() {
 }
 $("style").addEventListener("change", (ev) => act("/api/style", { style: ev.target.value })());
 
+function renderSkipped() {
+  // the library's files the index did not take, with why (text only: names are the user's)
+  const skipped = snap.skipped || [];
+  $("skipped").hidden = skipped.length === 0;
+  const counts = {};
+  for (const f of skipped) counts[f.why] = (counts[f.why] || 0) + 1;
+  $("skipped-title").textContent = `${skipped.length} library file${skipped.length === 1 ? "" : "s"} not used (` +
+    Object.entries(counts).map(([why, n]) => `${n} ${why}`).join(", ") + ")";
+  $("skipped-list").replaceChildren(...skipped.map((f) => el("li", { title: f.detail, "data-why": f.why },
+    el("span", { class: "path", text: f.path }), el("span", { class: "muted", text: ` · ${f.why}${f.detail ? ": " + f.detail : ""}` }))));
+}
+
 // -- loading and progress ------------------------------------------------------------------------
 async function load() {
   snap = await api("/api/project");
@@ -300,6 +312,7 @@ async function load() {
   if (snap.script_problem) scriptError(snap.script_problem, "", null);
   renderStrip();
   renderHistory();
+  renderSkipped();
   loadFilm();
   if (selected && snap.shots.some((s) => s.id === selected)) select(selected, false);
   document.body.dataset.cut = String(snap.cut);

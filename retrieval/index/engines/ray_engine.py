@@ -310,7 +310,7 @@ class _Unread:
     """The two fields of a FileAnalysis that the indexer's skip record reads."""
 
     path: str
-    error: str
+    reason: str
 
 
 __all__ = ["build_index_ray", "connect", "import_ray", "probe_address"]

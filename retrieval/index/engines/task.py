@@ -51,7 +51,7 @@ def index_file(root: str, media: MediaFile, text: str, settings: Settings, spec:
     _crash_for_test(media.path)
     analysis = analyse_file(root, media.path, media.kind, settings)
     if analysis.error:
-        return analysis.error
+        return analysis.reason
     emb = _embedder(spec, options, threads)
     plan = Plan([media], set(), {}, {}, [], {media.path: text})
     run = _Run(Path(root), None, None, emb, settings, {}, plan, 0.0)

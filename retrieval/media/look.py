@@ -1,0 +1,146 @@
+"""How a camera's picture is shown right: deinterlaced, turned upright, mapped from HDR to SDR.
+
+A plain decode shows what cameras write wrongly: 1080i camcorders (AVCHD), DV and broadcast
+MPEG-2 store two fields a frame, which comb on every movement; phones store portrait video
+sideways with a display matrix saying how to turn it; recent phones film 10-bit HDR (HLG or PQ
+in BT.2020) that looks grey and washed out when its numbers are read as SDR BT.709. A
+:class:`Look` says what one stream needs, decided once from its first frame
+(:func:`retrieval.media.decode.look_of`), and gives the ffmpeg filters that fix it. The analysis
+runs them in PyAV's filter graph and the render in the bundled ffmpeg: the very same filters, so
+the index sees the pictures the film shows.
+
+- Interlaced: ``bwdif`` (Bob Weaver: yadif's motion test with a better interpolation), its
+  parity from the stream's field order, every frame when the stream says it is interlaced, only
+  the flagged ones when only frames do (``deint=interlaced``). One frame out per frame; two
+  (one per field) when the film runs at the field rate or faster.
+- Rotation: ffmpeg's own autorotate rule on the display matrix (transpose, flips), applied
+  after the deinterlacer, since fields are rows of the stored picture.
+- HDR (PQ ``smpte2084`` or HLG ``arib-std-b67``) and BT.2020 colour: libswscale's colour
+  management (``scale`` with ``out_transfer``/``out_primaries`` bt709), the one tone mapper both
+  PyAV's libraries and the bundled ffmpeg have (PyAV has no libzimg for ``zscale``); measured in
+  docs/footage.md against zscale+tonemap. Its default intent (relative colorimetric) keeps HDR
+  reference white (203 cd/m2) at SDR white and clips highlights above it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+# libavutil's enums, as PyAV gives them (ints)
+_FIELD_ORDERS = {2: "tff", 3: "bff", 4: "tff", 5: "bff"}  # TT, BB, TB (top coded first), BT
+_HDR_TRANSFERS = {16: "smpte2084", 18: "arib-std-b67"}
+_WIDE_PRIMARIES = {9: "bt2020"}
+TONE_MAP = "out_transfer=bt709:out_primaries=bt709:out_color_matrix=bt709:out_range=tv"
+
+
+@dataclass(frozen=True)
+class Look:
+    """What one video stream needs to be shown as its camera meant it; ``Look()``: nothing."""
+
+    deinterlace: str = ""  # "" (progressive), "tff", "bff", or "auto" (frames say, per frame)
+    turn: tuple[tuple[str, str], ...] = ()  # filters that turn the picture upright
+    transfer: str = ""  # an HDR transfer ("smpte2084", "arib-std-b67") to map to SDR
+    primaries: str = ""  # wide primaries ("bt2020") to map to BT.709
+    fps: float = 0.0  # frames a second (fields are twice that), for field-rate output
+
+    @property
+    def plain(self) -> bool:
+        return self == Look(fps=self.fps)
+
+    def filters(self, film_fps: float = 0.0) -> tuple[tuple[str, str], ...]:
+        """(filter, arguments) in order; ``film_fps`` at or above the field rate keeps every
+        field as a frame of its own."""
+        out: list[tuple[str, str]] = []
+        if self.deinterlace:
+            fields = bool(self.fps) and film_fps >= 2 * self.fps - 0.01
+            parity = self.deinterlace if self.deinterlace != "auto" else "auto"
+            deint = "interlaced" if self.deinterlace == "auto" else "all"
+            out.append(("bwdif", f"mode={'send_field' if fields else 'send_frame'}"
+                                 f":parity={parity}:deint={deint}"))
+        if self.transfer or self.primaries:
+            out += [("scale", TONE_MAP), ("format", "yuv420p")]
+        out += self.turn
+        return tuple(out)
+
+    def chain(self, film_fps: float = 0.0) -> str:
+        """The filters as an ffmpeg filter chain ("" when none), ending with a comma."""
+        parts = [f"{name}={args}" if args else name for name, args in self.filters(film_fps)]
+        return "".join(p + "," for p in parts)
+
+    def describe(self) -> str:
+        """What is done, in words ("" when nothing)."""
+        said = []
+        if self.deinterlace:
+            said.append("deinterlaced" + {"tff": " (top field first)",
+                                          "bff": " (bottom field first)"}.get(self.deinterlace, ""))
+        if self.transfer:
+            said.append(f"tone-mapped from {'HLG' if self.transfer == 'arib-std-b67' else 'PQ'} "
+                        "HDR to SDR")
+        elif self.primaries:
+            said.append("mapped from BT.2020 to BT.709 colour")
+        if self.turn:
+            said.append("turned upright (" + ", ".join(f"{n} {a}".strip() for n, a in self.turn)
+                        + ")")
+        return "; ".join(said)
+
+    def to_dict(self) -> dict:
+        """Plain JSON data (lists, not tuples), as :meth:`from_dict` reads it back."""
+        return {**asdict(self), "turn": [list(t) for t in self.turn]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Look":
+        return cls(str(data.get("deinterlace", "")),
+                   tuple((str(n), str(a)) for n, a in data.get("turn", ())),
+                   str(data.get("transfer", "")), str(data.get("primaries", "")),
+                   float(data.get("fps", 0.0)))
+
+
+def decide(field_order: int, interlaced_frame: bool, transfer: int, primaries: int,
+           matrix: tuple[int, ...] | None, fps: float) -> Look:
+    """The look of a stream from its field order (``AVFieldOrder``), whether its first frame
+    is flagged interlaced, its colour transfer and primaries (``AVColorTransferCharacteristic``,
+    ``AVColorPrimaries``) and its display matrix (nine 16.16 / 2.30 fixed-point ints)."""
+    deinterlace = _FIELD_ORDERS.get(int(field_order), "")
+    if not deinterlace and interlaced_frame:
+        deinterlace = "auto"
+    return Look(deinterlace, turn_filters(matrix), _HDR_TRANSFERS.get(int(transfer), ""),
+                _WIDE_PRIMARIES.get(int(primaries), ""), round(float(fps), 3))
+
+
+def _rotation(m: tuple[int, ...]) -> float:
+    """libavutil's ``av_display_rotation_get``: degrees counter-clockwise (NaN: degenerate)."""
+    a, b, c, d = (v / 65536 for v in (m[0], m[1], m[3], m[4]))
+    sx, sy = math.hypot(a, c), math.hypot(b, d)
+    if sx == 0 or sy == 0:
+        return math.nan
+    return -math.degrees(math.atan2(b / sy, a / sx))
+
+
+def turn_filters(matrix: tuple[int, ...] | None) -> tuple[tuple[str, str], ...]:
+    """The filters ffmpeg's autorotate inserts for a display matrix (fftools' rule: transpose
+    for a quarter turn, with a flip when the matrix mirrors; h/vflip for a half turn; ``rotate``
+    for an odd angle), so the analysis turns a clip exactly as a player does."""
+    if not matrix or len(matrix) != 9:
+        return ()
+    rot = _rotation(matrix)
+    if math.isnan(rot):
+        return ()
+    theta = -round(rot)
+    theta -= 360 * math.floor(theta / 360 + 0.9 / 360)
+    if abs(theta - 90) < 1:
+        return (("transpose", "cclock_flip" if matrix[3] > 0 else "clock"),)
+    if abs(theta - 180) < 1:
+        return tuple(f for f, on in ((("hflip", ""), matrix[0] < 0), (("vflip", ""), matrix[4] < 0))
+                     if on)
+    if abs(theta - 270) < 1:
+        return (("transpose", "clock_flip" if matrix[3] < 0 else "cclock"),)
+    if abs(theta) > 1:
+        return (("rotate", f"{theta:g}*PI/180"),)
+    return (("vflip", ""),) if matrix[4] < 0 else ()
+
+
+def turned_size(look: Look, width: int, height: int) -> tuple[int, int]:
+    """The picture's size once turned upright."""
+    if any(name == "transpose" for name, _ in look.turn):
+        return height, width
+    return width, height
