@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from math import floor, gcd
+from math import ceil, floor, gcd
 from pathlib import Path
 
 from generator.placeholder import render_card
@@ -145,15 +145,21 @@ def _segment_job(seg: _Segment, src: Source, picture: Path | None,
     silence = ["-f", "lavfi", "-i", f"anullsrc=r={SAMPLE_RATE}:cl=stereo"]
     if d.kind == "video":
         assert info is not None and src.path is not None
-        # -ss before -i: ffmpeg seeks, then decodes and drops frames before the in-point;
-        # the look turns the picture itself (after deinterlacing), so no autorotate
-        args = ["-noautorotate", "-ss", _seconds(d.source_in, rate), "-i", file_arg(src.path)]
+        # -ss before -i: ffmpeg seeks, then decodes and drops frames before the in-point; a
+        # source without a seek index is sought ``back`` frames early and trimmed exactly
+        # here. The look turns the picture itself (after deinterlacing): no autorotate.
+        back = min(d.source_in, ceil(info.look.seek_back * rate))
+        args = ["-noautorotate", "-ss", _seconds(d.source_in - back, rate),
+                "-i", file_arg(src.path)]
         pad = max(2, round(rate / 10))  # tolerate a rounding shortfall at the source's end
+        skip_v = f"trim=start_frame={back},setpts=PTS-STARTPTS," if back else ""
+        skip_a = (f"atrim=start_sample={_samples(back, rate)},asetpts=PTS-STARTPTS,"
+                  if back else "")
         video = (f"[0:v:0]{info.look.chain(float(rate))}fps={_rate_arg(rate)}:start_time=0,"
-                 f"{_letterbox(edl.width, edl.height)},"
+                 f"{skip_v}{_letterbox(edl.width, edl.height)},"
                  f"format=yuv420p,tpad=stop_mode=clone:stop={pad}[v]")
         if info.has_audio:
-            audio = (f"[0:a:0]aresample={SAMPLE_RATE}:async=1:first_pts=0,"
+            audio = (f"[0:a:0]aresample={SAMPLE_RATE}:async=1:first_pts=0,{skip_a}"
                      f"aformat=sample_fmts=s16:channel_layouts=stereo,apad,"
                      f"atrim=end_sample={samples}[a]")
         else:

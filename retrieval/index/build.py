@@ -37,7 +37,7 @@ from retrieval.embed.registry import make_embedder
 from retrieval.embed.warm import WarmModels
 from retrieval.media.cuts import DEFAULT_MIN_SHOT, DEFAULT_THRESHOLD
 from retrieval.media.library import (MediaFile, check_root, find_media, footage_words, group_skips,
-                                     skip_level, split_reason)
+                                     readers_signature, skip_level, split_reason)
 from retrieval.types import LibraryShot, shot_from_dict
 from . import store
 from .changes import Plan, content_hash, plan_changes, text_sig
@@ -124,7 +124,9 @@ def build_index(root: Path, embedder: str | Embedder = "proxy", *, progress: boo
     with index_lock(folder, "montage index"), closing(_connect_or_reset(folder)) as con:
         old_meta = _usable_meta(folder, con, emb.name, settings.as_dict())
         old_files = store.read_files(con) if old_meta else {}
-        plan = plan_changes(root, media, old_files)
+        plan = plan_changes(root, media, old_files,
+                            retry_unsupported=old_meta.get("readers") != readers_signature()
+                            if old_meta else False)
         if old_meta and not plan.to_index and not plan.dropped and \
                 not converts(vectors, old_meta):
             if plan.touched:
@@ -431,7 +433,7 @@ class _Run:
             files[p] = _file_row(rec)
         meta = {"version": INDEX_VERSION, "embedder": self.emb.name, "dim": dim,
                 "settings": self.settings.as_dict(), "vectors": name, "rows": row,
-                "vector_index": vectors.kind, "complete": final}
+                "vector_index": vectors.kind, "complete": final, "readers": readers_signature()}
         store.replace_all(self.con, meta, files, rows, moments)
         remove_stale(self.folder, name)
         (self.folder / store.LEGACY_MANIFEST).unlink(missing_ok=True)
@@ -454,7 +456,7 @@ class _Run:
         files = {p: _file_row(r) for p, r in files.items()}
         drop |= {p for p in store.read_files(self.con) if p not in files and p not in self.kept
                  and p not in self._appended}  # dropped files and their records
-        meta = {**old, "complete": final}
+        meta = {**old, "complete": final, "readers": readers_signature()}
         try:
             self._large = commit_changes(self.con, self.folder, self._large, meta, drop=drop,
                                          files=files, entries=[self.fresh[p] for p in new],

@@ -2,8 +2,8 @@
 
 A file is analysed again when its size, its content hash (after a new mtime) or its own words
 (name, sidecar note, folder tags) changed; a file whose content is the same under a new mtime
-is only re-stamped. A skipped file is remembered the same way (a document is probed once), except
-one whose codec had no reader: it is tried again, in case one was installed since. The hash reads the first and last MiB, so a check costs little.
+is only re-stamped. A skipped file is remembered the same way (a document is probed once); one
+whose codec no reader knew is tried again when the readers installed have changed since. The hash reads the first and last MiB, so a check costs little.
 """
 from __future__ import annotations
 
@@ -31,8 +31,11 @@ class Plan:
     texts: dict[str, str]  # path -> footage text, for every present file
 
 
-def plan_changes(root: Path, media: list[MediaFile], old: dict[str, dict]) -> Plan:
-    """Compare the files on disk with ``old`` (path -> stored file record)."""
+def plan_changes(root: Path, media: list[MediaFile], old: dict[str, dict],
+                 retry_unsupported: bool = False) -> Plan:
+    """Compare the files on disk with ``old`` (path -> stored file record);
+    ``retry_unsupported``: the readers changed since, so files skipped for a codec no reader
+    knew are tried again."""
     plan = Plan([], set(), {}, {}, [], {})
     for m in media:
         text = footage_text(root, m.path)
@@ -46,7 +49,7 @@ def plan_changes(root: Path, media: list[MediaFile], old: dict[str, dict]) -> Pl
         if prev["mtime_ns"] != m.mtime_ns:
             plan.touched[m.path] = m.mtime_ns
         why = split_reason(prev["reason"])[0] if prev["reason"] else ""
-        if why == UNSUPPORTED:  # a reader may have been installed since: probing is cheap
+        if why == UNSUPPORTED and retry_unsupported:
             plan.to_index.append(m)
             continue
         if prev["reason"]:

@@ -24,6 +24,9 @@ from .look import Look, decide, turned_size
 _DECODE_AHEAD_S = 2.0
 # ffmpeg demuxers that draw text files as pictures (ANSI art): a .nfo is a note, not footage
 _TEXT_DEMUXERS = frozenset({"tty", "bin", "adf", "idf", "xbin"})
+# containers without a seek index (see _seek_back), and how many packets measure their GOP
+_UNINDEXED = frozenset({"mpegts", "mpeg", "mpegvideo", "h264", "hevc"})
+_GAP_PACKETS = 600
 
 
 @dataclass(frozen=True)
@@ -110,11 +113,42 @@ def _matrix(frame) -> tuple[int, ...] | None:
     return None
 
 
-def _look(stream, frame, fps: float) -> Look:
+def _look(stream, frame, fps: float, container=None) -> Look:
+    """The look of ``stream`` from its first ``frame``; with its ``container``, also how far
+    back a seek must go (which reads packets: only where seeks need it)."""
     cc = stream.codec_context
+    back = _seek_back(container, stream) if container is not None else 0.0
     return decide(int(cc.field_order or 0), bool(frame.interlaced_frame),
                   int(frame.color_trc or cc.color_trc or 0),
-                  int(frame.color_primaries or cc.color_primaries or 0), _matrix(frame), fps)
+                  int(frame.color_primaries or cc.color_primaries or 0), _matrix(frame), fps,
+                  back)
+
+
+def _seek_back(container, stream) -> float:
+    """How far before an in-point a seek must land in a container without a seek index
+    (MPEG-TS and -PS: AVCHD, DVD, broadcast), where ffmpeg's seek lands on any packet and the
+    frames up to the next keyframe are lost: the longest keyframe interval among its first
+    packets (the whole span read when it holds one keyframe), plus two frames. 0 elsewhere."""
+    if container.format.name not in _UNINDEXED:
+        return 0.0
+    container.seek(0)
+    keys, first, last = [], None, 0.0
+    for n, packet in enumerate(container.demux(stream)):
+        if n >= _GAP_PACKETS:
+            break
+        if packet.pts is None or packet.time_base is None:
+            continue
+        t = float(packet.pts * packet.time_base)
+        first = t if first is None else min(first, t)
+        last = max(last, t)
+        if packet.is_keyframe:
+            keys.append(t)
+    container.seek(0)
+    keys.sort()
+    gaps = [b - a for a, b in zip(keys, keys[1:])]
+    longest = max(gaps) if gaps else last - (first or 0.0)
+    rate = float(stream.average_rate or stream.guessed_rate or 25)
+    return longest + 2 / rate
 
 
 def probe(path: Path, kind: str = "") -> Probe:
@@ -144,7 +178,7 @@ def probe(path: Path, kind: str = "") -> Probe:
             n_frames = stream.frames or int(round(duration * fps))
             has_audio = bool(container.streams.audio)
             first = next(container.decode(stream), None)
-            look = _look(stream, first, fps) if first is not None else Look()
+            look = _look(stream, first, fps, container) if first is not None else Look()
     except av.FFmpegError as exc:
         raise _bad(path, f"not a readable video ({exc.strerror or exc})") from exc
     if first is None:
@@ -264,7 +298,7 @@ def read_frames(path: Path, times: list[float]) -> list[np.ndarray]:
             stream = _video_stream(path, container)
             stream.thread_type = "AUTO"
             first = next(container.decode(stream), None)
-            look = _look(stream, first, 0.0) if first is not None else Look()
+            look = _look(stream, first, 0.0, container) if first is not None else Look()
             tb = stream.time_base
             start = float(stream.start_time * tb) if stream.start_time is not None and tb else 0.0
             frames = None  # decoding iterator, positioned after `last`
@@ -275,7 +309,8 @@ def read_frames(path: Path, times: list[float]) -> list[np.ndarray]:
                     out[i] = last[1].to_ndarray(format="rgb24")
                     continue
                 if frames is None or last is None or want - last[0] > _DECODE_AHEAD_S:
-                    frames = _seek(container, stream, want + start, look)
+                    frames = _seek(container, stream,
+                                   want + start - min(want, look.seek_back), look)
                     last = None
                 found = None
                 for frame in frames:

@@ -66,6 +66,20 @@ def group_skips(skipped) -> dict[str, list[tuple[str, str]]]:
     return {w: groups[w] for w in SKIP_REASONS if w in groups}
 
 
+def readers_signature() -> str:
+    """The picture and video readers installed (PyAV, Pillow, pillow-heif, rawpy): a file
+    skipped for a codec no reader knew is tried again once these change."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for name in ("av", "pillow", "pillow-heif", "rawpy"):
+        try:
+            found.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            found.append(f"{name} -")
+    return "; ".join(found)
+
+
 def skip_level(why: str) -> int:
     """The log level of a skip: a warning for footage that could not be read, info for a
     file that is no footage at all (a library of documents would bury the real warnings;

@@ -42,10 +42,14 @@ class Look:
     transfer: str = ""  # an HDR transfer ("smpte2084", "arib-std-b67") to map to SDR
     primaries: str = ""  # wide primaries ("bt2020") to map to BT.709
     fps: float = 0.0  # frames a second (fields are twice that), for field-rate output
+    # seconds to seek before an in-point and decode forward: MPEG-TS/PS have no seek index,
+    # so a seek lands on any packet and the frames up to the next keyframe are lost
+    seek_back: float = 0.0
 
     @property
     def plain(self) -> bool:
-        return self == Look(fps=self.fps)
+        """Nothing to filter: frames are shown as decoded."""
+        return not self.filters()
 
     def filters(self, film_fps: float = 0.0) -> tuple[tuple[str, str], ...]:
         """(filter, arguments) in order; ``film_fps`` at or above the field rate keeps every
@@ -92,11 +96,11 @@ class Look:
         return cls(str(data.get("deinterlace", "")),
                    tuple((str(n), str(a)) for n, a in data.get("turn", ())),
                    str(data.get("transfer", "")), str(data.get("primaries", "")),
-                   float(data.get("fps", 0.0)))
+                   float(data.get("fps", 0.0)), float(data.get("seek_back", 0.0)))
 
 
 def decide(field_order: int, interlaced_frame: bool, transfer: int, primaries: int,
-           matrix: tuple[int, ...] | None, fps: float) -> Look:
+           matrix: tuple[int, ...] | None, fps: float, seek_back: float = 0.0) -> Look:
     """The look of a stream from its field order (``AVFieldOrder``), whether its first frame
     is flagged interlaced, its colour transfer and primaries (``AVColorTransferCharacteristic``,
     ``AVColorPrimaries``) and its display matrix (nine 16.16 / 2.30 fixed-point ints)."""
@@ -104,7 +108,8 @@ def decide(field_order: int, interlaced_frame: bool, transfer: int, primaries: i
     if not deinterlace and interlaced_frame:
         deinterlace = "auto"
     return Look(deinterlace, turn_filters(matrix), _HDR_TRANSFERS.get(int(transfer), ""),
-                _WIDE_PRIMARIES.get(int(primaries), ""), round(float(fps), 3))
+                _WIDE_PRIMARIES.get(int(primaries), ""), round(float(fps), 3),
+                round(float(seek_back), 3))
 
 
 def _rotation(m: tuple[int, ...]) -> float:
