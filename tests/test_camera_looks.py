@@ -244,3 +244,22 @@ def test_a_variable_frame_rate_clip_keeps_sound_in_sync(tmp_path) -> None:
     beep = int(np.argmax(loud)) / 48000
     assert flash == pytest.approx(0.6, abs=0.041) and beep == pytest.approx(0.6, abs=0.03)
     assert abs(flash - beep) < 1 / float(RATE) + 0.01
+
+
+# -- seeking in MPEG-TS -------------------------------------------------------------------------
+def test_an_mpeg_ts_clip_starts_on_its_in_point(tmp_path) -> None:
+    """AVCHD is H.264 in MPEG-TS, which has no seek index: ffmpeg's seek lands on any packet
+    and drops the frames up to the next keyframe (this clip started 9 frames late). The
+    render seeks one keyframe interval early and trims to the exact frame."""
+    src = tmp_path / "00003.MTS"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc2=size=128x72:rate=25:duration=3", "-c:v", "libx264",
+            "-g", "12", "-pix_fmt", "yuv420p", "-crf", "10", "-f", "mpegts", str(src))
+    assert look_of(src).seek_back == pytest.approx(12 / 25 + 2 / 25, abs=0.01)
+    source = [f.astype(int) for f in plain_frames(src)]
+    film = render(tmp_path, [("a", src, 15, 3), ("b", src, 32, 3)])
+    for name, first in (("a", 15), ("b", 32)):
+        errors = [np.abs(film[name][0].astype(int) - f).mean() for f in source]
+        assert int(np.argmin(errors)) == first, f"clip {name} starts on frame {first}"
+    shown = read_frames(src, [0.6, 1.28])  # the analysis' seeks land right too
+    assert [int(np.argmin([np.abs(s.astype(int) - f).mean() for f in source]))
+            for s in shown] == [15, 32]

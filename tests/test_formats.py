@@ -264,3 +264,21 @@ def test_every_video_format_renders(formats, tmp_path) -> None:
         frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
     assert len(frames) == 5 * len(names)
     assert all(f.std() > 20 for f in frames[::5]), "every clip shows its picture"
+
+
+def test_the_film_report_names_the_files_not_used(tmp_path) -> None:
+    from montage.cli import main
+    from tests.conftest import make_clip
+
+    lib = tmp_path / "lib"
+    make_clip(lib / "beach.MTS", duration=1.5)
+    (lib / "shot list.pdf").write_bytes(b"%PDF-1.4\n")
+    _ffmpeg("-f", "lavfi", "-i", "sine=duration=0.5", "-c:a", "aac", str(lib / "voice memo.m4a"))
+    script = tmp_path / "story.txt"
+    script.write_text("Waves roll onto the beach.", encoding="utf-8")
+    assert main(["make", str(script), "--library", str(lib), "--out", str(tmp_path / "f.mp4"),
+                 "--size", "64x36", "--threshold", "0", "--quiet"]) == 0
+    report = (tmp_path / "f.montage" / "report.md").read_text(encoding="utf-8")
+    assert "2 files not used (1 not media, 1 audio only)" in report
+    assert "## Library files not used" in report
+    assert "| `shot list.pdf` | not media |" in report and "| `voice memo.m4a` | audio only |" in report

@@ -202,3 +202,26 @@ def test_what_the_page_shows_is_escaped(browser, tmp_path, library):
     finally:
         p.close()
     assert p.dialogs == [] and p.errors == []
+
+
+def test_the_library_files_not_used_are_listed_escaped(browser, tmp_path, library):
+    lib = tmp_path / "library"
+    shutil.copytree(library, lib, symlinks=True)
+    hostile = "<img src=x onerror=alert(3)>.pdf"
+    (lib / hostile).write_bytes(b"%PDF-1.4\n")
+    (lib / "empty.mov").write_bytes(b"")
+    p = Page(browser, new_studio(tmp_path, library), tmp_path)  # indexes the new files
+    try:
+        p.page.wait_for_selector("#skipped:not([hidden])")
+        assert p.page.text_content("#skipped-title") == \
+            "2 library files not used (1 not media, 1 zero length)"
+        p.page.click("#skipped summary")
+        items = p.page.locator("#skipped-list li").all_text_contents()
+        assert any(hostile in t and "not media" in t for t in items)
+        assert any("empty.mov" in t and "zero length" in t for t in items)
+        assert p.page.locator("#skipped img").count() == 0
+        time.sleep(0.3)
+        p.screenshot("skipped")
+    finally:
+        p.close()
+    assert p.dialogs == [] and p.errors == []

@@ -177,7 +177,8 @@ def _pick(start: float, end: float, held: list[_Held], fps: float) -> ScannedSho
     if complete:
         for t, _, _ in motion_times(start, end, fps):
             h = _first_at(complete, t)
-            triplets.append(tuple(flow_gray(rgb[f.index] if f.index in rgb else f.rgb())
-                                  for f in (h.frame, *h.partners)))
+            triplets.append(tuple(
+                flow_gray(rgb[f.index] if f.index in rgb else f.rgb(tone=False))
+                for f in (h.frame, *h.partners)))
     return ScannedShot(start, end, tuple(rgb[h.frame.index] for h in chosen),
                        tuple(round(h.frame.seconds, 4) for h in chosen), tuple(triplets))

@@ -18,15 +18,12 @@ import numpy as np
 
 from .library import (AUDIO_ONLY, NOT_MEDIA, UNREADABLE, UNSUPPORTED, ZERO_LENGTH, SkippedMedia,
                       is_raw, media_kind)
-from .look import Look, decide, turned_size
+from .look import Look, decide, display_matrix, seek_back, turned_size
 
 # Decoding forward is cheaper than a new seek when the next wanted time is this close.
 _DECODE_AHEAD_S = 2.0
 # ffmpeg demuxers that draw text files as pictures (ANSI art): a .nfo is a note, not footage
 _TEXT_DEMUXERS = frozenset({"tty", "bin", "adf", "idf", "xbin"})
-# containers without a seek index (see _seek_back), and how many packets measure their GOP
-_UNINDEXED = frozenset({"mpegts", "mpeg", "mpegvideo", "h264", "hevc"})
-_GAP_PACKETS = 600
 
 
 @dataclass(frozen=True)
@@ -103,52 +100,15 @@ def _video_stream(path: Path, container):
     return stream
 
 
-def _matrix(frame) -> tuple[int, ...] | None:
-    import struct
-
-    for sd in frame.side_data:
-        if sd.type.name == "DISPLAYMATRIX":
-            data = bytes(sd)
-            return struct.unpack("<9i", data[:36]) if len(data) >= 36 else None
-    return None
-
-
 def _look(stream, frame, fps: float, container=None) -> Look:
     """The look of ``stream`` from its first ``frame``; with its ``container``, also how far
     back a seek must go (which reads packets: only where seeks need it)."""
     cc = stream.codec_context
-    back = _seek_back(container, stream) if container is not None else 0.0
+    back = seek_back(container, stream) if container is not None else 0.0
     return decide(int(cc.field_order or 0), bool(frame.interlaced_frame),
                   int(frame.color_trc or cc.color_trc or 0),
-                  int(frame.color_primaries or cc.color_primaries or 0), _matrix(frame), fps,
+                  int(frame.color_primaries or cc.color_primaries or 0), display_matrix(frame), fps,
                   back)
-
-
-def _seek_back(container, stream) -> float:
-    """How far before an in-point a seek must land in a container without a seek index
-    (MPEG-TS and -PS: AVCHD, DVD, broadcast), where ffmpeg's seek lands on any packet and the
-    frames up to the next keyframe are lost: the longest keyframe interval among its first
-    packets (the whole span read when it holds one keyframe), plus two frames. 0 elsewhere."""
-    if container.format.name not in _UNINDEXED:
-        return 0.0
-    container.seek(0)
-    keys, first, last = [], None, 0.0
-    for n, packet in enumerate(container.demux(stream)):
-        if n >= _GAP_PACKETS:
-            break
-        if packet.pts is None or packet.time_base is None:
-            continue
-        t = float(packet.pts * packet.time_base)
-        first = t if first is None else min(first, t)
-        last = max(last, t)
-        if packet.is_keyframe:
-            keys.append(t)
-    container.seek(0)
-    keys.sort()
-    gaps = [b - a for a, b in zip(keys, keys[1:])]
-    longest = max(gaps) if gaps else last - (first or 0.0)
-    rate = float(stream.average_rate or stream.guessed_rate or 25)
-    return longest + 2 / rate
 
 
 def probe(path: Path, kind: str = "") -> Probe:
@@ -226,7 +186,7 @@ class _Shown:
     deinterlacer holds one frame back, given out by :meth:`flush`."""
 
     def __init__(self, stream, look: Look) -> None:
-        self.stream, self.filters = stream, look.filters()
+        self.stream, self.filters = stream, look.stream_filters()
         self.graph = self.src = self.sink = None
 
     def _build(self, frame) -> None:
@@ -266,6 +226,38 @@ class _Shown:
                 return out
 
 
+class _Toner:
+    """A look's mapping to SDR (:meth:`Look.tone_filters`), applied to one picture at a time
+    as it is converted to RGB; plain conversion when the look has none."""
+
+    def __init__(self, look: Look) -> None:
+        self.filters = look.tone_filters()
+        self.graph = self.src = self.sink = None
+        self.key = None
+
+    def rgb(self, frame) -> np.ndarray:
+        if not self.filters:
+            return frame.to_ndarray(format="rgb24")
+        key = (frame.width, frame.height, frame.format.name)
+        if self.graph is None or key != self.key:
+            import av.filter
+
+            graph = av.filter.Graph()
+            node = self.src = graph.add_buffer(width=frame.width, height=frame.height,
+                                               format=frame.format.name,
+                                               time_base=frame.time_base or Fraction(1, 25))
+            for name, args in (*self.filters, ("format", "rgb24")):
+                nxt = graph.add(name, args)
+                node.link_to(nxt)
+                node = nxt
+            self.sink = graph.add("buffersink")
+            node.link_to(self.sink)
+            graph.configure()
+            self.graph, self.key = graph, key
+        self.src.push(frame)
+        return self.sink.pull().to_ndarray()
+
+
 def _shown(frames: Iterable, stream, look: Look) -> Iterator:
     """``frames`` as the look shows them (unchanged when it asks for nothing)."""
     if look.plain:
@@ -299,6 +291,7 @@ def read_frames(path: Path, times: list[float]) -> list[np.ndarray]:
             stream.thread_type = "AUTO"
             first = next(container.decode(stream), None)
             look = _look(stream, first, 0.0, container) if first is not None else Look()
+            toner = _Toner(look)
             tb = stream.time_base
             start = float(stream.start_time * tb) if stream.start_time is not None and tb else 0.0
             frames = None  # decoding iterator, positioned after `last`
@@ -306,7 +299,7 @@ def read_frames(path: Path, times: list[float]) -> list[np.ndarray]:
             for i in order:
                 want = max(0.0, float(times[i]))
                 if last is not None and last[0] >= want - 1e-6:
-                    out[i] = last[1].to_ndarray(format="rgb24")
+                    out[i] = toner.rgb(last[1])
                     continue
                 if frames is None or last is None or want - last[0] > _DECODE_AHEAD_S:
                     frames = _seek(container, stream,
@@ -328,7 +321,7 @@ def read_frames(path: Path, times: list[float]) -> list[np.ndarray]:
                             break
                 if last is None:
                     raise _bad(path, "no frame could be decoded")
-                out[i] = last[1].to_ndarray(format="rgb24")
+                out[i] = toner.rgb(last[1])
     except av.FFmpegError as exc:
         raise _bad(path, f"decoding failed ({exc.strerror or exc})") from exc
     return [o for o in out if o is not None]
@@ -364,16 +357,17 @@ class DecodedFrame:
     """One decoded picture, converted to pixels only when asked: a scan looks at every frame
     but keeps the decoder's own (YUV) picture for the few it may use later."""
 
-    __slots__ = ("index", "pts", "time_base", "seconds", "_frame", "_scalers")
+    __slots__ = ("index", "pts", "time_base", "seconds", "_frame", "_scalers", "_toner")
 
     def __init__(self, index: int, pts: int, time_base: Fraction, frame,
-                 scalers: _Scalers | None = None) -> None:
+                 scalers: _Scalers | None = None, toner: _Toner | None = None) -> None:
         self.index = index  # 0, 1, 2, ... in presentation order
         self.pts = pts  # relative to the stream's start, in ``time_base`` units
         self.time_base = time_base
         self.seconds = float(pts * time_base)
         self._frame = frame
         self._scalers = scalers  # shared by the frames of one decode (one thread)
+        self._toner = toner  # the look's mapping to SDR, when it has one
 
     def bgr(self, width: int | None = None, height: int | None = None) -> np.ndarray:
         """BGR uint8 (OpenCV's and PySceneDetect's order), full size or scaled by the decoder's
@@ -387,8 +381,11 @@ class DecodedFrame:
         return self._scalers.small.reformat(self._frame, width, height, "bgr24",
                                             interpolation="POINT").to_ndarray()
 
-    def rgb(self) -> np.ndarray:
-        """Full-size RGB uint8, as :func:`read_frames` returns it."""
+    def rgb(self, tone: bool = True) -> np.ndarray:
+        """Full-size RGB uint8, as :func:`read_frames` returns it (HDR mapped to SDR, unless
+        ``tone`` is False: measuring motion needs no true colour, and mapping is costly)."""
+        if tone and self._toner is not None and self._toner.filters:
+            return self._toner.rgb(self._frame)
         if self._scalers is None:
             return self._frame.to_ndarray(format="rgb24")
         return self._scalers.full.reformat(self._frame, format="rgb24").to_ndarray()
@@ -432,10 +429,11 @@ def decode_video(path: Path) -> tuple[StreamInfo, Iterator[DecodedFrame]]:
         container.close()
         raise
     return info, _frames(path, container, stream,
-                         _shown(itertools.chain([first], decoded), stream, look))
+                         _shown(itertools.chain([first], decoded), stream, look), _Toner(look))
 
 
-def _frames(path: Path, container, stream, decoded: Iterable) -> Iterator[DecodedFrame]:
+def _frames(path: Path, container, stream, decoded: Iterable,
+            toner: _Toner) -> Iterator[DecodedFrame]:
     import av
 
     with container:
@@ -452,7 +450,7 @@ def _frames(path: Path, container, stream, decoded: Iterable) -> Iterator[Decode
                 if start and stream.time_base != frame_tb:
                     offset = int(start * Fraction(int(stream.time_base.numerator),
                                                   int(stream.time_base.denominator)) / tb)
-                yield DecodedFrame(index, int(frame.pts) - offset, tb, frame, scalers)
+                yield DecodedFrame(index, int(frame.pts) - offset, tb, frame, scalers, toner)
                 index += 1
         except av.FFmpegError as exc:
             raise _bad(path, f"decoding failed ({exc.strerror or exc})") from exc
