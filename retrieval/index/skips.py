@@ -1,22 +1,19 @@
 """What an index says of the files it did not index: each one's reason, kept in the files table
 (``reason`` = "why: what was wrong", why one of :data:`retrieval.media.library.SKIP_REASONS`),
-and the one error when not one file of a library could be read."""
+and the one error when not one file of a library could be read. (The reports it reads are
+``build.IndexReport``s; ``build`` imports this module, so it is not imported back.)"""
 from __future__ import annotations
 
 from contextlib import closing
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from planner.errors import LibraryError
 
 from retrieval.media.library import NOT_MEDIA, UNSUPPORTED, group_skips, skip_counts, split_reason
 from . import store
 
-if TYPE_CHECKING:
-    from .build import IndexReport
 
-
-def readable(root: Path, report: "IndexReport", shown: int = 3) -> "IndexReport":
+def readable(root: Path, report: "build.IndexReport", shown: int = 3) -> "build.IndexReport":
     """The report, or one LibraryError when not one file could be read: a film of title cards
     from a library of corrupt files would hide the real problem. Some unreadable files are fine
     (they are skipped, with a warning each, and listed in the report)."""
@@ -63,7 +60,7 @@ def skipped_in(folder: Path) -> tuple[tuple[str, str], ...]:
 SHOWN_PER_REASON = 20  # a summary names this many files per reason; --json lists them all
 
 
-def summary_lines(report: "IndexReport", shown: int = SHOWN_PER_REASON) -> list[str]:
+def summary_lines(report: "build.IndexReport", shown: int = SHOWN_PER_REASON) -> list[str]:
     """The index summary a person reads: what was done, how many files were skipped for each
     reason, then each skipped file with its reason (``shown`` per reason at most)."""
     skipped = report.files_skipped
@@ -79,7 +76,7 @@ def summary_lines(report: "IndexReport", shown: int = SHOWN_PER_REASON) -> list[
     return lines
 
 
-def report_dict(report: "IndexReport") -> dict:
+def report_dict(report: "build.IndexReport") -> dict:
     """The report as JSON data, every skipped file with its reason."""
     groups = group_skips(report.files_skipped)
     return {
