@@ -85,22 +85,6 @@ class Look:
         parts = [f"{name}={args}" if args else name for name, args in self.filters(film_fps)]
         return "".join(p + "," for p in parts)
 
-    def describe(self) -> str:
-        """What is done, in words ("" when nothing)."""
-        said = []
-        if self.deinterlace:
-            said.append("deinterlaced" + {"tff": " (top field first)",
-                                          "bff": " (bottom field first)"}.get(self.deinterlace, ""))
-        if self.transfer:
-            said.append(f"tone-mapped from {'HLG' if self.transfer == 'arib-std-b67' else 'PQ'} "
-                        "HDR to SDR")
-        elif self.primaries:
-            said.append("mapped from BT.2020 to BT.709 colour")
-        if self.turn:
-            said.append("turned upright (" + ", ".join(f"{n} {a}".strip() for n, a in self.turn)
-                        + ")")
-        return "; ".join(said)
-
     def to_dict(self) -> dict:
         """Plain JSON data (lists, not tuples), as :meth:`from_dict` reads it back."""
         return {**asdict(self), "turn": [list(t) for t in self.turn]}
