@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from planner.errors import ProjectError
@@ -55,6 +56,8 @@ def run(args: argparse.Namespace, options) -> int:
     if not library.is_dir():
         raise ProjectError(f"footage library not found: {library}", "check the --library path")
     studio = Studio(script, library, project, out, options)
+    for note in studio.settings_notes():
+        print(f"note: {note}", file=sys.stderr, flush=True)
     studio.read_script()  # an unreadable script is one clear error before the server starts
     studio.start()
     serve(studio, host=args.host, port=args.port, quiet=args.quiet)

@@ -15,6 +15,7 @@ Security, since the server reads the footage and writes the project:
 from __future__ import annotations
 
 import hmac
+import json
 import re
 from pathlib import Path
 
@@ -38,6 +39,7 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self';
        "media-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; "
        "frame-ancestors 'none'")
 CHUNK = 256 * 1024
+MAX_BODY = 16 * 1024 * 1024  # a script of millions of words fits; more is not a script
 
 
 def create_app(studio: Studio, token: str, hosts: set[str]) -> Starlette:
@@ -78,10 +80,17 @@ def create_app(studio: Studio, token: str, hosts: set[str]) -> Starlette:
 
     async def action(request: Request) -> Response:
         name = request.path_params["name"]
+        raw = await _body(request)
+        if raw is None:
+            return _error(413, f"the request body is over {MAX_BODY} bytes",
+                          "send a shorter script")
         try:
-            body = await request.json()
+            body = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
             return _error(400, "the request body must be JSON")
+        except RecursionError:  # CPython's parser gives up on deep nesting: the client's error
+            return _error(400, "the request body is JSON nested too deeply",
+                          "send a flat JSON object, e.g. {\"text\": \"...\"}")
         if not isinstance(body, dict):
             return _error(400, "the request body must be a JSON object")
         handlers = {
@@ -94,6 +103,7 @@ def create_app(studio: Studio, token: str, hosts: set[str]) -> Starlette:
             "generate": (studio.generate, {"shot": str}),
             "style": (studio.set_style, {"style": str}),
             "revert": (studio.revert, {"cut": int}),
+            "settings": (studio.set_settings, {"settings": dict}),
         }
         if name not in handlers:
             return _error(404, f"unknown action {name!r}", "one of " + ", ".join(sorted(handlers)))
@@ -168,6 +178,22 @@ _TYPES = {".mp4": "video/mp4", ".srt": "application/x-subrip", ".otio": "applica
           ".md": "text/markdown; charset=utf-8", ".png": "image/png", ".otioz": "application/zip",
           ".fcpxml": "application/xml", ".xml": "application/xml", ".mlt": "application/xml",
           ".kdenlive": "application/xml", ".edl": "text/plain; charset=utf-8"}
+
+
+async def _body(request: Request) -> bytes | None:
+    """The request's body, or None past MAX_BODY bytes (read no further than that)."""
+    try:
+        if int(request.headers.get("content-length", "0")) > MAX_BODY:
+            return None
+    except ValueError:
+        pass
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class _Guard:

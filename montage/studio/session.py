@@ -29,9 +29,12 @@ from retrieval.types import CandidateSet
 from montage.film import read_timeline
 from montage.film import FORMATS, export_project
 from montage.optimize import EditDecision, list_styles, usable_span
-from montage.pipeline import MakeOptions, MakeResult, Recutter
-from montage.project import (Choices, cut_dir, history, load_choices, load_state, project_lock,
-                             revert, save_choices, write_atomic)
+from montage.pipeline import (MakeOptions, MakeResult, Recutter, check_settings,
+                              read_changes)
+from montage.project import (EDITABLE, NAMES, Choices, DamagedState, cut_dir, history, load_choices, load_state,
+                             parse_setting, project_lock, revert, save_choices, settings_value,
+                             show_value,
+                             write_atomic)
 
 logger = logging.getLogger(__name__)
 
@@ -81,8 +84,30 @@ class Studio:
         self._jobs: queue.Queue = queue.Queue()
         self._snapshot: tuple[tuple, dict, bytes] | None = None
         self._media: dict[str, Media] = {}
+        try:  # the project's settings, with the command line's on top: shown from the start
+            self._settings_notes = self._resolve()
+        except BaseException:
+            self._hold.close()
+            raise
         self._worker = threading.Thread(target=self._work, name="montage-studio", daemon=True)
         self._worker.start()
+
+    def _resolve(self) -> list[str]:
+        """Load the project's settings into the Recutter; what reading them assumed, and what
+        this session's own settings change (recorded by the next cut)."""
+        try:
+            state = load_state(self.project)
+        except DamagedState as exc:  # the first cut rebuilds it (montage.pipeline)
+            return [exc.message]
+        _, changes = self.recutter.resolve(state)
+        notes = list(state.notes) if state is not None else []
+        if changes:
+            notes.append("the next cut changes " + ", ".join(changes))
+        return notes
+
+    def settings_notes(self) -> list[str]:
+        """What reading the project's settings assumed, and what this session changes."""
+        return list(self._settings_notes)
 
     def close(self) -> None:
         """Release the project's lock once the job under way (if any) has finished."""
@@ -131,11 +156,14 @@ class Studio:
                 self._log.clear()
                 self._log.append(what)
             error = None
+            before = self.recutter.options  # a job that fails leaves the settings as they were
             try:
                 if change is not None:
                     change()
-                if recut:
-                    self._cut("" if what in ("save the script", "first cut") else what)
+                if recut:  # a change of settings is said by the recut itself
+                    plain = what in ("save the script", "first cut") or \
+                        what.startswith(("settings:", "style "))
+                    self._cut("" if plain else what)
             except MontageError as exc:
                 line = re.search(re.escape(str(self.script)) + r":(\d+):", exc.message)
                 error = {"message": exc.message, "hint": exc.hint or "", "what": what,
@@ -144,6 +172,8 @@ class Studio:
                 logger.exception("studio job %r failed", what)  # the traceback, for a bug report
                 error = {"message": f"{type(exc).__name__}: {exc}", "hint": "this is a bug in "
                          "montage; the previous cut is unchanged", "what": what, "line": None}
+            if error is not None and recut:
+                self.recutter.set_options(before)
             with self._status_lock:
                 self._state = "error" if error else "idle"
                 self._error = error
@@ -234,12 +264,11 @@ class Studio:
 
     def generate(self, shot: str) -> int:
         self._require_shot(shot)
-        o = self.recutter.options
-        options = replace(o, generate=o.generate | {shot},
-                          generator=o.generator if o.generator != "off" else "builtin")
 
         def apply() -> None:
-            self.recutter.set_options(options)
+            o = self.recutter.options
+            self.recutter.change(generate=o.generate | {shot},
+                                 generator=o.generator if o.generator != "off" else "builtin")
             self._choices(lambda c: replace(c, pins={k: v for k, v in c.pins.items() if k != shot},
                                             trims={k: v for k, v in c.trims.items() if k != shot}))()
         return self.submit(f"generate shot {self._number(shot)}", apply)
@@ -247,8 +276,19 @@ class Studio:
     def set_style(self, style: str) -> int:
         if style not in list_styles():
             raise ProjectError(f"unknown style {style!r}", "one of " + ", ".join(list_styles()))
-        options = replace(self.recutter.options, style=style)
-        return self.submit(f"style {style}", lambda: self.recutter.set_options(options))
+        return self.submit(f"style {style}", lambda: self.recutter.change(style=style))
+
+    def set_settings(self, settings: dict) -> int:
+        """Change settings (``{"name": value}`` in their JSON form: see
+        :func:`montage.project.parse_setting`); the recut records what changed."""
+        if not settings:
+            raise ProjectError("no setting to change", "send {\"settings\": {\"style\": \"calm\"}}")
+        values = {name: parse_setting(name, value, self.project) for name, value in settings.items()}
+        check_settings(values)
+        if "voice" in values and values["voice"] is not None:
+            values.setdefault("narrate", True)
+        what = ", ".join(f"{k} {show_value(v)}" for k, v in values.items())
+        return self.submit(f"settings: {what}", lambda: self.recutter.change(**values))
 
     def revert(self, cut: int) -> int:
         def apply() -> None:
@@ -256,6 +296,9 @@ class Studio:
             kept = cut_dir(self.project, cut) / "script.txt"
             if kept.is_file():  # the words come back with the cut
                 write_atomic(self.script, kept.read_text(encoding="utf-8"))
+            # the settings come back with the cut: nothing of this session's stays on top
+            self.recutter.set_options(replace(self.recutter.options, given=frozenset()))
+            self.recutter.resolve()
         return self.submit(f"go back to cut {cut}", apply, recut=False)
 
     # -- reading the current cut ----------------------------------------------------------------
@@ -310,7 +353,8 @@ class Studio:
             text, problem = "", f"{exc.message} ({exc.hint})"
         base = {"script": text, "script_problem": problem, "script_path": str(self.script), "library": str(self.library),
                 "styles": list_styles(), "style": self.recutter.options.style, "cut": 0,
-                "shots": [], "history": [], "film": None, "seconds": 0.0, "bans": []}
+                "shots": [], "history": [], "film": None, "seconds": 0.0, "bans": [],
+                "settings": self.settings_view(), "settings_notes": self._settings_notes}
         if state is None:
             return base
         folder = cut_dir(self.project, state.cut)
@@ -318,8 +362,11 @@ class Studio:
         edl = read_timeline(folder / "edit.otio")
         cands = CandidateSet.from_json((folder / "candidates.json").read_text(encoding="utf-8"))
         choices = load_choices(self.project)
+        changes = read_changes(folder)
         media: dict[str, Media] = {}
         by_shot = {c.shot_id: c for c in cands.shots}
+        holder = {d.library_shot: (n, d.shot_id)
+                  for n, d in enumerate(edl.decisions, 1) if d.library_shot}
         spans = script_spans(text, plan)
         rate = edl.rate
         shots = []
@@ -329,11 +376,15 @@ class Studio:
             for h in hits[:CANDIDATES_SHOWN]:
                 token = self._register(media, h.shot.id, h.shot.path, h.shot.kind, h.moment,
                                        h.shot.start, h.shot.end)
+                owner = holder.get(h.shot.id)
                 cands_out.append({"clip": h.shot.id, "score": round(h.score, 3), "kind": h.shot.kind,
                                   "media": token, "chosen": h.shot.id == d.library_shot,
                                   "banned": h.shot.id in choices.bans,
                                   "generated": h.shot.id.startswith("generated:"),
-                                  "seconds": round(h.shot.end - h.shot.start, 2)})
+                                  "seconds": round(h.shot.end - h.shot.start, 2),
+                                  # another shot holds it: using it here is a swap
+                                  "used_by": ({"n": owner[0], "id": owner[1]}
+                                              if owner is not None and owner[1] != p.id else None)})
             token = None
             if d.library_shot:
                 mid = float(Fraction(d.source_in) / rate + Fraction(d.frames, 2) / rate)
@@ -349,6 +400,9 @@ class Studio:
                 "decided_by": d.decided_by, "bends": list(d.bends),
                 "costs": [[t, round(v, 3)] for t, v in d.costs if v],
                 "pinned": choices.pins.get(p.id), "trimmed": p.id in choices.trims,
+                "status": changes.get(p.id, ("", ""))[0],
+                "previous": changes.get(p.id, ("", ""))[1] or None,
+                "file": Path(d.media).name if d.media else None,
                 "candidates": cands_out})
         self._media.update(media)  # ids of an earlier cut keep working until the page reloads
         base.update(cut=state.cut, shots=shots, seconds=round(edl.seconds, 3),
@@ -357,6 +411,18 @@ class Studio:
                     history=[{"cut": h.cut, "time": h.time, "summary": h.summary,
                               "shots": h.shots, "seconds": h.seconds} for h in history(self.project)])
         return base
+
+    def settings_view(self) -> list[dict]:
+        """The settings the next cut uses, for the page: each with its JSON value (what the
+        page sends back to change it) and as a person reads it."""
+        current = self.recutter.options.settings()
+        out = []
+        for name in NAMES:
+            value = getattr(current, name)
+            out.append({"name": name, "shown": show_value(value),
+                        "value": settings_value(current, name, self.project),
+                        "editable": name in EDITABLE})
+        return out
 
     def _register(self, media: dict[str, Media], clip: str, path: str, kind: str,
                   at: float | None, start: float, end: float, *, chosen: bool = False) -> str:
