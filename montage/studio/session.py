@@ -7,7 +7,6 @@ that fails leaves the previous cut, film and script as they were; its message go
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import queue
@@ -16,7 +15,7 @@ import threading
 import time
 from collections import deque
 from contextlib import ExitStack
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable
@@ -29,12 +28,13 @@ from retrieval.types import CandidateSet
 from montage.film import read_timeline
 from montage.film import FORMATS, export_project
 from montage.optimize import EditDecision, list_styles, usable_span
-from montage.pipeline import (MakeOptions, MakeResult, Recutter, check_settings,
-                              read_changes)
-from montage.project import (EDITABLE, NAMES, Choices, DamagedState, cut_dir, history, load_choices, load_state,
-                             parse_setting, project_lock, revert, save_choices, settings_value,
-                             show_value,
-                             write_atomic)
+from montage.pipeline import MakeOptions, MakeResult, Recutter, check_settings
+from montage.project import (EDITABLE, NAMES, Choices, DamagedState, cut_dir, history,
+                             load_choices, load_state, parse_setting, project_lock, revert,
+                             save_choices, settings_value, show_value, write_atomic)
+from montage.studio.page import Media, cut_view, script_spans
+
+__all__ = ["EXPORTS", "Media", "Studio", "UnknownItem", "script_spans"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,18 +45,6 @@ class UnknownItem(ProjectError):
 
 EXPORTS = tuple(f"edit{ext}" for ext in FORMATS if ext != ".otio")
 TRIM_STEP = 0.5  # seconds a nudge moves a clip's in-point
-CANDIDATES_SHOWN = 8
-
-
-@dataclass(frozen=True)
-class Media:
-    """A file the page may ask for, by id: never by a path taken from the request."""
-
-    path: Path
-    kind: str  # "video" | "still"
-    at: float  # seconds into the file of the frame that stands for it
-    start: float
-    end: float
 
 
 class Studio:
@@ -358,52 +346,8 @@ class Studio:
         if state is None:
             return base
         folder = cut_dir(self.project, state.cut)
-        plan = ShotPlan.load(folder / "plan.json")
-        edl = read_timeline(folder / "edit.otio")
-        cands = CandidateSet.from_json((folder / "candidates.json").read_text(encoding="utf-8"))
         choices = load_choices(self.project)
-        changes = read_changes(folder)
-        media: dict[str, Media] = {}
-        by_shot = {c.shot_id: c for c in cands.shots}
-        holder = {d.library_shot: (n, d.shot_id)
-                  for n, d in enumerate(edl.decisions, 1) if d.library_shot}
-        spans = script_spans(text, plan)
-        rate = edl.rate
-        shots = []
-        for n, (p, d, start) in enumerate(zip(plan.shots, edl.decisions, edl.starts()), 1):
-            hits = by_shot.get(p.id).hits if p.id in by_shot else ()
-            cands_out = []
-            for h in hits[:CANDIDATES_SHOWN]:
-                token = self._register(media, h.shot.id, h.shot.path, h.shot.kind, h.moment,
-                                       h.shot.start, h.shot.end)
-                owner = holder.get(h.shot.id)
-                cands_out.append({"clip": h.shot.id, "score": round(h.score, 3), "kind": h.shot.kind,
-                                  "media": token, "chosen": h.shot.id == d.library_shot,
-                                  "banned": h.shot.id in choices.bans,
-                                  "generated": h.shot.id.startswith("generated:"),
-                                  "seconds": round(h.shot.end - h.shot.start, 2),
-                                  # another shot holds it: using it here is a swap
-                                  "used_by": ({"n": owner[0], "id": owner[1]}
-                                              if owner is not None and owner[1] != p.id else None)})
-            token = None
-            if d.library_shot:
-                mid = float(Fraction(d.source_in) / rate + Fraction(d.frames, 2) / rate)
-                token = self._register(media, d.library_shot, d.media, d.kind,
-                                       mid if d.kind == "video" else None, 0.0, 0.0, chosen=True)
-            at = float(Fraction(start) / rate)
-            shots.append({
-                "n": n, "id": p.id, "text": p.text, "scene": p.scene, "line": p.line,
-                "span": spans.get(p.id), "start": round(at, 3),
-                "seconds": round(float(Fraction(d.frames) / rate), 3),
-                "source": d.source, "kind": d.kind, "clip": d.library_shot, "media": token,
-                "score": round(d.score, 3), "reason": d.reason, "runner_up": d.runner_up,
-                "decided_by": d.decided_by, "bends": list(d.bends),
-                "costs": [[t, round(v, 3)] for t, v in d.costs if v],
-                "pinned": choices.pins.get(p.id), "trimmed": p.id in choices.trims,
-                "status": changes.get(p.id, ("", ""))[0],
-                "previous": changes.get(p.id, ("", ""))[1] or None,
-                "file": Path(d.media).name if d.media else None,
-                "candidates": cands_out})
+        plan, edl, shots, media = cut_view(folder, text, choices, self.library)
         self._media.update(media)  # ids of an earlier cut keep working until the page reloads
         base.update(cut=state.cut, shots=shots, seconds=round(edl.seconds, 3),
                     film=f"/media/film/{state.cut}.mp4",
@@ -423,18 +367,6 @@ class Studio:
                         "value": settings_value(current, name, self.project),
                         "editable": name in EDITABLE})
         return out
-
-    def _register(self, media: dict[str, Media], clip: str, path: str, kind: str,
-                  at: float | None, start: float, end: float, *, chosen: bool = False) -> str:
-        token = hashlib.sha1(f"{clip}|{at}".encode()).hexdigest()[:16]
-        if token not in media:
-            full = Path(path)
-            if not full.is_absolute():
-                full = self.library / full
-            mid = at if at is not None else (start + end) / 2
-            media[token] = Media(path=full, kind="still" if kind == "still" else "video",
-                                 at=mid if kind != "still" else 0.0, start=start, end=end)
-        return token
 
     def media(self, token: str) -> Media | None:
         """The file behind an id of the current snapshot, if it lies inside the library or the
@@ -517,21 +449,3 @@ class Studio:
             if p.id == shot:
                 return d, edl.rate
         raise UnknownItem(f"no shot {shot!r} in the current cut", "reload the page")
-
-
-def script_spans(text: str, plan: ShotPlan) -> dict[str, list[int]]:
-    """Where each shot's text stands in the script ([start, end) characters), found in order;
-    whitespace may differ (the planner folds line breaks). Shots not found are left out."""
-    spans: dict[str, list[int]] = {}
-    pos = 0
-    for shot in plan.shots:
-        words = shot.text.split()
-        if not words:
-            continue
-        pattern = re.compile(r"\s+".join(re.escape(w) for w in words))
-        m = pattern.search(text, pos)
-        if m is None:
-            continue
-        spans[shot.id] = [m.start(), m.end()]
-        pos = m.end()
-    return spans
