@@ -28,11 +28,11 @@ def fingerprints(edl: EditDecisionList, base: Path | None = None) -> dict[str, s
             path = Path(d.media)
             if not path.is_absolute() and base is not None:
                 path = base / path
-            try:
+            try:  # the file by name and version (a project copied with its files stays the same)
                 st = path.stat()
-                media = [str(path), st.st_size, st.st_mtime_ns]
+                media = [path.name, st.st_size, st.st_mtime_ns]
             except OSError:
-                media = [str(path), None, None]
+                media = [path.name, None, None]
         fields = [d.kind, d.library_shot, media, d.source_in, d.frames, str(edl.rate),
                   edl.width, edl.height, d.text if d.kind == "card" else ""]
         out[d.shot_id] = hashlib.sha1(json.dumps(fields).encode()).hexdigest()[:16]
