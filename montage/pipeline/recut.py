@@ -398,10 +398,11 @@ class Recutter:
         if previous is None:
             return {}, None, None
         alignment = align(previous.plan, plan)
-        keep = {d.shot_id: Kept(d.library_shot, d.source_in, d.frames) for d in previous.edl.decisions}
+        keep = {d.shot_id: Kept(d.library_shot, d.source_in, d.frames, start=at)
+                for d, at in zip(previous.edl.decisions, previous.edl.starts())}
         for change in alignment.changes:  # an edited sentence starts from its old clip
             if change.status == "edited" and change.previous in keep:
-                keep[change.shot_id] = keep[change.previous]
+                keep[change.shot_id] = replace(keep[change.previous], edited=True)
         for shot in force:  # asked to generate: the old clip has no claim (unless it was generated)
             if not keep.get(shot, Kept("", 0, 0)).library_shot.startswith("generated:"):
                 keep.pop(shot, None)

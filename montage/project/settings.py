@@ -268,8 +268,8 @@ def legacy_settings(key: str, project: Path) -> tuple[Settings, list[str], list[
             continue
         text = parts[at]
         try:
-            if name == "threshold" and text != "None":
-                found["threshold"] = float(text)
+            if name == "threshold":
+                found["threshold"] = None if text == "None" else float(text)
             elif name == "size":
                 size, rate = text.split("@")
                 w, h = size.split("x")
@@ -280,8 +280,8 @@ def legacy_settings(key: str, project: Path) -> tuple[Settings, list[str], list[
                 found["generator"] = text
             elif name == "generate":
                 found["generate"] = frozenset(json.loads(text.replace("'", '"')))
-            elif name == "cast" and text != "None":
-                found["cast"] = Path(text).absolute()  # a relative one: from here, the best guess
+            elif name == "cast":  # a relative one: from here, the best guess
+                found["cast"] = None if text == "None" else Path(text).absolute()
         except (ValueError, TypeError):
             continue
     for part in parts[7:]:
