@@ -313,6 +313,53 @@ def test_pin_trim_ban_generate_and_revert(studio):
     assert edl_clips(studio.project) == edl_clips(studio.project / "history" / "0001")
 
 
+def test_settings_are_shown_changed_by_the_api_and_come_back_with_a_revert(studio):
+    c = client(studio)
+    shown = {x["name"]: x for x in c.get("/api/project").json()["settings"]}
+    assert shown["style"]["value"] == "default" and shown["width"]["value"] == 160
+    assert shown["threshold"]["value"] == 0.0 and not shown["generator_model"]["editable"]
+    for bad, message in (({"style": "nope"}, "unknown style"), ({"colour": 1}, "no setting 'colour'"),
+                         ({"top": 0}, "top: 0 is not a value"), ({"music": "/no/such.wav"}, "no such file"),
+                         ({}, "no setting to change")):
+        r = post(c, "/api/settings", {"settings": bad})
+        assert r.status_code == 400 and message in r.json()["error"], (bad, r.json())
+    r = post(c, "/api/settings", {"settings": {"style": "calm", "top": 6}})
+    status = studio.wait(r.json()["job"])
+    assert status["error"] is None and status["cut"] == 2
+    state = load_state(studio.project)
+    assert (state.settings.style, state.settings.top) == ("calm", 6)
+    data = c.get("/api/project").json()
+    assert data["history"][-1]["summary"].startswith("settings: style default -> calm, top 10 -> 6; ")
+    assert {x["name"]: x["value"] for x in data["settings"]}["style"] == "calm"
+    status = studio.wait(post(c, "/api/revert", {"cut": 1}).json()["job"])
+    assert status["error"] is None
+    assert load_state(studio.project).settings.style == "default"  # the settings came back
+    assert "settings: style calm -> default, top 6 -> 10" in c.get("/api/project").json()["history"][-1]["summary"]
+    edited = list(SENTENCES)
+    edited[0] = "A red door opens very slowly."
+    status = studio.wait(post(c, "/api/script", {"text": script_text(edited)}).json()["job"])
+    assert status["error"] is None and load_state(studio.project).settings.top == 10
+    assert "settings" not in c.get("/api/project").json()["history"][-1]["summary"]
+
+
+def test_a_candidate_another_shot_holds_is_a_swap(studio):
+    c = client(studio)
+    snap = c.get("/api/project").json()
+    taken = None
+    for s in snap["shots"]:
+        full = c.get(f"/api/shot/{s['id']}").json()
+        taken = next((x for x in full["candidates"] if x["used_by"]), None)
+        if taken is not None:
+            break
+    assert taken is not None
+    holder = next(x for x in snap["shots"] if x["id"] == taken["used_by"]["id"])
+    assert taken["used_by"]["n"] == holder["n"] and holder["clip"] == taken["clip"]
+    status = studio.wait(post(c, "/api/pin", {"shot": s["id"], "clip": taken["clip"]}).json()["job"])
+    assert status["error"] is None
+    clips = edl_clips(studio.project)
+    assert clips[s["id"]][0] == taken["clip"] and clips[holder["id"]][0] != taken["clip"]
+
+
 def test_revert_brings_the_words_back(studio):
     c = client(studio)
     edited = SENTENCES[:4]
