@@ -6,6 +6,7 @@ where the port matters); the project is a real one (ffmpeg clips, real index and
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 import shutil
 import socket
 import subprocess
@@ -94,7 +95,12 @@ def test_spans_survive_line_breaks_inside_a_sentence():
 
 def test_the_film_is_served_with_ranges_so_the_player_can_seek(shared):
     c = client(shared)
-    size = os.path.getsize(load_state(shared.project).film)
+    # the film as the cut made it (its preview: FLAC sound), kept by a name of its own while
+    # the finished film (AAC) takes film.mp4's place
+    played = shared.playing(1)
+    assert played.parent == shared.project / "cache" / "studio"
+    size = os.path.getsize(played)
+    assert size != os.path.getsize(load_state(shared.project).film)
     whole = c.get("/media/film/1.mp4")
     assert whole.status_code == 200 and len(whole.content) == size
     part = c.get("/media/film/1.mp4", headers={"Range": "bytes=100-199"})
@@ -240,6 +246,29 @@ def test_saving_one_sentence_recuts_only_that_shot(studio):
     assert len(set(before) & set(after)) == len(SENTENCES) - 1  # one shot id changed
     assert all(after[s] == before[s] for s in before if s in after)
     assert studio.script.read_text() == script_text(edited)
+
+
+def test_a_save_plays_a_preview_and_then_writes_the_finished_film(studio):
+    """The recut commits with a preview (the clips' FLAC sound, joined without encoding) that
+    the page plays; then the AAC film takes film.mp4's place, with its contact sheet."""
+    import av
+
+    edited = list(SENTENCES)
+    edited[2] = "A wide green field waits for the rain."
+    studio.recutter.set_options(replace(studio.recutter.options, contact_sheet=True))
+    c = client(studio)
+    status = studio.wait(post(c, "/api/script", {"text": script_text(edited)}).json()["job"])
+    assert status["error"] is None and status["cut"] == 2 and not status["finishing"]
+    codec = {}
+    for name, path in (("played", studio.playing(2)), ("film", studio.out)):
+        with av.open(str(path)) as f:
+            codec[name] = f.streams.audio[0].codec_context.name
+            frames = f.streams.video[0].frames
+        assert frames == read_timeline(studio.project / "edit.otio").frames
+    assert codec == {"played": "flac", "film": "aac"}
+    assert (studio.project / "history" / "0002" / "contact.png").is_file()
+    assert c.get("/download/film.mp4").content == studio.out.read_bytes()
+    assert c.get("/media/film/2.mp4").content == studio.playing(2).read_bytes()
 
 
 def test_progress_names_the_stage_and_the_clips_encoded(studio):

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from .options import FLAGS, MakeOptions, check_output, check_settings, default_project, resolve
 from .changes import read_changes
-from .recut import MakeResult, Recutter, make_film
+from .artifacts import MakeResult
+from .recut import Recutter, make_film
 
 __all__ = ["FLAGS", "MakeOptions", "check_settings", "MakeResult", "Recutter", "check_output", "default_project",
            "make_film", "read_changes", "resolve"]

@@ -12,7 +12,7 @@ import hashlib
 import json
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable
@@ -26,38 +26,24 @@ from retrieval import candidates_for_plan
 from retrieval import open_index
 from retrieval.types import CandidateSet, Hit, ShotCandidates
 
-from montage.film import (clip_features, read_timeline, render_edit, report_text, rhythm_plot,
-                          write_contact_sheet, write_srt, write_timeline)
-from montage.film import Soundtrack
-from montage.optimize import EditDecisionList, Kept, RuleSet, Solution, load_rules, optimize
+from montage.film import finish_film, read_timeline, render_edit, write_contact_sheet
+from montage.optimize import EditDecisionList, Kept, RuleSet, load_rules, optimize
+from montage.project import (RENDERED, SETTINGS_FILE, Choices, DamagedState, ProjectState,
+                             Settings, copy_atomic, cut_dir, disk_full_is_an_error, last_cut,
+                             load_choices, load_state, project_lock, rebuild_state, save_state,
+                             settings_json, settle, staged_film)
+from montage.sound import prepare_sound
+
+from .artifacts import MakeResult, prepare, record
 from .changes import fingerprints, read_rendered, rendered_json, shot_changes, summary
 from .faults import STOP_AT, stop_after_clips, stop_at
 from .generate import cast_lines, fill_missing, mark_generated, merge
 from .options import MakeOptions, check_output, default_project, resolve
-from .rounds import cast_faces, say_who_holds, second_round, taken_footage
-from montage.project import (RENDERED, SETTINGS_FILE, Choices, DamagedState, ProjectState, Settings,
-                             cut_dir, disk_full_is_an_error, last_cut, load_choices, load_state,
-                             project_lock, rebuild_state, record_cut, save_state, settings_json,
-                             settle, staged_film, write_atomic)
-from montage.sound import prepare_sound
+from .rounds import cast_faces, generator_model, say_who_holds, second_round, taken_footage
 
 _second_round = second_round  # the name tests know
 __all__ = ["STOP_AT", "MakeOptions", "MakeResult", "Recutter", "check_output", "default_project",
            "make_film"]
-
-
-@dataclass(frozen=True)
-class MakeResult:
-    film: Path
-    project: Path
-    cut: int
-    shots: int
-    placeholders: int
-    seconds: float  # film length
-    changes: str  # what the recut changed, e.g. "1 edited, 74 unchanged" (as rendered)
-    kept: int  # shots that show exactly what they showed in the previous cut
-    encoded: int  # clips encoded by this run (the rest came from the cache)
-    timings: dict[str, float] = field(default_factory=dict)  # stage -> wall seconds
 
 
 @dataclass(frozen=True)
@@ -92,6 +78,7 @@ class Recutter:
         self.command = command  # what another writer is told holds the project
         self.set_options(options)
         self._last: _Previous | None = None  # this object's last cut (kept for watch mode)
+        self._pending: tuple[int, Path] | None = None  # a preview cut to finish
         self._told: set[str] = set()  # notes about the stored settings, said once
 
     def set_options(self, options: MakeOptions) -> None:
@@ -157,20 +144,50 @@ class Recutter:
                    if o.narrate or o.voice or o.music else "")
                 + (f"|seed:{o.seed}" if o.seed else ""))
 
-    def cut(self, script: Path, out: Path, note: str = "") -> MakeResult:
+    def cut(self, script: Path, out: Path, note: str = "", preview: bool = False) -> MakeResult:
         """Plan, choose and render; a recut when the project already holds a cut. ``note`` says
         why in the history (e.g. "style calm"), before what changed in the script. Holds the
-        project's lock throughout: a second writer waits (``options.wait``) or is told who."""
+        project's lock throughout: a second writer waits (``options.wait``) or is told who.
+
+        ``preview`` (the studio): the cut is committed with a film whose sound is the clips'
+        FLAC, joined without encoding, so it plays at once; :meth:`finish` then writes the
+        AAC film and the contact sheet. Until then (or if the process dies first) the project's
+        film plays everywhere a browser does, with lossless sound."""
         check_output(out, self.project, self.library)
         with project_lock(self.project, self.command, wait=self.options.wait > 0,
                           timeout=self.options.wait):
             with disk_full_is_an_error(self.project):
-                result = self._cut(script, out, note)
+                result = self._cut(script, out, note, preview)
         if self.options.given is not None:  # recorded: from now on they are the project's
             self.set_options(replace(self.options, given=frozenset()))
         return result
 
-    def _cut(self, script: Path, out: Path, note: str) -> MakeResult:
+    @property
+    def pending(self) -> bool:
+        """A preview cut waits for :meth:`finish`."""
+        return self._pending is not None
+
+    def finish(self) -> None:
+        """The finished film (AAC) in place of the last preview cut's, and its contact sheet;
+        nothing when a later cut has replaced it. Holds the project's lock."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        cut, out = pending
+        with project_lock(self.project, self.command, wait=True, timeout=600), \
+                disk_full_is_an_error(self.project):
+            state = load_state(self.project)
+            if state is None or state.cut != cut or Path(state.film) != out:
+                return
+            folder = cut_dir(self.project, cut)
+            finish_film(folder / "edit.otio", out, self.project / "cache",
+                        progress=self._render_progress())
+            if self.options.contact_sheet:
+                write_contact_sheet(out, read_timeline(folder / "edit.otio"), folder / "contact.png",
+                                    cache=self.project / "cache" / "thumbs")
+                copy_atomic(folder / "contact.png", self.project / "contact.png")
+
+    def _cut(self, script: Path, out: Path, note: str, preview: bool = False) -> MakeResult:
         lib, project = self.library, self.project
         t: dict[str, float] = {}
         clock = time.perf_counter()
@@ -259,7 +276,7 @@ class Recutter:
 
         n = (state.cut if state else last_cut(project)) + 1
         settings = replace(settings, embedder_model=index.embedder_name,
-                           generator_model=_generator_model(o.generator) or settings.generator_model)
+                           generator_model=generator_model(o.generator) or settings.generator_model)
         after = fingerprints(solution.edl)
         before = (read_rendered(cut_dir(project, previous.cut), previous.edl)
                   if previous is not None else {})
@@ -267,20 +284,22 @@ class Recutter:
         if note:
             changes = f"{note}; {changes}"
         soundtrack = sound.soundtrack(solution.edl)
-        folder = self._record(n, plan, candidates, solution.edl, changes, script, soundtrack,
-                              {SETTINGS_FILE: settings_json(settings, project),
-                               RENDERED: rendered_json(after, shot_changes(alignment, before,
-                                                                           after))})
+        folder = record(project, n, plan, solution.edl, changes, script, soundtrack,
+                        {SETTINGS_FILE: settings_json(settings, project),
+                         RENDERED: rendered_json(after, shot_changes(alignment, before, after))})
         lap("edit")
 
         self._say(f"render cut {n} ({changes})")
         staged = staged_film(out.resolve(), n)  # the film stays where it is until the commit
         rendered = render_edit(folder / "edit.otio", staged, cache=project / "cache",
-                               progress=self._render_progress(), reuse=out.resolve())
+                               progress=self._render_progress(), reuse=out.resolve(),
+                               preview=preview)
         lap("render")
 
         cast = cast_lines(generated, plan, solution.edl) if generated is not None else []
-        self._prepare(folder, solution, plan, candidates, staged, out, changes, cast, soundtrack)
+        prepare(folder, solution, plan, candidates, staged, out, changes, cast, soundtrack,
+                contact=self.options.contact_sheet and not rendered.preview,
+                thumbs=project / "cache" / "thumbs")
         stop_at("state")
         # the commit: from here the new cut is the project's; settle() copies it into place
         save_state(project, ProjectState(library=str(lib.resolve()), embedder=index.embedder_name,
@@ -289,6 +308,7 @@ class Recutter:
                                          settings=settings))
         stop_at("committed")
         settle(project)
+        self._pending = (n, out.resolve()) if rendered.preview else None
         self._last = _Previous(n, plan, candidates, solution.edl, fresh=True)
         lap("publish")
         return MakeResult(film=out, project=project, cut=n, shots=len(plan.shots),
@@ -430,54 +450,8 @@ class Recutter:
                 if sid in choices.trims
                 or (k.library_shot and scores.get(sid, {}).get(k.library_shot, -1.0) >= threshold)}
 
-    def _record(self, n: int, plan: ShotPlan, candidates: CandidateSet, edl: EditDecisionList,
-                changes: str, script: Path, sound: Soundtrack | None = None,
-                more: dict[str, str] | None = None) -> Path:
-        """history/NNNN/ with the plan, the edit, the script text it was cut from (so going
-        back to a cut can bring its words back too), its settings and what each shot shows."""
-        project = self.project
-        project.mkdir(parents=True, exist_ok=True)
-        files = {"plan.json": plan.to_json(),
-                 "script.txt": script.read_text(encoding="utf-8", errors="replace"), **(more or {})}
-        folder = record_cut(project, n, files, changes, len(plan.shots), edl.seconds)
-        write_timeline(edl, folder / "edit.otio", name=script.stem, sound=sound)
-        return folder
-
-    def _prepare(self, folder: Path, solution: Solution, plan: ShotPlan,
-                 candidates: CandidateSet, staged: Path, out: Path, changes: str,
-                 cast: list[str], sound: Soundtrack | None = None) -> None:
-        """Every artifact of the new cut, in its history folder (montage.project.publish
-        copies them into place after the commit)."""
-        write_atomic(folder / "candidates.json", candidates.to_json())
-        write_srt(solution.edl, folder / "film.srt", sound=sound)
-        if self.options.contact_sheet:
-            write_contact_sheet(staged, solution.edl, folder / "contact.png",
-                                cache=self.project / "cache" / "thumbs")
-        rhythm_plot(solution.edl, clip_features(candidates), folder / "rhythm.png")
-        write_atomic(folder / "report.md",
-                     report_text(plan, candidates, solution, film=out, changes=changes,
-                                 cast=cast))
-
 
 def make_film(script: Path, library: Path, out: Path, project: Path | None = None,
               options: MakeOptions = MakeOptions()) -> MakeResult:
     """Make (or recut) `out` from `script` and the footage under `library`."""
     return Recutter(library, project or default_project(out), options).cut(script, out)
-
-
-def _generator_model(spec: str) -> str:
-    """What a generator spec resolves to (its weights or model, by content), for the project's
-    record; empty when there is none or it does not load."""
-    if spec == "off":
-        return ""
-    from generator.errors import GeneratorModelError
-    from generator.factory import make_generator
-
-    try:
-        gen = make_generator(spec)
-    except GeneratorModelError:
-        return ""
-    if gen is None:
-        return ""
-    identity = getattr(gen, "identity", None)
-    return f"{gen.model} ({identity()})" if callable(identity) else str(getattr(gen, "model", ""))

@@ -60,3 +60,21 @@ def say_who_holds(edl: EditDecisionList, taken: dict[str, tuple[str, float, str,
                                   f"shot {n} ({owner}): generated instead")
         decisions.append(d)
     return replace(edl, decisions=tuple(decisions))
+
+
+def generator_model(spec: str) -> str:
+    """What a generator spec resolves to (its weights or model, by content), for the project's
+    record; empty when there is none or it does not load."""
+    if spec == "off":
+        return ""
+    from generator.errors import GeneratorModelError
+    from generator.factory import make_generator
+
+    try:
+        gen = make_generator(spec)
+    except GeneratorModelError:
+        return ""
+    if gen is None:
+        return ""
+    identity = getattr(gen, "identity", None)
+    return f"{gen.model} ({identity()})" if callable(identity) else str(getattr(gen, "model", ""))

@@ -124,8 +124,9 @@ def create_app(studio: Studio, token: str, hosts: set[str]) -> Starlette:
 
     def film(request: Request) -> Response:
         cut = request.path_params["cut"]
-        path = studio.film()
-        if path is None or str(studio.status()["cut"]) != cut:
+        current = str(studio.status()["cut"])
+        path = studio.playing(int(cut)) if cut == current else None
+        if path is None:
             return _error(404, f"cut {cut} is not the current film", "reload the page")
         return ranged(request, path, "video/mp4")
 

@@ -23,6 +23,7 @@ from typing import Callable
 from planner.errors import MontageError, ProjectError, ScriptError
 from planner.plan import plan_text
 from planner.shots import ShotPlan
+from retrieval import candidates_for_plan, open_index
 from retrieval.types import CandidateSet
 
 from montage.film import read_timeline
@@ -33,6 +34,7 @@ from montage.project import (EDITABLE, NAMES, Choices, DamagedState, cut_dir, hi
                              load_choices, load_state, parse_setting, project_lock, revert,
                              save_choices, settings_value, show_value, write_atomic)
 from montage.studio.page import Media, cut_view, script_spans
+from montage.studio.playback import keep_playing, playing_file
 
 __all__ = ["EXPORTS", "Media", "Studio", "UnknownItem", "script_spans"]
 
@@ -70,6 +72,8 @@ class Studio:
         self._job = 0
         self._done = 0
         self._jobs: queue.Queue = queue.Queue()
+        self._finished = threading.Event()  # no finished film is being written
+        self._finished.set()
         self._snapshot: tuple[tuple, dict, bytes] | None = None
         self._media: dict[str, Media] = {}
         try:  # the project's settings, with the command line's on top: shown from the start
@@ -98,9 +102,11 @@ class Studio:
         return list(self._settings_notes)
 
     def close(self) -> None:
-        """Release the project's lock once the job under way (if any) has finished."""
+        """Release the project's lock once the job under way (if any) has finished, and the
+        finished film after it is written."""
         if self._job:
             self.wait(self._job, timeout=600)
+        self._finished.wait(600)
         self._hold.close()
 
     # -- status -------------------------------------------------------------------------------
@@ -114,15 +120,17 @@ class Studio:
         with self._status_lock:
             return {"state": self._state, "stage": self._stage, "log": list(self._log)[-8:],
                     "job": self._job, "done": self._done, "error": self._error,
+                    "finishing": not self._finished.is_set(),
                     "cut": state.cut if state else 0,
                     "library_ok": self.library.is_dir(), "library": str(self.library)}
 
     def wait(self, job: int, timeout: float = 120.0) -> dict:
-        """Block until ``job`` is finished (for tests and benchmarks); returns the status."""
+        """Block until ``job`` is finished, and the finished film after it written (for tests
+        and benchmarks); returns the status."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             s = self.status()
-            if s["done"] >= job and s["state"] != "working":
+            if s["done"] >= job and s["state"] != "working" and not s["finishing"]:
                 return s
             time.sleep(0.02)
         raise TimeoutError(f"studio job {job} still running after {timeout} s")
@@ -136,7 +144,19 @@ class Studio:
         self._jobs.put((job, what, change, recut))
         return job
 
+    def _warm(self) -> None:
+        """Load what the recut of an edited sentence needs (the parser, the index and its text
+        model) before the first save asks for it."""
+        try:
+            plan = plan_text("A red door opens slowly.")
+            candidates_for_plan(open_index(self.library), plan, top=1)
+        except MontageError:  # no index yet: the first cut makes it
+            pass
+        except Exception:  # noqa: BLE001 - a warm-up never stops the studio
+            logger.debug("studio warm-up failed", exc_info=True)
+
     def _work(self) -> None:
+        self._warm()
         while True:
             job, what, change, recut = self._jobs.get()
             with self._status_lock:
@@ -167,13 +187,30 @@ class Studio:
                 self._error = error
                 self._done = job
                 self._stage = "" if error is None else self._stage
+                if self.recutter.pending:  # the page plays the preview; the finished film follows
+                    self._finished.clear()
+            if not self._finished.is_set():
+                self._finish()
+
+    def _finish(self) -> None:
+        """Write the finished film (AAC) and contact sheet of the cut the page now plays."""
+        try:
+            self.recutter.finish()
+        except MontageError as exc:  # the preview stays the film; the next cut finishes its own
+            logger.warning("the finished film was not written: %s (%s)", exc.message, exc.hint)
+        except Exception:  # noqa: BLE001 - a bug is reported, the worker goes on
+            logger.exception("writing the finished film failed")
+        finally:
+            self._finished.set()
 
     def _cut(self, note: str = "") -> MakeResult:
         if not self.library.is_dir():
             raise ProjectError(f"the footage library is gone: {self.library}",
                                "put the folder back (or remount it); the project and its films "
                                "are untouched")
-        return self.recutter.cut(self.script, self.out, note)
+        result = self.recutter.cut(self.script, self.out, note, preview=True)
+        keep_playing(self.project, self.out, result.cut)  # before the finished film replaces it
+        return result
 
     def start(self) -> int | None:
         """Make the first cut when the project has none (or its script changed since)."""
@@ -197,8 +234,8 @@ class Studio:
         cannot read is refused and the file is not touched; otherwise write it and recut."""
         text = text.replace("\r\n", "\n")
 
-        def apply() -> None:
-            plan_text(text, str(self.script))  # ScriptError with the line; nothing written yet
+        def apply() -> None:  # ScriptError with the line; nothing written yet (the plan is kept
+            plan_text(text, str(self.script), cache=self.project / "cache" / "plans")  # for the recut)
             write_atomic(self.script, text)
         return self.submit("save the script", apply)
 
@@ -401,10 +438,17 @@ class Studio:
         path = Path(state.film)
         return path if path.is_file() else None
 
+    def playing(self, cut: int) -> Path | None:
+        """What the page plays for cut ``cut``: the film as the cut made it (see
+        :mod:`montage.studio.playback`), or the project's film."""
+        return playing_file(self.project, cut) or self.film()
+
     def download(self, name: str) -> Path | None:
         """The project's artifacts by their fixed names, and the cut exported to an editor's
         format (``edit.fcpxml``, ``edit.otioz``, ...: made on first request, kept per cut);
         any other name is None (a 404)."""
+        if name == "film.mp4":
+            self._finished.wait(600)  # the finished film, not the preview
         film = self.film()
         files = {"film.mp4": film, "film.srt": film.with_suffix(".srt") if film else None,
                  "edit.otio": self.project / "edit.otio", "report.md": self.project / "report.md",
