@@ -285,6 +285,11 @@ def play_edits(name: str, made, edits) -> None:
                      stages_s=server.get("stages_s"), encoded=server.get("encoded"),
                      changes=server.get("changes"), load_before=before, load_after=load())
                 page.wait_for_function("() => !document.body.dataset.busy", timeout=60000)
+                t = time.perf_counter()  # then, as a writer reads the new cut, the AAC film
+                while studio.status().get("finishing"):
+                    time.sleep(0.05)
+                emit(stage=f"  then the finished film (in the background): {what}", code=name,
+                     seconds_after_playing=round(time.perf_counter() - t, 2), load=load())
             browser.close()
     finally:
         served.stop()

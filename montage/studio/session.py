@@ -47,6 +47,7 @@ class UnknownItem(ProjectError):
 
 EXPORTS = tuple(f"edit{ext}" for ext in FORMATS if ext != ".otio")
 TRIM_STEP = 0.5  # seconds a nudge moves a clip's in-point
+FINISH_AFTER = 1.0  # seconds without a new change before the finished film is written
 
 
 class Studio:
@@ -157,8 +158,10 @@ class Studio:
 
     def _work(self) -> None:
         self._warm()
+        queued = None
         while True:
-            job, what, change, recut = self._jobs.get()
+            job, what, change, recut = queued or self._jobs.get()
+            queued = None
             with self._status_lock:
                 self._state, self._stage, self._error = "working", what, None
                 self._log.clear()
@@ -190,7 +193,10 @@ class Studio:
                 if self.recutter.pending:  # the page plays the preview; the finished film follows
                     self._finished.clear()
             if not self._finished.is_set():
-                self._finish()
+                try:  # a save right after this one: its own cut supersedes the finished film
+                    queued = self._jobs.get(timeout=FINISH_AFTER)
+                except queue.Empty:
+                    self._finish()
 
     def _finish(self) -> None:
         """Write the finished film (AAC) and contact sheet of the cut the page now plays."""
