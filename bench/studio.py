@@ -174,14 +174,30 @@ def page_bench(library: Path, shots: int = 500) -> None:
 
 
 # -- save to play, in Chromium ---------------------------------------------------------------------
-DEMO_EDITS = [  # (what, old sentence, new sentence)
-    ("demo: modify one sentence (its clip encoded)", "Her cat yawns lazily on the sofa.",
-     "Her cat yawns lazily on the old sofa."),
-    ("demo: put it back (its clip in the cache)", "Her cat yawns lazily on the old sofa.",
-     "Her cat yawns lazily on the sofa."),
-    ("demo: a sentence whose footage another shot holds (generated, 1280x720)",
-     "A rocket rises into the sky.", "A man with a camera stands in a field."),
-]
+WORDS = ["old", "soft", "small", "warm", "long", "worn", "low", "wide", "dark", "green"]
+
+
+def demo_edits(word: str) -> list[tuple[str, str, str]]:
+    """(what, old sentence, new sentence); ``word`` differs from run to run, so the edited
+    shot is new to the render cache each time (its clip is encoded)."""
+    return [
+        ("demo: modify one sentence (its clip encoded)", "Her cat yawns lazily on the sofa.",
+         f"Her cat yawns lazily on the {word} sofa."),
+        ("demo: put it back (its clip in the cache)", f"Her cat yawns lazily on the {word} sofa.",
+         "Her cat yawns lazily on the sofa."),
+        ("demo: a sentence whose footage another shot holds (generated, 1280x720)",
+         "A rocket rises into the sky.", f"A man with a camera stands in a {word} field."),
+        ("demo: put that back", f"A man with a camera stands in a {word} field.",
+         "A rocket rises into the sky."),
+    ]
+
+
+def next_word(work: Path) -> str:
+    """A word this project has not been edited with (counted in a file beside it)."""
+    counter = work / "bench-runs"
+    n = int(counter.read_text()) if counter.is_file() else 0
+    counter.write_text(str(n + 1))
+    return WORDS[n % len(WORDS)] + ("" if n < len(WORDS) else f"{n}")
 LISTEN = """() => {
   const player = document.getElementById('player');
   window.__bench = { src: player.getAttribute('src'), t0: null, t1: null, started: null };
@@ -299,14 +315,14 @@ def play_edits(name: str, made, edits) -> None:
 def save_to_play(name: str) -> None:
     library = synth_library(OUT / "library")
     label = "".join(c if c.isalnum() else "-" for c in name)
-    play_edits(name, demo_project(OUT / f"play-demo-{label}"), DEMO_EDITS)
+    demo = demo_project(OUT / f"play-demo-{label}")
+    play_edits(name, demo, demo_edits(next_word(demo[2].parent)))
     made = long_project(OUT / f"play-75-{label}", library)
-    paragraph = paragraphs_of(script_sentences())[8]
+    sentence = paragraphs_of(script_sentences())[8][0]
+    edited = sentence.replace(".", f" at the {next_word(made[2].parent)} hour.")
     play_edits(name, made, [
-        ("75 sentences: modify one sentence (its clip encoded)", paragraph[0],
-         paragraph[0].replace(".", " once more.")),
-        ("75 sentences: put it back (its clip in the cache)", paragraph[0].replace(".", " once more."),
-         paragraph[0])])
+        ("75 sentences: modify one sentence (its clip encoded)", sentence, edited),
+        ("75 sentences: put it back (its clip in the cache)", edited, sentence)])
 
 
 def compare(baseline: Path, runs: int) -> None:

@@ -239,9 +239,15 @@ def test_saving_one_sentence_recuts_only_that_shot(studio):
     before = edl_clips(studio.project)
     edited = list(SENTENCES)
     edited[1] = "The deep blue sea is calm tonight."
-    r = post(client(studio), "/api/script", {"text": script_text(edited)})
-    status = studio.wait(r.json()["job"])
+    c = client(studio)
+    r = post(c, "/api/script", {"text": script_text(edited)})
+    job = r.json()["job"]
+    asked = c.get(f"/api/status?after={job}").json()  # answers when done, or after a moment
+    assert asked["done"] == job or asked["state"] == "working"
+    status = studio.wait(job)
     assert status["error"] is None and status["cut"] == 2
+    assert c.get(f"/api/status?after={job}").json()["done"] == job  # at once: it is done
+    assert c.get("/api/status?after=x").status_code == 200
     after = edl_clips(studio.project)
     assert len(set(before) & set(after)) == len(SENTENCES) - 1  # one shot id changed
     assert all(after[s] == before[s] for s in before if s in after)

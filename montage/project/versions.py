@@ -5,6 +5,7 @@ from the render cache, so going back is fast), and the next `montage make` recut
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -109,6 +110,12 @@ def _revert(project: Path, n: int, progress: bool | Callable[[str], None]) -> in
              for name in ("plan.json", "candidates.json", "edit.otio", "script.txt",
                           SETTINGS_FILE, RENDERED)
              if (source / name).is_file() or name in ("plan.json", "candidates.json", "edit.otio")}
+    if RENDERED in files:  # what each shot shows, yes; what changed since the cut before n, no
+        try:
+            shown = json.loads(files[RENDERED])
+            files[RENDERED] = json.dumps({"format": shown["format"], "shots": shown["shots"]})
+        except (ValueError, KeyError, TypeError):
+            del files[RENDERED]
     edl = read_timeline(source / "edit.otio")
     # the settings come back with the cut (a cut made before they were kept: the current ones)
     settings = cut_settings(project, n) or state.settings

@@ -14,9 +14,11 @@ Security, since the server reads the footage and writes the project:
 """
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import re
+import time
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -39,6 +41,7 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self';
        "media-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; "
        "frame-ancestors 'none'")
 CHUNK = 256 * 1024
+LONG_POLL = 0.3  # seconds a status request waits for a job to finish
 MAX_BODY = 16 * 1024 * 1024  # a script of millions of words fits; more is not a script
 
 
@@ -75,8 +78,18 @@ def create_app(studio: Studio, token: str, hosts: set[str]) -> Starlette:
                           "reload the page")
         return JSONResponse(found)
 
-    def status(request: Request) -> Response:
-        return JSONResponse(studio.status())
+    async def status(request: Request) -> Response:
+        """The studio's state; ``?after=JOB`` answers as soon as that job is done, or after
+        LONG_POLL seconds (the page then shows the stage and asks again)."""
+        after = request.query_params.get("after", "")
+        if after.isdigit() and len(after) < 10:
+            deadline = time.monotonic() + LONG_POLL
+            while time.monotonic() < deadline:
+                now = await run_in_threadpool(studio.status)
+                if now["done"] >= int(after) and now["state"] != "working":
+                    return JSONResponse(now)
+                await asyncio.sleep(0.02)
+        return JSONResponse(await run_in_threadpool(studio.status))
 
     async def action(request: Request) -> Response:
         name = request.path_params["name"]

@@ -187,23 +187,9 @@ player.addEventListener("timeupdate", () => {
   const id = s ? s.id : null;
   if (player.dataset.current !== id) { player.dataset.current = id || ""; mark(id, "current", true); }
 });
-player.addEventListener("loadedmetadata", () => {
-  if (keepShot) {
-    const s = snap.shots.find((x) => x.id === keepShot);
-    if (s) {
-      player.currentTime = s.start + 0.01;
-      player.dataset.from = String(s.start);
-    }
-    keepShot = null;
-  }
-  if (playAfter) {
-    playAfter = false;
-    player.play().catch(() => {});  // a browser that refuses autoplay leaves it paused
-  }
-});
 player.addEventListener("playing", () => {
   // the page's own measure of save-to-play: from the save click to the new film playing
-  if (savedAt !== null && player.getAttribute("src") === snap.film) {
+  if (savedAt !== null && player.dataset.film === snap.film) {
     document.body.dataset.saveToPlayMs = String(Math.round(performance.now() - savedAt));
     document.body.dataset.playingCut = String(snap.cut);
     savedAt = null;
@@ -213,9 +199,20 @@ player.addEventListener("playing", () => {
 function loadFilm() {
   if (!snap.film) { player.hidden = true; $("empty").hidden = false; return; }
   player.hidden = false; $("empty").hidden = true;
-  if (player.getAttribute("src") !== snap.film) {
-    player.setAttribute("src", snap.film);
+  if (player.dataset.film !== snap.film) {
+    // the new film opens where the kept shot starts (a media fragment: no load from the top
+    // and seek after), and plays at once after a save
+    const s = keepShot ? snap.shots.find((x) => x.id === keepShot) : null;
+    const from = s ? s.start + 0.01 : 0;
+    keepShot = null;
+    player.dataset.film = snap.film;
+    player.dataset.from = String(s ? s.start : 0);
+    player.setAttribute("src", from > 0 ? `${snap.film}#t=${from.toFixed(3)}` : snap.film);
     player.load();
+    if (playAfter) {
+      playAfter = false;
+      player.play().catch(() => {});  // a browser that refuses autoplay leaves it paused
+    }
   }
 }
 
@@ -389,7 +386,7 @@ function successor(id, old) {
 
 async function load() {
   const old = snap;
-  const playing = old && player.getAttribute("src") ? shotAt(player.currentTime) : null;
+  const playing = old && player.dataset.film ? shotAt(player.currentTime) : null;
   snap = await api("/api/project");
   if (old && snap.cut !== old.cut) {  // follow the recut: the selection and the playhead
     selected = successor(selected, old);
@@ -429,7 +426,7 @@ let timer = null;
 async function poll() {
   clearTimeout(timer);
   let st;
-  try { st = await api("/api/status"); }
+  try { st = await api(waiting > lastDone ? `/api/status?after=${waiting}` : "/api/status"); }
   catch (e) { showAlert("The studio does not answer", e.message, "is montage studio still running?"); timer = setTimeout(poll, 3000); return; }
   const working = st.state === "working" || st.done < waiting;
   $("progress").hidden = !working;
@@ -449,7 +446,7 @@ async function poll() {
       await load();
     }
   }
-  timer = setTimeout(poll, working ? 100 : 2000);
+  timer = setTimeout(poll, working ? 0 : 2000);  // while waiting, the server holds the question
 }
 
 window.addEventListener("resize", () => { if (snap) renderStrip(); });
