@@ -18,7 +18,8 @@ from retrieval.types import CandidateSet
 from montage.film import read_timeline
 from montage.optimize import EditDecisionList
 from montage.pipeline import read_changes
-from montage.project import Choices
+from montage.project import (EDITABLE, NAMES, Choices, Settings, settings_value,
+                             show_value)
 
 CANDIDATES_SHOWN = 8
 
@@ -84,6 +85,14 @@ def cut_view(folder: Path, text: str, choices: Choices,
             "file": Path(d.media).name if d.media else None,
             "candidates": cands_out})
     return plan, edl, shots, media
+
+
+def settings_view(current: Settings, project: Path) -> list[dict]:
+    """The settings the next cut uses, for the page: each with its JSON value (what the page
+    sends back to change it) and as a person reads it."""
+    return [{"name": name, "shown": show_value(getattr(current, name)),
+             "value": settings_value(current, name, project), "editable": name in EDITABLE}
+            for name in NAMES]
 
 
 def _register(media: dict[str, Media], library: Path, clip: str, path: str, kind: str,

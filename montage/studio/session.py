@@ -30,10 +30,10 @@ from montage.film import read_timeline
 from montage.film import FORMATS, export_project
 from montage.optimize import EditDecision, list_styles, usable_span
 from montage.pipeline import MakeOptions, MakeResult, Recutter, check_settings
-from montage.project import (EDITABLE, NAMES, Choices, DamagedState, cut_dir, history,
-                             load_choices, load_state, parse_setting, project_lock, revert,
-                             save_choices, settings_value, show_value, write_atomic)
-from montage.studio.page import Media, cut_view, script_spans
+from montage.project import (Choices, DamagedState, cut_dir, history, load_choices, load_state,
+                             parse_setting, project_lock, revert, save_choices, show_value,
+                             write_atomic)
+from montage.studio.page import Media, cut_view, script_spans, settings_view
 from montage.studio.playback import keep_playing, playing_file
 
 __all__ = ["EXPORTS", "Media", "Studio", "UnknownItem", "script_spans"]
@@ -385,7 +385,7 @@ class Studio:
         base = {"script": text, "script_problem": problem, "script_path": str(self.script), "library": str(self.library),
                 "styles": list_styles(), "style": self.recutter.options.style, "cut": 0,
                 "shots": [], "history": [], "film": None, "seconds": 0.0, "bans": [],
-                "settings": self.settings_view(), "settings_notes": self._settings_notes}
+                "settings": settings_view(self.recutter.options.settings(), self.project), "settings_notes": self._settings_notes}
         if state is None:
             return base
         folder = cut_dir(self.project, state.cut)
@@ -398,18 +398,6 @@ class Studio:
                     history=[{"cut": h.cut, "time": h.time, "summary": h.summary,
                               "shots": h.shots, "seconds": h.seconds} for h in history(self.project)])
         return base
-
-    def settings_view(self) -> list[dict]:
-        """The settings the next cut uses, for the page: each with its JSON value (what the
-        page sends back to change it) and as a person reads it."""
-        current = self.recutter.options.settings()
-        out = []
-        for name in NAMES:
-            value = getattr(current, name)
-            out.append({"name": name, "shown": show_value(value),
-                        "value": settings_value(current, name, self.project),
-                        "editable": name in EDITABLE})
-        return out
 
     def media(self, token: str) -> Media | None:
         """The file behind an id of the current snapshot, if it lies inside the library or the
