@@ -93,6 +93,18 @@ def clips(project: Path) -> dict[str, tuple[str, int, int]]:
             for d in read_timeline(project / "edit.otio").decisions}
 
 
+def retype(page: Page, shot: str, word: str, text: str) -> None:
+    """Select ``word`` in the shot's sentence in the editor and type ``text`` over it."""
+    page.page.evaluate("""([id, word]) => {
+        const span = document.querySelector(`#editor .shot[data-id="${id}"]`);
+        const node = span.firstChild, at = node.textContent.indexOf(word);
+        const r = document.createRange(); r.setStart(node, at); r.setEnd(node, at + word.length);
+        const sel = getSelection(); sel.removeAllRanges(); sel.addRange(r);
+        document.getElementById('editor').focus();
+    }""", [shot, word])
+    page.page.keyboard.type(text)
+
+
 def test_the_page_lists_the_sentences_and_plays_the_film(page):
     texts = page.page.locator("#editor .shot").all_text_contents()
     assert texts == SENTENCES
@@ -123,14 +135,7 @@ def test_editing_one_sentence_and_saving_recuts_only_that_shot(page):
     target, fourth = page.studio.snapshot()["shots"][1], page.studio.snapshot()["shots"][3]
     page.page.wait_for_function("() => document.getElementById('player').readyState >= 1", timeout=20000)
     page.page.click(f"#editor .shot[data-id='{fourth['id']}']")  # the playhead on shot 4
-    page.page.evaluate("""(id) => {
-        const span = document.querySelector(`#editor .shot[data-id="${id}"]`);
-        const node = span.firstChild, at = node.textContent.indexOf('blue');
-        const r = document.createRange(); r.setStart(node, at); r.setEnd(node, at + 4);
-        const sel = getSelection(); sel.removeAllRanges(); sel.addRange(r);
-        document.getElementById('editor').focus();
-    }""", target["id"])
-    page.page.keyboard.type("deep green")
+    retype(page, target["id"], "blue", "deep green")
     assert page.page.is_visible("#dirty")
     page.page.keyboard.press("Control+s")
     page.cut(2)
@@ -154,14 +159,7 @@ def test_the_inspector_follows_an_edited_sentence_into_the_new_cut(page):
     old = page.studio.snapshot()["shots"][2]
     page.page.click(f"#editor .shot[data-id='{old['id']}']")
     page.page.wait_for_selector(f"#shot[data-id='{old['id']}'] .cand")
-    page.page.evaluate("""(id) => {
-        const span = document.querySelector(`#editor .shot[data-id="${id}"]`);
-        const node = span.firstChild, at = node.textContent.indexOf('green');
-        const r = document.createRange(); r.setStart(node, at); r.setEnd(node, at + 5);
-        const sel = getSelection(); sel.removeAllRanges(); sel.addRange(r);
-        document.getElementById('editor').focus();
-    }""", old["id"])
-    page.page.keyboard.type("wide green")
+    retype(page, old["id"], "green", "wide green")
     page.page.click("#save")
     page.cut(2)
     new = next(s for s in page.studio.snapshot()["shots"] if s["previous"] == old["id"])
