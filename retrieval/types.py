@@ -93,21 +93,19 @@ class CandidateSet:
     shots: tuple[ShotCandidates, ...]
 
     def to_json(self) -> str:
-        data = {
-            "version": CANDIDATES_VERSION,
-            "library": self.library,
-            "embedder": self.embedder,
-            "shots": [
-                {
-                    "shot_id": c.shot_id,
-                    "query": c.query,
-                    "hits": [{"score": h.score, "moment": h.moment, "shot": shot_to_dict(h.shot)}
-                             for h in c.hits],
-                }
-                for c in self.shots
-            ],
-        }
-        return json.dumps(data, indent=1, ensure_ascii=False)
+        """One hit a line: readable, and written by json's C encoder (an indented dump runs
+        its pure-Python one, 0.9 s for a 75-shot film's candidates)."""
+        def dump(value) -> str:
+            return json.dumps(value, ensure_ascii=False)
+
+        shots = []
+        for c in self.shots:
+            hits = ",\n    ".join(dump({"score": h.score, "moment": h.moment,
+                                        "shot": shot_to_dict(h.shot)}) for h in c.hits)
+            shots.append(f'  {{"shot_id": {dump(c.shot_id)}, "query": {dump(c.query)}, "hits": ['
+                         + (f"\n    {hits}\n  " if hits else "") + "]}")
+        return (f'{{"version": {CANDIDATES_VERSION}, "library": {dump(self.library)}, '
+                f'"embedder": {dump(self.embedder)}, "shots": [\n' + ",\n".join(shots) + "\n]}\n")
 
     @classmethod
     def from_json(cls, text: str) -> "CandidateSet":

@@ -50,7 +50,7 @@ def test_disk_full_while_encoding_a_clip(tmp_path, library):
     """A new sentence needs a new clip; no file may grow past half the smallest cached clip."""
     _recut_with_limit(tmp_path, library, SECOND,
                       lambda project, out: min(p.stat().st_size
-                                               for p in (project / "cache").glob("*.mov")) // 2)
+                                               for p in (project / "cache").glob("*.mp4")) // 2)
 
 
 @pytest.mark.slow

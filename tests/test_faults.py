@@ -31,7 +31,7 @@ def test_a_repeated_sentence_as_two_title_cards_renders(tmp_path):
     assert cards[0].text == cards[2].text
     # the two refrains are one segment: it is encoded once and reused
     assert res.encoded == 2, res
-    assert not list((project / "cache").glob("*.tmp.mov"))
+    assert not list((project / "cache").glob("*.tmp.*"))
 
 
 @pytest.mark.parametrize("cached", [True, False])
@@ -55,7 +55,7 @@ def test_identical_segments_are_encoded_once(tmp_path, cached):
     assert (res.encoded, res.reused) == (2, 2)
     assert count_video_frames(res.path) == 48
     if cached:
-        assert len(list(cache.glob("*.mov"))) == 2 and not list(cache.glob("*.tmp.*"))
+        assert len(list(cache.glob("*.mp4"))) == 2 and not list(cache.glob("*.tmp.*"))
         again = render_edit(otio, tmp_path / "film2.mp4", cache=cache)
         assert again.encoded == 0
 
@@ -186,12 +186,12 @@ def test_a_deleted_state_numbers_the_next_cut_after_the_history(made):
 
 def test_deleted_or_damaged_cache_clips_are_encoded_again(made):
     lib, script, project, out = made
-    cache = sorted((project / "cache").glob("*.mov"))
+    cache = sorted((project / "cache").glob("*.mp4"))
     assert len(cache) == 3
     cache[0].unlink()
     res = Recutter(lib, project, OPTIONS).cut(script, out)
     assert res.encoded == 1 and _frames_ok(project, out)
-    for clip, junk in zip(sorted((project / "cache").glob("*.mov")), (b"", os.urandom(3000))):
+    for clip, junk in zip(sorted((project / "cache").glob("*.mp4")), (b"", os.urandom(3000))):
         clip.write_bytes(junk)  # cut short, overwritten
     out.unlink()  # else the unchanged film is copied and the damaged clips are not read
     res = Recutter(lib, project, OPTIONS).cut(script, out)

@@ -7,7 +7,7 @@ from types import MappingProxyType
 
 import pytest
 
-from montage.optimize import Pacing, load_rules, optimize
+from montage.optimize import Kept, Pacing, load_rules, optimize
 from montage.optimize.rules import RulesError
 from planner.shots import ShotPlan
 from tests.test_optimize import cands, clip, shot
@@ -88,3 +88,29 @@ def test_beat_tolerance_is_a_checked_limit(tmp_path) -> None:
         load_rules(path)
     path.write_text('extends = "default"\n[limits]\nbeat_tolerance = 0.1\n')
     assert load_rules(path).beat_tolerance == 0.1
+
+
+def test_an_edit_moves_the_rest_of_a_music_cut_by_whole_beats() -> None:
+    """A recut where one shot's words (and so its length) changed: the shots after it keep
+    their clips' lengths, and the edit absorbs the difference so every later cut stays on the
+    beat it was on (the film after it moves by whole beats)."""
+    lengths = (2.1, 1.7, 2.35, 1.9, 2.2)
+    plan = ShotPlan("x", tuple(shot(i, duration=d) for i, d in enumerate(lengths)))
+    table = {f"s{i}": [(clip(f"c{i}.mp4", 0, 20), 0.8)] for i in range(len(lengths))}
+    pacing = Pacing(beats=_grid(120, 30), downbeats=_grid(30, 30))
+    first = optimize(plan, cands(table), pacing=pacing).edl
+    keep = {d.shot_id: Kept(d.library_shot, d.source_in, d.frames, start=at)
+            for d, at in zip(first.decisions, first.starts())}
+    edited = ShotPlan("x", (plan.shots[0], shot(5, duration=2.45)) + plan.shots[2:])
+    table["s5"] = [(clip("c5.mp4", 0, 20), 0.8)]
+    keep["s5"] = replace(keep.pop("s1"), edited=True)
+    second = optimize(edited, cands(table), pacing=pacing, keep=keep,
+                      free=frozenset({"s5", "s2"})).edl
+    before = {d.shot_id: d.frames for d in first.decisions}
+    after = {d.shot_id: d.frames for d in second.decisions}
+    kept = ("s0", "s2", "s3", "s4")
+    assert [after[s] for s in kept] == [before[s] for s in kept]
+    assert second.starts()[2] != first.starts()[2]  # the edit moved the rest of the film
+    beats = {round(Fraction(b).limit_denominator(100000) * RATE) for b in pacing.beats}
+    on_beat = [s + d.frames in beats for s, d in zip(second.starts(), second.decisions)]
+    assert on_beat == [s + d.frames in beats for s, d in zip(first.starts(), first.decisions)]

@@ -294,3 +294,22 @@ def test_a_second_round_keeps_the_first_rounds_portraits():
     assert {c.name: c.portraits for c in both.cast} == {"Anna": ("/p/anna.png",),
                                                         "Ben": ("/p/ben.png",)}
     assert both.attempted == {"a", "b"} and both.failed == ("b: failed",)
+
+
+def test_a_recut_sentence_whose_footage_another_shot_holds_is_generated_and_says_which(tmp_path):
+    """The issue's case: a project cut with the generator; a sentence is rewritten so that its
+    best footage is the clip another shot keeps. A recut without flags (the project remembers
+    its generator) sends it to the second round, and its reason names the shot holding it."""
+    lib = tmp_path / "lib"
+    make_still(lib / "red_door.png", size="64x36:color=red", source="color")
+    script = tmp_path / "story.txt"
+    script.write_text("A red door opens slowly. The blue sea is calm.\n")
+    base = ["make", str(script), "--library", str(lib), "--out", str(tmp_path / "film.mp4"),
+            "--size", "64x36", "--threshold", "0.5", "--quiet"]
+    assert main(base + ["--generator", "builtin"]) == 0
+    script.write_text("A red door opens slowly. The red door closes again.\n")
+    assert main(base) == 0
+    first, second = read_timeline(tmp_path / "film.montage" / "edit.otio").decisions
+    assert first.library_shot == "red_door.png#0" and second.source == "generated"
+    assert f"its best footage red_door.png#0 " in second.reason
+    assert f"is used by shot 1 ({first.shot_id}): generated instead" in second.reason

@@ -308,7 +308,7 @@ def test_cache_reencodes_only_changed_clips(media: dict[str, Path], tmp_path: Pa
     r2 = render_edit(write_timeline(second, tmp_path / "2.otio"), tmp_path / "f2.mp4", cache=cache)
     assert (r2.encoded, r2.reused) == (1, 2)
     assert count_video_frames(tmp_path / "f2.mp4") == second.frames
-    assert not list(cache.glob("*.tmp.mov"))
+    assert not list(cache.glob("*.tmp.*"))
 
 
 def test_unchanged_cut_copies_the_last_film(media: dict[str, Path], tmp_path: Path) -> None:
@@ -374,3 +374,36 @@ def test_probes_are_kept_per_file_version(media: dict[str, Path], tmp_path: Path
     assert probe_known(copy, again).width == 64
     (tmp_path / "probes.json").write_text("{not json", encoding="utf-8")
     assert read_probes(tmp_path) == {}
+
+
+def test_a_preview_is_the_same_film_with_its_segments_sound_then_finished(media, tmp_path):
+    """A preview join copies the segments' FLAC sound (nothing is encoded); its pictures and
+    samples are the finished film's; finish_film puts the AAC film in its place."""
+    from montage.film import finish_film, render_edit
+
+    cache = tmp_path / "cache"
+    edl = EditDecisionList(RATE, W, H, (_d("a", "video", media["wide43"], 6, 18),
+                                        _d("b", "card", "", 0, 7),
+                                        _d("c", "still", media["still"], 0, 13),
+                                        _d("d", "video", media["cuts"], 47, 2)))
+    otio = write_timeline(edl, tmp_path / "edit.otio")
+    film = tmp_path / "film.mp4"
+    said: list[str] = []
+    r = render_edit(otio, film, cache=cache, preview=True, progress=said.append)
+    assert r.preview and r.encoded == 4
+    with av.open(str(film)) as c:
+        assert c.streams.audio[0].codec_context.name == "flac"
+        samples = sum(f.samples for f in c.decode(audio=0))
+    with av.open(str(film)) as c:
+        pictures = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert samples == round(edl.seconds * 48000) and len(pictures) == edl.frames
+    said.clear()
+    done = finish_film(otio, film, cache, progress=said.append)
+    assert done.encoded == 0 and not done.preview and any("joining" in s for s in said)
+    with av.open(str(film)) as c:
+        assert c.streams.audio[0].codec_context.name == "aac"
+        finished = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(finished) == len(pictures) and all((a == b).all() for a, b in zip(finished, pictures))
+    assert not list(tmp_path.glob(".film*"))
+    again = render_edit(otio, tmp_path / "again.mp4", cache=cache, reuse=film)
+    assert again.encoded == 0 and again.path.read_bytes() == film.read_bytes()  # the finished one

@@ -6,6 +6,7 @@ where the port matters); the project is a real one (ffmpeg clips, real index and
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 import shutil
 import socket
 import subprocess
@@ -94,7 +95,12 @@ def test_spans_survive_line_breaks_inside_a_sentence():
 
 def test_the_film_is_served_with_ranges_so_the_player_can_seek(shared):
     c = client(shared)
-    size = os.path.getsize(load_state(shared.project).film)
+    # the film as the cut made it (its preview: FLAC sound), kept by a name of its own while
+    # the finished film (AAC) takes film.mp4's place
+    played = shared.playing(1)
+    assert played.parent == shared.project / "cache" / "studio"
+    size = os.path.getsize(played)
+    assert size != os.path.getsize(load_state(shared.project).film)
     whole = c.get("/media/film/1.mp4")
     assert whole.status_code == 200 and len(whole.content) == size
     part = c.get("/media/film/1.mp4", headers={"Range": "bytes=100-199"})
@@ -233,13 +239,42 @@ def test_saving_one_sentence_recuts_only_that_shot(studio):
     before = edl_clips(studio.project)
     edited = list(SENTENCES)
     edited[1] = "The deep blue sea is calm tonight."
-    r = post(client(studio), "/api/script", {"text": script_text(edited)})
-    status = studio.wait(r.json()["job"])
+    c = client(studio)
+    r = post(c, "/api/script", {"text": script_text(edited)})
+    job = r.json()["job"]
+    asked = c.get(f"/api/status?after={job}").json()  # answers when done, or after a moment
+    assert asked["done"] == job or asked["state"] == "working"
+    status = studio.wait(job)
     assert status["error"] is None and status["cut"] == 2
+    assert c.get(f"/api/status?after={job}").json()["done"] == job  # at once: it is done
+    assert c.get("/api/status?after=x").status_code == 200
     after = edl_clips(studio.project)
     assert len(set(before) & set(after)) == len(SENTENCES) - 1  # one shot id changed
     assert all(after[s] == before[s] for s in before if s in after)
     assert studio.script.read_text() == script_text(edited)
+
+
+def test_a_save_plays_a_preview_and_then_writes_the_finished_film(studio):
+    """The recut commits with a preview (the clips' FLAC sound, joined without encoding) that
+    the page plays; then the AAC film takes film.mp4's place, with its contact sheet."""
+    import av
+
+    edited = list(SENTENCES)
+    edited[2] = "A wide green field waits for the rain."
+    studio.recutter.set_options(replace(studio.recutter.options, contact_sheet=True))
+    c = client(studio)
+    status = studio.wait(post(c, "/api/script", {"text": script_text(edited)}).json()["job"])
+    assert status["error"] is None and status["cut"] == 2 and not status["finishing"]
+    codec = {}
+    for name, path in (("played", studio.playing(2)), ("film", studio.out)):
+        with av.open(str(path)) as f:
+            codec[name] = f.streams.audio[0].codec_context.name
+            frames = f.streams.video[0].frames
+        assert frames == read_timeline(studio.project / "edit.otio").frames
+    assert codec == {"played": "flac", "film": "aac"}
+    assert (studio.project / "history" / "0002" / "contact.png").is_file()
+    assert c.get("/download/film.mp4").content == studio.out.read_bytes()
+    assert c.get("/media/film/2.mp4").content == studio.playing(2).read_bytes()
 
 
 def test_progress_names_the_stage_and_the_clips_encoded(studio):
@@ -311,6 +346,53 @@ def test_pin_trim_ban_generate_and_revert(studio):
     status = studio.wait(post(c, "/api/revert", {"cut": 1}).json()["job"])
     assert status["error"] is None and status["cut"] == cut + 1
     assert edl_clips(studio.project) == edl_clips(studio.project / "history" / "0001")
+
+
+def test_settings_are_shown_changed_by_the_api_and_come_back_with_a_revert(studio):
+    c = client(studio)
+    shown = {x["name"]: x for x in c.get("/api/project").json()["settings"]}
+    assert shown["style"]["value"] == "default" and shown["width"]["value"] == 160
+    assert shown["threshold"]["value"] == 0.0 and not shown["generator_model"]["editable"]
+    for bad, message in (({"style": "nope"}, "unknown style"), ({"colour": 1}, "no setting 'colour'"),
+                         ({"top": 0}, "top: 0 is not a value"), ({"music": "/no/such.wav"}, "no such file"),
+                         ({}, "no setting to change")):
+        r = post(c, "/api/settings", {"settings": bad})
+        assert r.status_code == 400 and message in r.json()["error"], (bad, r.json())
+    r = post(c, "/api/settings", {"settings": {"style": "calm", "top": 6}})
+    status = studio.wait(r.json()["job"])
+    assert status["error"] is None and status["cut"] == 2
+    state = load_state(studio.project)
+    assert (state.settings.style, state.settings.top) == ("calm", 6)
+    data = c.get("/api/project").json()
+    assert data["history"][-1]["summary"].startswith("settings: style default -> calm, top 10 -> 6; ")
+    assert {x["name"]: x["value"] for x in data["settings"]}["style"] == "calm"
+    status = studio.wait(post(c, "/api/revert", {"cut": 1}).json()["job"])
+    assert status["error"] is None
+    assert load_state(studio.project).settings.style == "default"  # the settings came back
+    assert "settings: style calm -> default, top 6 -> 10" in c.get("/api/project").json()["history"][-1]["summary"]
+    edited = list(SENTENCES)
+    edited[0] = "A red door opens very slowly."
+    status = studio.wait(post(c, "/api/script", {"text": script_text(edited)}).json()["job"])
+    assert status["error"] is None and load_state(studio.project).settings.top == 10
+    assert "settings" not in c.get("/api/project").json()["history"][-1]["summary"]
+
+
+def test_a_candidate_another_shot_holds_is_a_swap(studio):
+    c = client(studio)
+    snap = c.get("/api/project").json()
+    taken = None
+    for s in snap["shots"]:
+        full = c.get(f"/api/shot/{s['id']}").json()
+        taken = next((x for x in full["candidates"] if x["used_by"]), None)
+        if taken is not None:
+            break
+    assert taken is not None
+    holder = next(x for x in snap["shots"] if x["id"] == taken["used_by"]["id"])
+    assert taken["used_by"]["n"] == holder["n"] and holder["clip"] == taken["clip"]
+    status = studio.wait(post(c, "/api/pin", {"shot": s["id"], "clip": taken["clip"]}).json()["job"])
+    assert status["error"] is None
+    clips = edl_clips(studio.project)
+    assert clips[s["id"]][0] == taken["clip"] and clips[holder["id"]][0] != taken["clip"]
 
 
 def test_revert_brings_the_words_back(studio):

@@ -93,6 +93,18 @@ def clips(project: Path) -> dict[str, tuple[str, int, int]]:
             for d in read_timeline(project / "edit.otio").decisions}
 
 
+def retype(page: Page, shot: str, word: str, text: str) -> None:
+    """Select ``word`` in the shot's sentence in the editor and type ``text`` over it."""
+    page.page.evaluate("""([id, word]) => {
+        const span = document.querySelector(`#editor .shot[data-id="${id}"]`);
+        const node = span.firstChild, at = node.textContent.indexOf(word);
+        const r = document.createRange(); r.setStart(node, at); r.setEnd(node, at + word.length);
+        const sel = getSelection(); sel.removeAllRanges(); sel.addRange(r);
+        document.getElementById('editor').focus();
+    }""", [shot, word])
+    page.page.keyboard.type(text)
+
+
 def test_the_page_lists_the_sentences_and_plays_the_film(page):
     texts = page.page.locator("#editor .shot").all_text_contents()
     assert texts == SENTENCES
@@ -123,14 +135,7 @@ def test_editing_one_sentence_and_saving_recuts_only_that_shot(page):
     target, fourth = page.studio.snapshot()["shots"][1], page.studio.snapshot()["shots"][3]
     page.page.wait_for_function("() => document.getElementById('player').readyState >= 1", timeout=20000)
     page.page.click(f"#editor .shot[data-id='{fourth['id']}']")  # the playhead on shot 4
-    page.page.evaluate("""(id) => {
-        const span = document.querySelector(`#editor .shot[data-id="${id}"]`);
-        const node = span.firstChild, at = node.textContent.indexOf('blue');
-        const r = document.createRange(); r.setStart(node, at); r.setEnd(node, at + 4);
-        const sel = getSelection(); sel.removeAllRanges(); sel.addRange(r);
-        document.getElementById('editor').focus();
-    }""", target["id"])
-    page.page.keyboard.type("deep green")
+    retype(page, target["id"], "blue", "deep green")
     assert page.page.is_visible("#dirty")
     page.page.keyboard.press("Control+s")
     page.cut(2)
@@ -141,10 +146,35 @@ def test_editing_one_sentence_and_saving_recuts_only_that_shot(page):
     assert page.page.locator("#editor .shot").all_text_contents()[1] == "The deep green sea is calm tonight."
     assert not page.page.is_visible("#dirty")
     start = next(s["start"] for s in page.studio.snapshot()["shots"] if s["id"] == fourth["id"])
-    page.page.wait_for_function(  # the new film is in, with the playhead on the same shot
-        f"() => document.getElementById('player').readyState >= 1 && "
-        f"Math.abs(document.getElementById('player').currentTime - {start}) < 0.1", timeout=20000)
+    # the new film plays, from the shot the playhead was on
+    page.page.wait_for_selector("body[data-playing-cut='2']", timeout=20000)
+    assert abs(float(page.page.get_attribute("#player", "data-from")) - start) < 0.01
+    assert page.page.evaluate("document.getElementById('player').currentTime") >= start
     page.screenshot("recut")
+
+
+def test_the_inspector_follows_an_edited_sentence_into_the_new_cut(page):
+    """Select a sentence, rewrite it, save: the inspector, the selection and the playhead move
+    to the new shot that replaced it (its own id, score and file), and the film plays from it."""
+    old = page.studio.snapshot()["shots"][2]
+    page.page.click(f"#editor .shot[data-id='{old['id']}']")
+    page.page.wait_for_selector(f"#shot[data-id='{old['id']}'] .cand")
+    retype(page, old["id"], "green", "wide green")
+    page.page.click("#save")
+    page.cut(2)
+    new = next(s for s in page.studio.snapshot()["shots"] if s["previous"] == old["id"])
+    assert new["id"] != old["id"] and new["text"] == "A wide green field waits for the rain."
+    page.page.wait_for_selector(f"#shot[data-id='{new['id']}']", timeout=20000)
+    inspector = page.page.text_content("#shot")
+    assert new["text"] in inspector and old["text"] not in inspector
+    assert f"score {new['score']:.3f}" in inspector and f"file: {new['file']}" in inspector
+    assert page.page.get_attribute("#shot", "data-file") == new["file"]
+    assert page.page.locator(f"#editor .shot.selected[data-id='{new['id']}']").count() == 1
+    assert page.page.locator(f"#strip .clip.selected[data-id='{new['id']}']").count() == 1
+    page.page.wait_for_selector("body[data-playing-cut='2']", timeout=20000)
+    assert abs(float(page.page.get_attribute("#player", "data-from")) - new["start"]) < 0.01
+    assert int(page.page.get_attribute("body", "data-save-to-play-ms")) > 0
+    page.screenshot("followed")
 
 
 def test_choosing_a_candidate_pins_it_in_the_next_cut(page):

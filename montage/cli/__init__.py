@@ -60,35 +60,60 @@ def _fps(text: str) -> Fraction:
     return rate
 
 
+def _threshold(text: str) -> float | str:
+    if text.strip().lower() in ("auto", "default"):
+        return "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"threshold must be a number or 'auto', got {text!r}") from None
+
+
+def _file_or_none(text: str) -> Path | str:
+    """A file; an empty value means none (it clears a setting the project remembers)."""
+    return "none" if text.strip() == "" else Path(text)
+
+
+REMEMBERED = ("the project remembers it: a recut without this flag uses the project's, and a "
+              "recut with it records the change")
+
+
 def _add_make_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--embedder", default="proxy", help="embedder used to index the library (default: proxy)")
-    p.add_argument("--top", type=int, default=10, help="candidates kept per shot (default: 10)")
-    p.add_argument("--style", default="default",
-                   help="rule preset (" + ", ".join(list_styles()) + ") or a TOML rule file")
-    p.add_argument("--threshold", type=float, default=None,
+    # every setting defaults to None here: only flags the user typed override what the project
+    # remembers (montage.pipeline.options); the defaults of a new project are MakeOptions'
+    p.add_argument("--embedder", default=None,
+                   help="embedder used to index the library (default: proxy; " + REMEMBERED + ")")
+    p.add_argument("--top", type=int, default=None, help="candidates kept per shot (default: 10)")
+    p.add_argument("--style", default=None,
+                   help="rule preset (" + ", ".join(list_styles()) + ") or a TOML rule file "
+                        "(default: default)")
+    p.add_argument("--threshold", type=_threshold, default=None,
                    help="below this match score a shot becomes a labelled placeholder "
-                        "(default: the embedder's own card threshold, moved by the style)")
-    p.add_argument("--size", type=_size, default=(1280, 720), help="film size WxH (default: 1280x720)")
-    p.add_argument("--fps", type=_fps, default=Fraction(25), help="film frame rate (default: 25)")
-    p.add_argument("--generator", default="off", metavar="SPEC",
+                        "(default, or 'auto': the embedder's own card threshold, moved by the style)")
+    p.add_argument("--size", type=_size, default=None, help="film size WxH (default: 1280x720)")
+    p.add_argument("--fps", type=_fps, default=None, help="film frame rate (default: 25)")
+    p.add_argument("--generator", default=None, metavar="SPEC",
                    help="fill shots the library lacks: builtin, builtin:WEIGHTS, diffusers:MODEL "
                         "(a local diffusers folder or hub id) or off (default: off: title cards)")
-    p.add_argument("--generate", action="append", default=[], metavar="SHOT_ID",
-                   help="generate this shot even if the library has a match (repeatable)")
-    p.add_argument("--cast", type=Path, default=None, metavar="cast.toml",
-                   help="characters: name, description, reference images, seed")
+    p.add_argument("--generate", action="append", default=None, metavar="SHOT_ID",
+                   help="generate this shot even if the library has a match (repeatable; "
+                        "replaces the shots the project remembers)")
+    p.add_argument("--seed", type=int, default=None, metavar="N",
+                   help="a seed for every generated shot (default: 0, each shot's own)")
+    p.add_argument("--cast", type=_file_or_none, default=None, metavar="cast.toml",
+                   help="characters: name, description, reference images, seed ('' for none)")
     p.add_argument("--wait", type=float, default=None, metavar="SECONDS",
                    help="if another montage command is writing the project, wait up to SECONDS "
                         "for it (default: make fails at once naming it; watch waits 600 s)")
-    p.add_argument("--narrate", action="store_true",
+    p.add_argument("--narrate", action=argparse.BooleanOptionalAction, default=None,
                    help="speak each shot's sentence with a local Piper voice (pip install "
                         "'montage[narration]'); a shot lasts as long as its speech")
-    p.add_argument("--voice", type=Path, default=None, metavar="FILE.onnx",
+    p.add_argument("--voice", type=_file_or_none, default=None, metavar="FILE.onnx",
                    help="a Piper voice (with FILE.onnx.json beside it) instead of the bundled "
-                        "one; implies --narrate")
-    p.add_argument("--music", type=Path, default=None, metavar="FILE",
+                        "one; implies --narrate ('' for the bundled one)")
+    p.add_argument("--music", type=_file_or_none, default=None, metavar="FILE",
                    help="music under the film (anything ffmpeg reads): cuts land on its beats, "
-                        "looped or trimmed to the film, ducked under the narration")
+                        "looped or trimmed to the film, ducked under the narration ('' for none)")
     p.add_argument("--device", default=None, choices=("auto", "cpu", "cuda"),
                    help="where the CLIP embedder and the diffusers generator run (default: auto, "
                         "CUDA when present)")
@@ -127,7 +152,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the demo film goes (default: out/demo, or out/demo-narrated "
                         "with --narrate)")
     _add_make_options(p)
-    p.set_defaults(generator="builtin")  # the demo shows a generated shot
 
     p = sub.add_parser("watch", help="make the film, then recut it every time the script is saved")
     p.add_argument("script", type=Path)
@@ -211,19 +235,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _options(args: argparse.Namespace, *, wait: float = 0.0):
+    """The run's options from the flags; ``given`` names the settings the user typed (only
+    those override what a project remembers)."""
     from montage.pipeline import MakeOptions
 
-    if args.top < 1:
+    if args.top is not None and args.top < 1:
         raise MontageError(f"--top must be at least 1, got {args.top}")
     if args.wait is not None and not 0 <= args.wait < 1e6:
         raise MontageError(f"--wait must be a number of seconds >= 0, got {args.wait}")
-    return MakeOptions(embedder=args.embedder, style=args.style, top=args.top,
-                       threshold=args.threshold, width=args.size[0], height=args.size[1],
-                       rate=args.fps, progress=not args.quiet, generator=args.generator,
-                       generate=frozenset(args.generate), cast=args.cast,
-                       wait=args.wait if args.wait is not None else wait,
-                       narrate=args.narrate or args.voice is not None, voice=args.voice,
-                       music=args.music)
+    values: dict = {}
+    for name in ("embedder", "style", "top", "generator", "seed"):
+        if getattr(args, name) is not None:
+            values[name] = getattr(args, name)
+    if args.threshold is not None:
+        values["threshold"] = None if args.threshold == "auto" else args.threshold
+    if args.size is not None:
+        values["width"], values["height"] = args.size
+    if args.fps is not None:
+        values["rate"] = args.fps
+    if args.generate is not None:
+        values["generate"] = frozenset(args.generate)
+    for name in ("cast", "voice", "music"):
+        value = getattr(args, name)
+        if value is not None:
+            values[name] = None if value == "none" else value
+    if args.narrate is not None:
+        values["narrate"] = args.narrate
+    if values.get("voice") is not None:
+        values["narrate"] = True  # a voice implies narration
+    return MakeOptions(progress=not args.quiet, wait=args.wait if args.wait is not None else wait,
+                       given=frozenset(values), **values)
 
 
 def _make(args: argparse.Namespace, script: Path, library: Path, out: Path | None,
@@ -271,8 +312,10 @@ def _run(args: argparse.Namespace) -> int:
         from montage.cli.demo import DEMO, fetch_demo_library
 
         library = fetch_demo_library()
-        if args.cast is None:
+        if args.cast is None:  # the demo shows generated shots of its cast
             args.cast = DEMO / "cast.toml"
+        if args.generator is None:
+            args.generator = "builtin"
         out_dir: Path = args.out_dir or Path("out/demo-narrated" if args.narrate else "out/demo")
         return _make(args, DEMO / "script.txt", library, out_dir / "film.mp4", out_dir / "project")
     if args.command == "plan":

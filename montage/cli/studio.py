@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from planner.errors import ProjectError
@@ -23,7 +24,17 @@ def add_parser(sub, add_make_options) -> None:
 
 
 def run(args: argparse.Namespace, options) -> int:
-    from montage.studio import Studio, serve
+    from montage.studio import serve
+
+    studio = open_studio(args, options)
+    serve(studio, host=args.host, port=args.port, quiet=args.quiet)
+    return 0
+
+
+def open_studio(args: argparse.Namespace, options):
+    """The studio ``montage studio`` serves: a project folder (everything comes from its state
+    and settings, the flags on top) or a script with --library."""
+    from montage.studio import Studio
 
     target: Path = args.target
     if target.is_dir():  # a project folder: everything else comes from its state
@@ -55,7 +66,12 @@ def run(args: argparse.Namespace, options) -> int:
     if not library.is_dir():
         raise ProjectError(f"footage library not found: {library}", "check the --library path")
     studio = Studio(script, library, project, out, options)
-    studio.read_script()  # an unreadable script is one clear error before the server starts
+    for note in studio.settings_notes():
+        print(f"note: {note}", file=sys.stderr, flush=True)
+    try:
+        studio.read_script()  # an unreadable script is one clear error before the server starts
+    except BaseException:
+        studio.close()
+        raise
     studio.start()
-    serve(studio, host=args.host, port=args.port, quiet=args.quiet)
-    return 0
+    return studio

@@ -12,7 +12,7 @@ from __future__ import annotations
 from montage.film.contact import write_contact_sheet
 from montage.film.export import FORMATS, ExportResult, export_project
 from montage.film.moviepy_bridge import moviepy_clip
-from montage.film.render import RenderResult, render_edit, render_timeline
+from montage.film.render import RenderResult, finish_film, render_edit, render_timeline
 from montage.film.report import report_text
 from montage.film.rhythm import clip_features, rhythm_plot
 from montage.film.soundtrack import BREATH, LEAD, TAIL, Soundtrack, Speech, place, probe_audio
@@ -21,6 +21,6 @@ from montage.film.timeline import edl_to_timeline, read_timeline, write_timeline
 
 __all__ = [
     "FORMATS", "ExportResult", "RenderResult", "clip_features", "export_project", "edl_to_timeline", "read_srt", "read_timeline",
-    "render_edit", "render_timeline", "report_text", "rhythm_plot", "write_contact_sheet",
+    "finish_film", "render_edit", "render_timeline", "report_text", "rhythm_plot", "write_contact_sheet",
     "write_srt", "write_timeline",
 ]

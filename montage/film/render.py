@@ -1,9 +1,12 @@
 """Render an ``.otio`` edit to an H.264/AAC film with ffmpeg.
 
-Each clip is encoded to its own segment with identical codec settings (H.264 video, PCM audio
-of an exact sample count), then the segments are joined with the concat demuxer: the video is
-copied, the audio encoded to AAC once. Encoding PCM per segment and AAC once avoids the AAC
-priming/padding that would otherwise drift the sound by ~20 ms at every cut.
+Each clip is encoded to its own segment with identical codec settings (H.264 video, FLAC audio
+of an exact sample count: :mod:`montage.film.encode`), then the segments are joined with the
+concat demuxer: the video is copied, the audio encoded to AAC once. Lossless audio per segment
+and AAC once avoids the AAC priming/padding that would otherwise drift the sound by ~20 ms at
+every cut. A *preview* join copies the FLAC audio too: the same film, playable in a browser at
+once (a remux, no encoding), which the studio plays while :func:`finish_film` writes the AAC
+film from the same segments.
 
 What is rendered is what :func:`montage.film.timeline.read_timeline` reads from the file, so a
 hand-edited timeline renders as edited. The film is written to a hidden ``.partial`` file beside
@@ -15,170 +18,37 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from fractions import Fraction
-from math import ceil, floor, gcd
 from pathlib import Path
 
-from generator.placeholder import render_card
 from montage.optimize import EditDecision, EditDecisionList
-from retrieval.media import (Job, MediaInfo, count_video_frames, file_arg, media_info, run_ffmpeg,
-                             run_ffmpeg_jobs)
+from retrieval.media import count_video_frames, file_arg, media_info, run_ffmpeg
 from montage.film.audio import mix_film
+from montage.film.encode import (FINAL_AUDIO, SEGMENT_AUDIO, SEGMENT_FORMAT,
+                                 VIDEO_CODEC, _encode, _frames, _micros, _samples, _Segment,
+                                 _tell)
 from montage.film.filmcache import film_key, remember_film, reusable_film
-from montage.film.sources import Source, check_inputs, still_input
+from montage.film.sources import Source, check_inputs
 from montage.film.timeline import read_soundtrack, read_timeline
 from planner.errors import RenderError
 
-RENDER_VERSION = 3  # 2: the title card's label changed; 3: sources shown by their look (deinterlaced, turned, HDR to SDR); bump when a change to the encoding makes cached clips stale
-SAMPLE_RATE = 48000
-ZOOM = Fraction(115, 100)  # Ken Burns: the still covers 1.15x the frame and the frame moves
-PAN_ASPECT_TOLERANCE = 1.34  # a still this close to the frame's aspect is cropped to cover
-# No B-frames: every segment then has the same zero reorder delay, so the concatenated stream
-# keeps evenly spaced timestamps even across 1- and 2-frame clips (x264 shortens its B-frame
-# delay for them, which breaks -c copy joins); it also encodes ~35% faster for ~18% more bits.
-VIDEO_CODEC = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-bf", "0",
-               "-pix_fmt", "yuv420p"]
-SEGMENT_AUDIO = ["-c:a", "pcm_s16le", "-ar", str(SAMPLE_RATE), "-ac", "2"]
-FINAL_AUDIO = ["-c:a", "aac", "-b:a", "192k", "-ar", str(SAMPLE_RATE), "-ac", "2"]
-
-
-@dataclass(frozen=True)
-class _Segment:
-    index: int
-    decision: EditDecision
-    start: int  # film frame where this clip starts
-    path: Path
-
-    @property
-    def variant(self) -> int:
-        """0..3 from the shot id, not the position: a moved shot keeps its pan (and its cache)."""
-        return hashlib.sha1(self.decision.shot_id.encode()).digest()[0] % 4
+RENDER_VERSION = 4  # 3: sources shown by their look (deinterlaced, turned, HDR to SDR); 4: FLAC sound in MP4 segments; bump when a change to the encoding makes cached clips stale
 
 
 @dataclass(frozen=True)
 class RenderResult:
-    """What a render did: how many clips it encoded and how many it took from the cache."""
+    """What a render did: how many clips it encoded and how many it took from the cache;
+    ``preview``: the film's sound is the segments' FLAC (see :func:`finish_film`)."""
 
     path: Path
     clips: int
     encoded: int
     reused: int
     seconds: float
-
-
-def _even(x: Fraction | float) -> int:
-    return max(2, int(round(x / 2)) * 2)
-
-
-def _canvas(w: int, h: int) -> tuple[int, int]:
-    """About ZOOM times the frame, with exactly the frame's aspect (even sides) when possible,
-    so zooming out of the canvas never stretches the picture."""
-    g = gcd(w, h)
-    a, b = w // g, h // g
-    k = max(1, round((ZOOM - 1) * w / (2 * a)))
-    if 2 * k * a <= w * (ZOOM - 1) * 2:
-        return w + 2 * k * a, h + 2 * k * b
-    return _even(w * ZOOM), _even(h * ZOOM)
-
-
-def _seconds(frames: int, rate: Fraction) -> str:
-    """Exact-enough seconds for ``-ss``: floored to the microsecond so it never passes the frame."""
-    us = floor(Fraction(frames) * 1_000_000 / rate)
-    return f"{us // 1_000_000}.{us % 1_000_000:06d}"
-
-
-def _samples(frame: int, rate: Fraction) -> int:
-    return round(Fraction(frame) * SAMPLE_RATE / rate)
-
-
-def _micros(frame: int, rate: Fraction) -> int:
-    return round(Fraction(frame) * 1_000_000 / rate)
-
-
-def _rate_arg(rate: Fraction) -> str:
-    return f"{rate.numerator}/{rate.denominator}"
-
-
-def _letterbox(w: int, h: int) -> str:
-    return (f"scale={w}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2,"
-            f"pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:color=black,setsar=1")
-
-
-def _hold(rate: Fraction) -> str:
-    """Turn one decoded picture into an endless stream at the film rate (decoded once)."""
-    return f"loop=loop=-1:size=1:start=0,setpts=N/({_rate_arg(rate)})/TB"
-
-
-def _still_filter(info: MediaInfo, seg: _Segment, edl: EditDecisionList) -> str:
-    """Ken Burns: a slow pan across a still that covers the frame, or a slow zoom-in on a
-    letterboxed one (portrait stills) so the whole picture always stays visible."""
-    w, h, n = edl.width, edl.height, seg.decision.frames
-    last = max(1, n - 1)
-    ratio = Fraction(info.width, info.height) / Fraction(w, h)
-    cw, ch = _canvas(w, h)
-    if 1 / PAN_ASPECT_TOLERANCE <= ratio <= PAN_ASPECT_TOLERANCE:
-        dx, dy = cw - w, ch - h
-        flip_x, flip_y = seg.variant % 2 == 1, seg.variant in (1, 2)
-        x = f"{dx}-{dx}*n/{last}" if flip_x else f"{dx}*n/{last}"
-        y = f"{dy}-{dy}*n/{last}" if flip_y else f"{dy}*n/{last}"
-        return (f"[0:v:0]scale={cw}:{ch}:force_original_aspect_ratio=increase,crop={cw}:{ch},"
-                f"setsar=1,format=rgb24,{_hold(edl.rate)},"
-                f"crop={w}:{h}:x='{x}':y='{y}':exact=1,format=yuv420p[v]")
-    zoom = cw / w  # ends with the frame-sized window: the still fills the letterbox exactly
-    return (f"[0:v:0]scale={w}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2,"
-            f"pad={cw}:{ch}:(ow-iw)/2:(oh-ih)/2:color=black,setsar=1,{_hold(edl.rate)},"
-            f"zoompan=z='1+{zoom - 1:.4f}*on/{last}':d=1:s={w}x{h}:fps={_rate_arg(edl.rate)}:"
-            f"x='(iw-iw/zoom)/2':y='(ih-ih/zoom)/2',setsar=1,format=yuv420p[v]")
-
-
-def _segment_job(seg: _Segment, src: Source, picture: Path | None,
-                 edl: EditDecisionList, threads: int) -> Job:
-    """One clip's encode; ``picture``: what ffmpeg reads for a card or a still."""
-    d, rate, info = seg.decision, edl.rate, src.info
-    samples = _samples(seg.start + d.frames, rate) - _samples(seg.start, rate)
-    silence = ["-f", "lavfi", "-i", f"anullsrc=r={SAMPLE_RATE}:cl=stereo"]
-    if d.kind == "video":
-        assert info is not None and src.path is not None
-        # -ss before -i: ffmpeg seeks, then decodes and drops frames before the in-point; a
-        # source without a seek index is sought ``back`` frames early and trimmed exactly
-        # here. The look turns the picture itself (after deinterlacing): no autorotate.
-        back = min(d.source_in, ceil(info.look.seek_back * rate))
-        args = ["-noautorotate", "-ss", _seconds(d.source_in - back, rate),
-                "-i", file_arg(src.path)]
-        pad = max(2, round(rate / 10))  # tolerate a rounding shortfall at the source's end
-        skip_v = f"trim=start_frame={back},setpts=PTS-STARTPTS," if back else ""
-        skip_a = (f"atrim=start_sample={_samples(back, rate)},asetpts=PTS-STARTPTS,"
-                  if back else "")
-        video = (f"[0:v:0]{info.look.chain(float(rate))}fps={_rate_arg(rate)}:start_time=0,"
-                 f"{skip_v}{_letterbox(edl.width, edl.height)},"
-                 f"format=yuv420p,tpad=stop_mode=clone:stop={pad}[v]")
-        if info.has_audio:
-            audio = (f"[0:a:0]aresample={SAMPLE_RATE}:async=1:first_pts=0,{skip_a}"
-                     f"aformat=sample_fmts=s16:channel_layouts=stereo,apad,"
-                     f"atrim=end_sample={samples}[a]")
-        else:
-            args += silence
-            audio = f"[1:a]atrim=end_sample={samples},aformat=sample_fmts=s16[a]"
-    else:
-        assert picture is not None
-        args = ["-framerate", _rate_arg(rate), "-i", file_arg(picture), *silence]
-        if d.kind == "card":
-            video = (f"[0:v:0]{_letterbox(edl.width, edl.height)},format=yuv420p,"
-                     f"{_hold(rate)}[v]")
-        else:
-            assert info is not None
-            video = _still_filter(info, seg, edl)
-        audio = f"[1:a]atrim=end_sample={samples},aformat=sample_fmts=s16[a]"
-    args += ["-filter_complex", f"{video};{audio}", "-map", "[v]", "-map", "[a]",
-             *VIDEO_CODEC, "-r", _rate_arg(rate), "-threads", str(threads), *SEGMENT_AUDIO,
-             "-frames:v", str(d.frames), "-f", "mov", file_arg(seg.path)]
-    return Job(tuple(args), f"rendering clip {seg.index} (shot {d.shot_id}, {d.kind})")
+    preview: bool = False
 
 
 def _claim_output(out_path: Path) -> Path:
@@ -196,8 +66,10 @@ def _claim_output(out_path: Path) -> Path:
     return partial
 
 
-def _concat(segments: list[_Segment], edl: EditDecisionList, workdir: Path, partial: Path) -> None:
-    """Join the segments; each one's duration is given so cuts land on exact film times."""
+def _concat(segments: list[_Segment], edl: EditDecisionList, workdir: Path, partial: Path,
+            preview: bool = False) -> None:
+    """Join the segments; each one's duration is given so cuts land on exact film times.
+    ``preview``: copy their sound too (a remux: nothing is encoded)."""
     lines = []
     for s in segments:
         us = _micros(s.start + s.decision.frames, edl.rate) - _micros(s.start, edl.rate)
@@ -207,7 +79,8 @@ def _concat(segments: list[_Segment], edl: EditDecisionList, workdir: Path, part
     listing.write_text("\n".join(lines) + "\n", encoding="utf-8")
     run_ffmpeg(["-f", "concat", "-safe", "0", "-i", file_arg(listing),
                 "-map", "0:v:0", "-map", "0:a:0",
-                "-c:v", "copy", *FINAL_AUDIO, "-movflags", "+faststart", "-f", "mp4",
+                "-c:v", "copy", *(["-c:a", "copy"] if preview else FINAL_AUDIO),
+                "-movflags", "+faststart", "-f", "mp4",
                 file_arg(partial)], what=f"joining {len(segments)} clips into {partial.name}")
 
 
@@ -223,12 +96,17 @@ def render_timeline(otio_path: Path, out_path: Path, *, workdir: Path | None = N
 
 def render_edit(otio_path: Path, out_path: Path, *, workdir: Path | None = None,
                 cache: Path | None = None, progress: bool | Callable[[str], None] = False,
-                jobs: int | None = None, reuse: Path | None = None) -> RenderResult:
+                jobs: int | None = None, reuse: Path | None = None,
+                preview: bool = False) -> RenderResult:
     """Render like :func:`render_timeline`; with ``cache``, encoded clips are kept there under
     a key of everything that decides their pixels and sound, and reused by later renders, so a
     recut re-encodes only the clips it changed. ``reuse`` names the film a previous render with
     this cache made (the published film): when the new cut asks for exactly its clips and sound
-    and the file is as that render left it, it is copied instead of joined again."""
+    and the file is as that render left it, it is copied instead of joined again.
+
+    ``preview`` (with a cache, for an edit without narration or music): join with the segments'
+    FLAC sound copied, a film a browser plays, in a fraction of the time (the result says
+    ``preview``); :func:`finish_film` then writes the AAC film from the same cache."""
     started = time.perf_counter()
     otio_path, out_path = Path(otio_path), Path(out_path)
     edl = read_timeline(otio_path)
@@ -255,9 +133,8 @@ def render_edit(otio_path: Path, out_path: Path, *, workdir: Path | None = None,
             remember_film(cache, key, out_path)
             n = len(edl.decisions)
             return RenderResult(out_path, n, 0, n, time.perf_counter() - started)
-    cpus = os.cpu_count() or 1
-    parallel = max(1, jobs if jobs else min(2, cpus))
-    threads = max(1, cpus // parallel)
+    parallel = max(1, jobs if jobs else min(2, os.cpu_count() or 1))
+    preview = preview and cache is not None and sound is None
     own_workdir = workdir is None
     try:
         work = Path(tempfile.mkdtemp(prefix="montage-render-")) if own_workdir else Path(workdir)
@@ -265,8 +142,8 @@ def render_edit(otio_path: Path, out_path: Path, *, workdir: Path | None = None,
         try:
             if cache is not None:
                 cache.mkdir(parents=True, exist_ok=True)
-            encoded = _render(edl, sources, work.absolute(), partial, parallel, threads, progress,
-                              cache, clips)
+            encoded = _render(edl, sources, work.absolute(), partial, parallel, progress,
+                              cache, clips, preview)
             if sound is not None:
                 _tell(progress, "render: mixing narration and music")
                 mix_film(partial, sound, edl.frames, work.absolute())
@@ -281,10 +158,28 @@ def render_edit(otio_path: Path, out_path: Path, *, workdir: Path | None = None,
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    if cache is not None:
+    if cache is not None and not preview:  # only the finished film is copied by a later cut
         remember_film(cache, key, out_path)
     n = len(edl.decisions)
-    return RenderResult(out_path, n, encoded, n - encoded, time.perf_counter() - started)
+    return RenderResult(out_path, n, encoded, n - encoded, time.perf_counter() - started,
+                        preview)
+
+
+def finish_film(otio_path: Path, film: Path, cache: Path,
+                progress: bool | Callable[[str], None] = False) -> RenderResult:
+    """The AAC film of an edit whose preview was rendered with ``cache`` (its clips are all
+    there): joined beside ``film`` and then put in its place in one rename, so a reader sees
+    the preview or the finished film, never half of one."""
+    film = Path(film)
+    tmp = film.with_name(f".{film.stem}.finishing{film.suffix}")
+    result = render_edit(otio_path, tmp, cache=cache, progress=progress)
+    try:
+        os.replace(tmp, film)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise RenderError(f"cannot move the finished film to {film} ({exc})",
+                          "remove what is in the way") from exc
+    return replace(result, path=film)
 
 
 def segment_key(d: EditDecision, src: "Source", edl: EditDecisionList, samples: int,
@@ -301,17 +196,10 @@ def segment_key(d: EditDecision, src: "Source", edl: EditDecisionList, samples: 
     return hashlib.sha1(json.dumps(fields).encode()).hexdigest()[:20]
 
 
-def _tell(progress: bool | Callable[[str], None], text: str) -> None:
-    """Progress goes to a callback (the studio) or, when ``progress`` is True, to stderr."""
-    if callable(progress):
-        progress(text)
-    elif progress:
-        print(text, file=sys.stderr, flush=True)
-
-
 def _render(edl: EditDecisionList, sources: list[Source], work: Path, partial: Path,
-            parallel: int, threads: int, progress: bool | Callable[[str], None],
-            cache: Path | None, segments: list[_Segment] | None = None) -> int:
+            parallel: int, progress: bool | Callable[[str], None],
+            cache: Path | None, segments: list[_Segment] | None = None,
+            preview: bool = False) -> int:
     """Encode the clips not in ``cache`` and join all of them; returns how many were encoded.
     ``segments``: the clips' files, when the caller has laid them out already."""
     segments = segments if segments is not None else _segments(edl, sources, work, cache)
@@ -321,11 +209,11 @@ def _render(edl: EditDecisionList, sources: list[Source], work: Path, partial: P
         if seg.path not in planned and not seg.path.is_file():
             planned.add(seg.path)
             todo.append((seg, src))
-    _encode(todo, edl, work, parallel, threads, progress)
+    _encode(todo, edl, work, parallel, progress)
     _tell(progress, f"render: joining {len(segments)} clips ({len(todo)} encoded, "
                     f"{len(segments) - len(todo)} from the cache)")
     try:
-        _join(segments, edl, work, partial)
+        _join(segments, edl, work, partial, preview)
     except RenderError:
         # a cached clip damaged since it was made (cut short, edited): encode it again
         fresh = {seg.path for seg, _ in todo}
@@ -338,9 +226,9 @@ def _render(edl: EditDecisionList, sources: list[Source], work: Path, partial: P
         _tell(progress, f"render: {len(bad)} cached clip(s) were damaged; encoding them again")
         for seg, _ in bad:
             seg.path.unlink(missing_ok=True)
-        _encode(bad, edl, work, parallel, threads, progress)
+        _encode(bad, edl, work, parallel, progress)
         todo += bad
-        _join(segments, edl, work, partial)
+        _join(segments, edl, work, partial, preview)
     return len(todo)
 
 
@@ -350,72 +238,19 @@ def _segments(edl: EditDecisionList, sources: list[Source], work: Path,
     file of the first clip with the same key."""
     segments, first = [], {}
     for i, (d, start, src) in enumerate(zip(edl.decisions, edl.starts(), sources)):
-        seg = _Segment(i, d, start, work / f"seg{i:04d}.mov")
+        suffix = SEGMENT_FORMAT[1]
+        seg = _Segment(i, d, start, work / f"seg{i:04d}{suffix}")
         samples = _samples(start + d.frames, edl.rate) - _samples(start, edl.rate)
         key = segment_key(d, src, edl, samples, seg.variant)
-        path = (cache / f"{key}.mov" if cache is not None
-                else work / f"seg{first.setdefault(key, i):04d}.mov")
+        path = (cache / f"{key}{suffix}" if cache is not None
+                else work / f"seg{first.setdefault(key, i):04d}{suffix}")
         segments.append(replace(seg, path=path))
     return segments
 
 
-def _frames(path: Path) -> int | None:
-    """Frames in a clip, or None when it cannot be read."""
-    try:
-        return count_video_frames(path)
-    except RenderError:
-        return None
-
-
-def _encode(todo: list[tuple[_Segment, Source]], edl: EditDecisionList, work: Path,
-            parallel: int, threads: int, progress: bool | Callable[[str], None]) -> None:
-    """Encode each segment of ``todo`` to its path, checking its frame count first."""
-    # encode into a temporary name of its own (another thread or process may be encoding the
-    # same key into the same cache); only a verified clip gets its cache name
-    run = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    temps = {seg.index: seg.path.with_name(f"{seg.path.stem}.{run}.tmp.mov") for seg, _ in todo}
-    jobs = []
-    for seg, src in todo:
-        picture = None
-        if seg.decision.kind == "card":
-            picture = render_card(seg.decision.text, edl.width, edl.height,
-                                  work / f"card{seg.index:04d}.png")
-        elif seg.decision.kind == "still" and src.path is not None:
-            picture = still_input(src.path, work / f"still{seg.index:04d}.png")
-        jobs.append(_segment_job(replace(seg, path=temps[seg.index]), src, picture, edl,
-                                 threads))
-
-    done = 0
-
-    def report(i: int) -> None:
-        nonlocal done
-        done += 1
-        d = todo[i][0].decision
-        _tell(progress, f"render: clip {done}/{len(todo)} encoded (shot {d.shot_id}, {d.kind}, "
-                        f"{d.frames} frames)")
-
-    try:
-        if jobs:
-            timeout = 60.0 + 30.0 * max(float(seg.decision.frames / edl.rate) for seg, _ in todo)
-            run_ffmpeg_jobs(jobs, parallel=parallel, timeout=timeout, on_done=report)
-        for seg, _ in todo:
-            got = count_video_frames(temps[seg.index])
-            if got != seg.decision.frames:
-                d = seg.decision
-                raise RenderError(
-                    f"clip {seg.index} (shot {d.shot_id}): got {got} frames from "
-                    f"{d.media or 'the title card'} starting at frame {d.source_in}, "
-                    f"expected {d.frames}",
-                    "the source is shorter than the clip: shorten the clip or re-run retrieval",
-                )
-            os.replace(temps[seg.index], seg.path)
-    finally:
-        for tmp in temps.values():
-            tmp.unlink(missing_ok=True)
-
-
-def _join(segments: list[_Segment], edl: EditDecisionList, work: Path, partial: Path) -> None:
-    _concat(segments, edl, work, partial)
+def _join(segments: list[_Segment], edl: EditDecisionList, work: Path, partial: Path,
+          preview: bool = False) -> None:
+    _concat(segments, edl, work, partial, preview)
     got = count_video_frames(partial)
     if got != edl.frames:
         raise RenderError(f"the joined film has {got} frames, expected {edl.frames}",
@@ -425,14 +260,12 @@ def _join(segments: list[_Segment], edl: EditDecisionList, work: Path, partial: 
 def render_clips(edl: EditDecisionList, items: list[tuple[EditDecision, Path]], *, base: Path,
                  jobs: int | None = None) -> None:
     """Render single clips (title cards, stills with their pan) to files of their own, encoded
-    exactly as the film encodes them (H.264 + PCM in .mov), so an export can name real media
-    for every clip. Stills' relative paths are taken relative to ``base`` (the .otio's folder).
+    as the film encodes them (H.264; their sound as PCM in .mov, what editors read), so an
+    export can name real media for every clip. Stills' relative paths are taken relative to ``base`` (the .otio's folder).
     Each file is written under a temporary name and renamed once its frame count is checked."""
     if not items:
         return
-    cpus = os.cpu_count() or 1
-    parallel = max(1, jobs if jobs else min(2, cpus))
-    threads = max(1, cpus // parallel)
+    parallel = max(1, jobs if jobs else min(2, os.cpu_count() or 1))
     work = Path(tempfile.mkdtemp(prefix="montage-clips-"))
     try:
         todo = []
@@ -442,6 +275,6 @@ def render_clips(edl: EditDecisionList, items: list[tuple[EditDecision, Path]], 
                 media = (base / d.media).absolute()
                 src = Source(media, media_info(media, d.kind))
             todo.append((_Segment(i, d, 0, out), src))
-        _encode(todo, edl, work, parallel, threads, False)
+        _encode(todo, edl, work, parallel, False, export=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)

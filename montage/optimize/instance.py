@@ -30,8 +30,12 @@ def build_problem(plan: ShotPlan, candidates: CandidateSet, rules: RuleSet, *, r
                   cast_faces: Mapping[str, tuple[float, ...]] | None = None) -> Problem:
     pins, keep = dict(pins or {}), dict(keep or {})
     rules = rules.for_embedder(candidates.embedder)
+    # a sentence of the last cut wants the length it had (a beat grid keeps it in place)
+    fixed = {i: keep[s.id].frames for i, s in enumerate(plan.shots)
+             if free is not None and s.id not in pins and s.id in keep
+             and not keep[s.id].edited and keep[s.id].frames > 0}
     planned = targets(plan.shots, [frames_for(planned_seconds(s, rules), rate) for s in plan.shots],
-                      rules, rate, pacing)
+                      rules, rate, pacing, fixed)
     _check_pins(plan, pins, bans, rules)
     by_shot = {c.shot_id: c.hits for c in candidates.shots}
     pinned_at = {clip: sid for sid, clip in pins.items()}

@@ -106,7 +106,8 @@ def optimize(
     chosen = [p.options[i][k] for i, k in enumerate(choice)]
     if pacing is not None:
         lengths = snap([o.frames for o in chosen], [_room(o, rate) for o in chosen],
-                       [pacing.floor_frames(s.id, rate) for s in p.shots], rules, rate, pacing)
+                       [pacing.floor_frames(s.id, rate) for s in p.shots], rules, rate, pacing,
+                       previous=_previous_lengths(p.shots, chosen, keep, free, pacing, rate))
         chosen = [replace(o, frames=n) for o, n in zip(chosen, lengths)]
     decisions = tuple(_decision(p, i, chosen[i], explanations[i], root, rate)
                       for i in range(p.n))
@@ -176,6 +177,24 @@ def _infeasible(p: Problem, status: str) -> OptimizeError:
         f"{len(p.clip_names)} usable clips, and the rules {', '.join(rules)} conflict",
         "allow title cards ([limits] placeholders = true), allow reuse ([limits] reuse_gap = N), "
         "remove pins/bans, or add footage")
+
+
+def _previous_lengths(shots, chosen: list[Option], keep: Mapping[str, Kept] | None,
+                      free: frozenset[str] | None, pacing: Pacing,
+                      rate: Fraction) -> list[tuple[int, bool] | None]:
+    """For each shot of a recut that shows the clip (or card) it showed in the last cut with
+    the same words: the length it had, and whether its cut was on a beat then; None for the
+    others (and for every shot when all are re-solved)."""
+    if not keep or free is None:
+        return [None] * len(shots)
+    beats = set(pacing.grid(rate)[0])
+    out: list[tuple[int, bool] | None] = []
+    for shot, option in zip(shots, chosen):
+        k = keep.get(shot.id)
+        same = k is not None and not k.edited and k.frames > 0 and \
+            (option.clip_id if option.hit else "") == k.library_shot
+        out.append((k.frames, k.start < 0 or k.start + k.frames in beats) if same else None)
+    return out
 
 
 def _room(option: Option, rate: Fraction) -> int | None:

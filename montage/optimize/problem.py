@@ -32,11 +32,15 @@ class OptimizeError(MontageError):
 
 @dataclass(frozen=True)
 class Kept:
-    """A shot's choice in the previous cut: ``library_shot`` "" means it was a title card."""
+    """A shot's choice in the previous cut: ``library_shot`` "" means it was a title card.
+    ``edited``: the choice of the sentence this one replaced (its length follows its new text);
+    ``start``: the film frame it started at (-1: unknown)."""
 
     library_shot: str
     source_in: int = 0
     frames: int = 0
+    edited: bool = False
+    start: int = -1
 
 
 @dataclass(frozen=True)

@@ -45,14 +45,17 @@ class Generated:
     cast: tuple[Character, ...] = ()  # the film's characters as the generator saw them
 
 
-def _seed(shot_id: str) -> int:
-    return int(hashlib.sha1(shot_id.encode()).hexdigest()[:8], 16) % (2**31)
+def _seed(shot_id: str, base: int = 0) -> int:
+    """The shot's own seed; a project seed (``--seed``) other than 0 gives every shot another."""
+    text = shot_id if not base else f"{base}:{shot_id}"
+    return int(hashlib.sha1(text.encode()).hexdigest()[:8], 16) % (2**31)
 
 
 def fill_missing(plan: ShotPlan, candidates: CandidateSet, *, spec: str, threshold: float,
                  library: Path, cache: Path, width: int, height: int, rate: Fraction,
                  force: frozenset[str] = frozenset(), cast_file: Path | None = None,
-                 only: frozenset[str] | None = None, progress: bool = True) -> Generated:
+                 only: frozenset[str] | None = None, progress: bool = True,
+                 seed: int = 0) -> Generated:
     """Generate the missing shots and add them to the candidates.
 
     ``only`` names the shots to generate instead, as if their footage scored under the
@@ -112,7 +115,7 @@ def fill_missing(plan: ShotPlan, candidates: CandidateSet, *, spec: str, thresho
             request = GenerationRequest(
                 shot_id=shot.id, prompt=shot.text, query=shot.query, characters=shot.characters,
                 seconds=shot.duration, width=width, height=height, rate=str(rate),
-                seed=_seed(shot.id), init_image=init, cast=tuple(cast))
+                seed=_seed(shot.id, seed), init_image=init, cast=tuple(cast))
             clip = gen.generate(request, cache_dir=cache, progress=progress)
             # a shot the user asked for enters above its best footage, any other above the threshold
             base = max([threshold] + [h.score for h in hits if shot.id in force])

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import signal
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable
@@ -28,51 +26,24 @@ from retrieval import candidates_for_plan
 from retrieval import open_index
 from retrieval.types import CandidateSet, Hit, ShotCandidates
 
-from montage.film import (clip_features, read_timeline, render_edit, report_text, rhythm_plot,
-                          write_contact_sheet, write_srt, write_timeline)
-from montage.film import Soundtrack
-from montage.optimize import EditDecisionList, Kept, RuleSet, Solution, load_rules, optimize
-from .generate import cast_lines, fill_missing, mark_generated, merge
-from montage.project import (Choices, DamagedState, ProjectState, cut_dir, disk_full_is_an_error,
-                             last_cut, load_choices, load_state, project_lock, rebuild_state,
-                             record_cut, save_state, settle, staged_film, write_atomic)
+from montage.film import finish_film, read_timeline, render_edit, write_contact_sheet
+from montage.optimize import EditDecisionList, Kept, RuleSet, load_rules, optimize
+from montage.project import (RENDERED, SETTINGS_FILE, Choices, DamagedState, ProjectState,
+                             Settings, copy_atomic, cut_dir, disk_full_is_an_error, last_cut,
+                             load_choices, load_state, project_lock, rebuild_state, save_state,
+                             settings_json, settle, staged_film)
 from montage.sound import prepare_sound
 
+from .artifacts import MakeResult, prepare, record
+from .changes import fingerprints, read_rendered, rendered_json, shot_changes, summary
+from .faults import STOP_AT, stop_after_clips, stop_at
+from .generate import cast_lines, fill_missing, mark_generated, merge
+from .options import MakeOptions, check_output, default_project, resolve
+from .rounds import cast_faces, generator_model, say_who_holds, second_round, taken_footage
 
-@dataclass(frozen=True)
-class MakeOptions:
-    """Everything a user can set for one `montage make`."""
-
-    embedder: str = "proxy"
-    style: str = "default"  # a preset in assets/rules/ or a path to a TOML rule set
-    top: int = 10
-    threshold: float | None = None  # overrides the rule set's placeholder threshold
-    width: int = 1280
-    height: int = 720
-    rate: Fraction = Fraction(25)
-    progress: bool = True
-    contact_sheet: bool = True
-    generator: str = "off"  # "builtin", "builtin:WEIGHTS", "diffusers:MODEL" or "off"
-    generate: frozenset[str] = frozenset()  # shot ids to generate whatever the library has
-    cast: Path | None = None  # cast.toml: names, descriptions, reference images, seeds
-    wait: float = 0.0  # seconds to wait for another writer of the project (0: fail at once)
-    narrate: bool = False  # speak each shot's sentence (Piper); a shot lasts as long as its speech
-    voice: Path | None = None  # a Piper voice (.onnx) instead of the bundled one (implies narrate)
-    music: Path | None = None  # music under the film; cuts land on its beats
-
-
-@dataclass(frozen=True)
-class MakeResult:
-    film: Path
-    project: Path
-    cut: int
-    shots: int
-    placeholders: int
-    seconds: float  # film length
-    changes: str  # what the recut changed, e.g. "1 edited, 74 unchanged"
-    kept: int  # shots that kept the clip and trim of the previous cut
-    encoded: int  # clips encoded by this run (the rest came from the cache)
-    timings: dict[str, float] = field(default_factory=dict)  # stage -> wall seconds
+_second_round = second_round  # the name tests know
+__all__ = ["STOP_AT", "MakeOptions", "MakeResult", "Recutter", "check_output", "default_project",
+           "make_film"]
 
 
 @dataclass(frozen=True)
@@ -87,43 +58,15 @@ class _Previous:
     fresh: bool
 
 
-def default_project(out: Path) -> Path:
-    """The project folder that goes with a film: `film.mp4` -> `film.montage/` beside it."""
-    return out.with_name(out.stem + ".montage")
-
-
-def check_output(out: Path, project: Path, library: Path) -> None:
-    """Fail before any work if the film or project cannot be written, or would touch the library."""
-    if out.suffix.lower() != ".mp4":
-        raise ProjectError(f"output must be an .mp4 file: {out}", "pass --out NAME.mp4")
-    lib = library.resolve()
-    for target in (out.resolve(), project.resolve()):
-        if target == lib or lib in target.parents:
-            raise ProjectError(f"refusing to write inside the footage library: {target}",
-                               "choose --out/--project outside the library; sources are never modified")
-    if out.is_dir():
-        raise ProjectError(f"output path is a folder: {out}", "pass a file name ending in .mp4")
-    for folder in (out.parent, project):
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ProjectError(f"cannot create folder {folder}: {exc.strerror}",
-                               "choose a writable --out / --project") from None
-        probe = folder / f".montage-write-test-{id(folder)}"
-        try:
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError:
-            raise ProjectError(f"folder is not writable: {folder}",
-                               "choose a writable --out / --project") from None
-
-
 class Recutter:
     """Makes and remakes the film of one project; keeps models and the index loaded between
     cuts (for `montage watch` and the studio), so a recut costs only what changed.
 
-    ``on_progress``, when given, hears every stage and every encoded clip as one line of text
-    (the studio shows them), whether or not ``options.progress`` prints them.
+    The project remembers its settings (``state.json``): each cut starts from them, with the
+    settings ``options.given`` names on top (all of them when ``given`` is None), and the
+    history says what changed. ``on_progress``, when given, hears every stage and every
+    encoded clip as one line of text (the studio shows them), whether or not
+    ``options.progress`` prints them.
     """
 
     def __init__(self, library: Path, project: Path, options: MakeOptions = MakeOptions(),
@@ -135,12 +78,37 @@ class Recutter:
         self.command = command  # what another writer is told holds the project
         self.set_options(options)
         self._last: _Previous | None = None  # this object's last cut (kept for watch mode)
+        self._pending: tuple[int, Path] | None = None  # a preview cut to finish
+        self._told: set[str] = set()  # notes about the stored settings, said once
 
     def set_options(self, options: MakeOptions) -> None:
         """Other settings for the next cut (a style, a shot to generate); models stay loaded.
         A change of settings makes the next cut re-solve every shot, preferring the old clips."""
-        self.rules: RuleSet = load_rules(options.style)
+        if getattr(self, "options", None) is None or options.style != self.options.style:
+            self.rules: RuleSet = load_rules(options.style)
         self.options = options
+
+    def change(self, **values) -> None:
+        """Change some settings for the next cut (they count as given: the history records them)."""
+        o = self.options
+        given = None if o.given is None else o.given | set(values)
+        self.set_options(replace(o, given=given, **values))
+
+    def resolve(self, state: ProjectState | None = None) -> tuple[Settings, list[str]]:
+        """The settings the next cut uses: the project's, with this Recutter's own on top; and
+        what they change (``name old -> new``). Says once what reading an old project assumed."""
+        if state is None:
+            try:
+                state = load_state(self.project)
+            except DamagedState:
+                state = None
+        for note in (state.notes if state is not None else ()):
+            if note not in self._told:
+                self._told.add(note)
+                self._say(f"note: {note}", warn=True)
+        merged, changes = resolve(self.options, state.settings if state is not None else None)
+        self.set_options(replace(merged, given=self.options.given))
+        return merged.settings(), changes
 
     def _say(self, text: str, warn: bool = False) -> None:
         """Progress to the callback and (unless quiet) stderr; a warning is printed always."""
@@ -150,7 +118,7 @@ class Recutter:
             print(f"[montage] {text}", file=sys.stderr, flush=True)
 
     def _render_progress(self) -> bool | Callable[[str], None]:
-        stop = _stop_after_clips()
+        stop = stop_after_clips()
         if self.on_progress is None and stop is None:
             return self.options.progress
         echo, callback = self.options.progress, self.on_progress
@@ -164,26 +132,63 @@ class Recutter:
                 stop(text)
         return tell
 
-    def settings(self) -> str:
+    def key(self) -> str:
+        """Everything that decides the candidates and the edit as one string: a cut with the
+        same key (and index) reuses the last cut's candidates. (Written as before settings were
+        kept, so a project cut by an older montage recuts as fresh.)"""
         o = self.options
         rules = json.dumps(self.rules.to_dict(), sort_keys=True, default=str)
         return (f"{rules}|{o.threshold}|{o.width}x{o.height}@{o.rate}|top{o.top}|"
                 f"{o.generator}|{sorted(o.generate)}|{o.cast}"
                 + (f"|narrate:{o.narrate}:{o.voice}|music:{o.music}"
-                   if o.narrate or o.voice or o.music else ""))
+                   if o.narrate or o.voice or o.music else "")
+                + (f"|seed:{o.seed}" if o.seed else ""))
 
-    def cut(self, script: Path, out: Path, note: str = "") -> MakeResult:
+    def cut(self, script: Path, out: Path, note: str = "", preview: bool = False) -> MakeResult:
         """Plan, choose and render; a recut when the project already holds a cut. ``note`` says
         why in the history (e.g. "style calm"), before what changed in the script. Holds the
-        project's lock throughout: a second writer waits (``options.wait``) or is told who."""
+        project's lock throughout: a second writer waits (``options.wait``) or is told who.
+
+        ``preview`` (the studio): the cut is committed with a film whose sound is the clips'
+        FLAC, joined without encoding, so it plays at once; :meth:`finish` then writes the
+        AAC film and the contact sheet. Until then (or if the process dies first) the project's
+        film plays everywhere a browser does, with lossless sound."""
         check_output(out, self.project, self.library)
         with project_lock(self.project, self.command, wait=self.options.wait > 0,
                           timeout=self.options.wait):
             with disk_full_is_an_error(self.project):
-                return self._cut(script, out, note)
+                result = self._cut(script, out, note, preview)
+        if self.options.given is not None:  # recorded: from now on they are the project's
+            self.set_options(replace(self.options, given=frozenset()))
+        return result
 
-    def _cut(self, script: Path, out: Path, note: str) -> MakeResult:
-        lib, project, o = self.library, self.project, self.options
+    @property
+    def pending(self) -> bool:
+        """A preview cut waits for :meth:`finish`."""
+        return self._pending is not None
+
+    def finish(self) -> None:
+        """The finished film (AAC) in place of the last preview cut's, and its contact sheet;
+        nothing when a later cut has replaced it. Holds the project's lock."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        cut, out = pending
+        with project_lock(self.project, self.command, wait=True, timeout=600), \
+                disk_full_is_an_error(self.project):
+            state = load_state(self.project)
+            if state is None or state.cut != cut or Path(state.film) != out:
+                return
+            folder = cut_dir(self.project, cut)
+            finish_film(folder / "edit.otio", out, self.project / "cache",
+                        progress=self._render_progress())
+            if self.options.contact_sheet:
+                write_contact_sheet(out, read_timeline(folder / "edit.otio"), folder / "contact.png",
+                                    cache=self.project / "cache" / "thumbs")
+                copy_atomic(folder / "contact.png", self.project / "contact.png")
+
+    def _cut(self, script: Path, out: Path, note: str, preview: bool = False) -> MakeResult:
+        lib, project = self.library, self.project
         t: dict[str, float] = {}
         clock = time.perf_counter()
 
@@ -193,11 +198,6 @@ class Recutter:
             t[name] = round(t.get(name, 0.0) + now - clock, 4)  # a stage may come twice
             clock = now
 
-        plan = load_script(script, cache=project / "cache" / "plans")  # unchanged: no spaCy
-        sound = prepare_sound(plan, narrate=o.narrate, voice=o.voice, music=o.music,
-                              cache=project / "cache", rate=o.rate, say=self._say)
-        plan = sound.plan  # spoken shots last as long as their speech
-        lap("plan")
         settle(project)  # finish a cut whose publication a kill cut short
         try:
             state = load_state(project)
@@ -210,12 +210,26 @@ class Recutter:
             raise ProjectError(
                 f"{project} was cut from the library {state.library}, not {lib.resolve()}",
                 f"pass --library {state.library}, or choose a new --project for this library")
+        settings, changed = self.resolve(state)
+        o = self.options
+        if changed:
+            note = "; ".join(filter(None, [note, "settings: " + ", ".join(changed)]))
+        plan = load_script(script, cache=project / "cache" / "plans")  # unchanged: no spaCy
+        sound = prepare_sound(plan, narrate=o.narrate, voice=o.voice, music=o.music,
+                              cache=project / "cache", rate=o.rate, say=self._say)
+        plan = sound.plan  # spoken shots last as long as their speech
+        force = self._forced(plan)
+        lap("plan")
         choices = load_choices(project)
 
         self._say("index")
         build_index(lib, o.embedder, progress=o.progress)
         index = open_index(lib)
-        _stop_at("indexed")
+        stop_at("indexed")
+        if settings.embedder_model and settings.embedder_model != index.embedder_name:
+            self._say(f"warning: the embedder {o.embedder!r} is now {index.embedder_name}, not "
+                      f"{settings.embedder_model} as when this project was cut; every shot is "
+                      "chosen again, preferring its old clip", warn=True)
         # the vectors file is named by its content: a changed library gets a new one
         index_id = hashlib.sha1(repr((index.embedder_name, index.meta.get("vectors"),
                                       index.meta.get("rows"))).encode()).hexdigest()[:16]
@@ -227,12 +241,12 @@ class Recutter:
 
         generated = None
         searched = candidates
-        if o.generator != "off" or o.generate:
-            generated = self._generate(plan, searched)
+        if o.generator != "off" or force:
+            generated = self._generate(plan, searched, force=force)
             candidates = generated.candidates
             lap("generate")
 
-        keep, free, alignment = self._stability(plan, previous, choices, candidates)
+        keep, free, alignment = self._stability(plan, previous, choices, candidates, force)
         gone = self._gone(previous, index)
         for sid in [sid for sid, k in keep.items() if k.library_shot in gone]:
             del keep[sid]  # its clip left the library: its footage is chosen anew
@@ -242,55 +256,80 @@ class Recutter:
             return optimize(plan, cands, rules=self.rules, threshold=o.threshold, rate=o.rate,
                             width=o.width, height=o.height, pins=choices.pins, bans=choices.bans,
                             keep=keep, free=free, pacing=sound.pacing(),
-                            cast_faces=_cast_faces(generated))
+                            cast_faces=cast_faces(generated))
 
         solution = solve(candidates)
         if generated is not None:
-            cards = _second_round(solution.edl, generated.attempted)
+            cards = second_round(solution.edl, generated.attempted)
             if cards and generated.usable:  # generate them, then solve again
                 lap("optimize")
-                generated = merge(generated, self._generate(plan, searched, only=cards))
+                generated = merge(generated, self._generate(plan, searched, only=cards,
+                                                            force=force))
                 candidates = generated.candidates
                 lap("generate")
                 solution = solve(candidates)
-            solution = replace(solution, edl=mark_generated(solution.edl, generated))
+            edl = mark_generated(solution.edl, generated)
+            taken = taken_footage(edl, searched, cards, self._threshold(searched))
+            solution = replace(solution, edl=say_who_holds(edl, taken))
         lap("optimize")
-        _stop_at("solved")
+        stop_at("solved")
 
         n = (state.cut if state else last_cut(project)) + 1
-        changes = alignment.summary() if alignment else f"{len(plan.shots)} new"
+        settings = replace(settings, embedder_model=index.embedder_name,
+                           generator_model=generator_model(o.generator) or settings.generator_model)
+        after = fingerprints(solution.edl)
+        before = (read_rendered(cut_dir(project, previous.cut), previous.edl)
+                  if previous is not None else {})
+        changes, same = summary(alignment, before, after)
         if note:
             changes = f"{note}; {changes}"
         soundtrack = sound.soundtrack(solution.edl)
-        folder = self._record(n, plan, candidates, solution.edl, changes, script, soundtrack)
+        folder = record(project, n, plan, solution.edl, changes, script, soundtrack,
+                        {SETTINGS_FILE: settings_json(settings, project),
+                         RENDERED: rendered_json(after, shot_changes(alignment, before, after))})
         lap("edit")
 
         self._say(f"render cut {n} ({changes})")
         staged = staged_film(out.resolve(), n)  # the film stays where it is until the commit
         rendered = render_edit(folder / "edit.otio", staged, cache=project / "cache",
-                               progress=self._render_progress(), reuse=out.resolve())
+                               progress=self._render_progress(), reuse=out.resolve(),
+                               preview=preview)
         lap("render")
 
         cast = cast_lines(generated, plan, solution.edl) if generated is not None else []
-        self._prepare(folder, solution, plan, candidates, staged, out, changes, cast, soundtrack,
-                      skipped=index.skipped)
-        _stop_at("state")
+        prepare(folder, solution, plan, candidates, staged, out, changes, cast, soundtrack,
+                contact=self.options.contact_sheet and not rendered.preview,
+                thumbs=project / "cache" / "thumbs", skipped=index.skipped)
+        stop_at("state")
         # the commit: from here the new cut is the project's; settle() copies it into place
         save_state(project, ProjectState(library=str(lib.resolve()), embedder=index.embedder_name,
                                          index_id=index_id, script=str(script.resolve()),
-                                         film=str(out.resolve()), settings=self.settings(), cut=n))
-        _stop_at("committed")
+                                         film=str(out.resolve()), key=self.key(), cut=n,
+                                         settings=settings))
+        stop_at("committed")
         settle(project)
+        self._pending = (n, out.resolve()) if rendered.preview else None
         self._last = _Previous(n, plan, candidates, solution.edl, fresh=True)
         lap("publish")
-        kept = sum(1 for d in solution.edl.decisions
-                   if d.shot_id in keep and _same(keep[d.shot_id], d))
         return MakeResult(film=out, project=project, cut=n, shots=len(plan.shots),
                           placeholders=sum(d.source == "placeholder" for d in solution.edl.decisions),
-                          seconds=solution.edl.seconds, changes=changes, kept=kept,
+                          seconds=solution.edl.seconds, changes=changes, kept=same,
                           encoded=rendered.encoded, timings=t)
 
     # -- steps -----------------------------------------------------------------------------
+    def _forced(self, plan: ShotPlan) -> frozenset[str]:
+        """The shots to generate whatever the library has: those of the settings that are in
+        this plan (a remembered one whose sentence is gone is said and dropped; one named on
+        the command line for this run must exist, or the generator says so)."""
+        o = self.options
+        ids = {s.id for s in plan.shots}
+        named_now = o.given is None or "generate" in o.given
+        gone = sorted(o.generate - ids)
+        if gone and not named_now:
+            self._say(f"note: shot(s) {', '.join(gone)} were to be generated but are no longer "
+                      "in the script", warn=True)
+            self.set_options(replace(o, generate=o.generate & ids))
+        return self.options.generate
     def _threshold(self, candidates: CandidateSet) -> float:
         """The title-card threshold for ``candidates``' scores (their embedder's, unless the
         style or --threshold sets one)."""
@@ -300,20 +339,20 @@ class Recutter:
         return self.rules.for_embedder(candidates.embedder).placeholder_threshold
 
     def _generate(self, plan: ShotPlan, candidates: CandidateSet,
-                  only: frozenset[str] | None = None):
+                  only: frozenset[str] | None = None, force: frozenset[str] = frozenset()):
         """Generated clips for the shots the library cannot illustrate (montage.pipeline.generate)."""
         o = self.options
         return fill_missing(plan, candidates, spec=o.generator, threshold=self._threshold(candidates),
                             library=self.library,
                             cache=(self.project / "cache" / "generated").resolve(),
-                            width=o.width, height=o.height, rate=o.rate, force=o.generate,
-                            cast_file=o.cast, only=only, progress=o.progress)
+                            width=o.width, height=o.height, rate=o.rate, force=force,
+                            cast_file=o.cast, only=only, progress=o.progress, seed=o.seed)
 
     def _previous(self, state: ProjectState | None, index_id: str) -> "_Previous | None":
         """The last cut, to seed this one; None for a new project."""
         if state is None:
             return None
-        fresh = state.index_id == index_id and state.settings == self.settings()
+        fresh = state.index_id == index_id and state.key == self.key()
         if self._last is not None and self._last.cut == state.cut:  # watch mode: still in memory
             return replace(self._last, fresh=fresh)
         folder = cut_dir(self.project, state.cut)
@@ -374,17 +413,19 @@ class Recutter:
                             shots=tuple(ShotCandidates(c.shot_id, c.query, c.hits) for c in shots))
 
     def _stability(self, plan: ShotPlan, previous: "_Previous | None", choices: Choices,
-                   candidates: CandidateSet):
+                   candidates: CandidateSet, force: frozenset[str]):
         """What the last cut chose (kept where possible) and which shots are re-solved."""
         if previous is None:
             return {}, None, None
         alignment = align(previous.plan, plan)
-        keep = {d.shot_id: Kept(d.library_shot, d.source_in, d.frames) for d in previous.edl.decisions}
+        keep = {d.shot_id: Kept(d.library_shot, d.source_in, d.frames, start=at)
+                for d, at in zip(previous.edl.decisions, previous.edl.starts())}
         for change in alignment.changes:  # an edited sentence starts from its old clip
             if change.status == "edited" and change.previous in keep:
-                keep[change.shot_id] = keep[change.previous]
-        for shot in self.options.generate:  # asked to generate: the old clip has no claim
-            keep.pop(shot, None)
+                keep[change.shot_id] = replace(keep[change.previous], edited=True)
+        for shot in force:  # asked to generate: the old clip has no claim (unless it was generated)
+            if not keep.get(shot, Kept("", 0, 0)).library_shot.startswith("generated:"):
+                keep.pop(shot, None)
         for shot, (clip, at) in choices.trims.items():  # a hand-set trim holds on its clip
             old = keep.get(shot)
             frames = old.frames if old is not None and old.library_shot == clip else 0
@@ -409,82 +450,8 @@ class Recutter:
                 if sid in choices.trims
                 or (k.library_shot and scores.get(sid, {}).get(k.library_shot, -1.0) >= threshold)}
 
-    def _record(self, n: int, plan: ShotPlan, candidates: CandidateSet, edl: EditDecisionList,
-                changes: str, script: Path, sound: Soundtrack | None = None) -> Path:
-        """history/NNNN/ with the plan, the edit and the script text it was cut from (so going
-        back to a cut can bring its words back too)."""
-        project = self.project
-        project.mkdir(parents=True, exist_ok=True)
-        files = {"plan.json": plan.to_json(),
-                 "script.txt": script.read_text(encoding="utf-8", errors="replace")}
-        folder = record_cut(project, n, files, changes, len(plan.shots), edl.seconds)
-        write_timeline(edl, folder / "edit.otio", name=script.stem, sound=sound)
-        return folder
-
-    def _prepare(self, folder: Path, solution: Solution, plan: ShotPlan,
-                 candidates: CandidateSet, staged: Path, out: Path, changes: str,
-                 cast: list[str], sound: Soundtrack | None = None,
-                 skipped: tuple[tuple[str, str], ...] = ()) -> None:
-        """Every artifact of the new cut, in its history folder (montage.project.publish
-        copies them into place after the commit)."""
-        write_atomic(folder / "candidates.json", candidates.to_json())
-        write_srt(solution.edl, folder / "film.srt", sound=sound)
-        if self.options.contact_sheet:
-            write_contact_sheet(staged, solution.edl, folder / "contact.png",
-                                cache=self.project / "cache" / "thumbs")
-        rhythm_plot(solution.edl, clip_features(candidates), folder / "rhythm.png")
-        write_atomic(folder / "report.md",
-                     report_text(plan, candidates, solution, film=out, changes=changes,
-                                 cast=cast, skipped=skipped))
-
-
-STOP_AT = "MONTAGE_TEST_STOP_AT"  # tests: kill -9 this process at a named stage
-
-
-def _stop_at(stage: str) -> None:
-    """Fault tests: SIGKILL ourselves at ``stage`` when asked: indexed, solved, joining,
-    state (the new cut written, its state not yet), committed (the state, not yet the film)."""
-    if os.environ.get(STOP_AT) == stage:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _stop_after_clips() -> Callable[[str], None] | None:
-    """Fault tests: a render progress listener that SIGKILLs us after N clips are encoded
-    (``encoded:N``) or as the join starts (``joining``); None when no stop is asked."""
-    stage = os.environ.get(STOP_AT, "")
-    if stage.startswith("encoded:"):
-        n = int(stage.split(":", 1)[1])
-        return lambda text: os.kill(os.getpid(), signal.SIGKILL) \
-            if text.startswith(f"render: clip {n}/") else None
-    if stage == "joining":
-        return lambda text: _stop_at("joining") if text.startswith("render: joining") else None
-    return None
-
-
-def _same(kept: Kept, d) -> bool:
-    return (kept.library_shot, kept.source_in, kept.frames) == (d.library_shot, d.source_in, d.frames)
-
 
 def make_film(script: Path, library: Path, out: Path, project: Path | None = None,
               options: MakeOptions = MakeOptions()) -> MakeResult:
     """Make (or recut) `out` from `script` and the footage under `library`."""
     return Recutter(library, project or default_project(out), options).cut(script, out)
-
-
-def _cast_faces(generated) -> dict[str, tuple[float, ...]]:
-    """The faces of the characters whose cast.toml gives photos (the optimizer's anchor for
-    who a character is); none without generation, which is what reads the cast."""
-    if generated is None:
-        return {}
-    return {c.name: tuple(c.descriptor) for c in generated.cast
-            if c.references and c.descriptor is not None}
-
-
-def _second_round(edl, attempted: frozenset[str]) -> frozenset[str]:
-    """Shots the first solve left as title cards that round one did not try to generate: their
-    footage scored at least the threshold, but went to other shots (a clip is used once) or
-    lost on its rule costs (too short for the shot, soft, another face for the character). A
-    generated clip fits the shot's length and the cast's face, so it is tried before a card
-    stays in the film."""
-    return frozenset(d.shot_id for d in edl.decisions
-                     if d.source == "placeholder" and d.shot_id not in attempted)

@@ -83,7 +83,7 @@ def _sweep(project: Path, film: Path, cut: int) -> None:
             m = staged.match(p.name)
             if m and int(m.group(1)) > cut:
                 leftovers.append(p)
-    temp = re.compile(r"\.(\d+)(?:[.-][0-9a-f]+)?\.tmp(?:\.mov)?$")
+    temp = re.compile(r"\.(\d+)(?:[.-][0-9a-f]+)?\.tmp(?:\.mov|\.mp4)?$")
     for folder in (project, project / "cache"):
         if folder.is_dir():
             for p in folder.iterdir():

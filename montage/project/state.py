@@ -9,7 +9,6 @@ Layout (all plain files a person can read):
 """
 from __future__ import annotations
 
-import dataclasses
 import errno
 import json
 import os
@@ -19,26 +18,32 @@ import time
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from planner.errors import ProjectError
 
-STATE_VERSION = 1
+from montage.project.settings import (Settings, SettingsError, legacy_settings,
+                                      settings_from_dict)
+
+STATE_VERSION = 2  # 2: the settings as an object (1 kept them only inside a cache key)
 
 
 @dataclass(frozen=True)
 class ProjectState:
-    """What the last cut was made from; a recut with other settings re-solves everything."""
+    """What the last cut was made from; a recut with another ``key`` re-solves everything."""
 
     library: str  # absolute path of the footage library
-    embedder: str
+    embedder: str  # the index's embedder name
     index_id: str  # fingerprint of the library index the candidates came from
     script: str
     film: str  # where the film of the current cut was written
-    settings: str  # style, size, rate, threshold... as one comparable string
+    key: str  # the settings and the rule set's weights as one comparable string (a cache key)
     cut: int  # number of the current cut in history/ (1-based)
+    settings: Settings | None = None  # None: unknown (a state rebuilt from history/)
     version: int = STATE_VERSION
+    # what reading an older state.json assumed, for the run to say (not stored)
+    notes: tuple[str, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -111,7 +116,9 @@ class DamagedState(ProjectError):
 
 
 def load_state(project: Path) -> ProjectState | None:
-    """The state of the last cut, or None for a new project; a damaged one is a DamagedState."""
+    """The state of the last cut, or None for a new project; a damaged one is a DamagedState.
+    A state of an older version is read as far as it goes, and its ``notes`` say what was
+    assumed."""
     path = project / "state.json"
     if not path.exists():
         return None
@@ -120,32 +127,53 @@ def load_state(project: Path) -> ProjectState | None:
         problem = _state_problem(data)
     except (OSError, ValueError) as exc:
         problem = str(exc)
-    if problem is None and data["version"] != STATE_VERSION:
+    if problem is None and data["version"] not in (1, STATE_VERSION):
         raise ProjectError(f"{path}: project state version {data['version']} is not "
                            f"{STATE_VERSION}", "use a new --project folder for this version")
     if problem is not None:
         raise DamagedState(f"{path}: the project state is damaged ({problem})",
                            "run montage make again with the same script and --library: it "
                            "rebuilds state.json from the last cut in history/ (nothing is lost)")
-    return ProjectState(**data)
+    if data["version"] == 1:  # settings only inside the cache key: read what it tells
+        settings, read, assumed = legacy_settings(data["settings"], project)
+        settings = replace(settings, embedder=data["embedder"] or settings.embedder,
+                           embedder_model=data["embedder"])
+        note = (f"{project} was cut by an older montage that kept its settings only as a cache "
+                f"key; read from it: {', '.join(read) or 'nothing'}")
+        if assumed:
+            note += f"; assumed: {', '.join(assumed)}"
+        note += " (the next cut writes them in full)"
+        return ProjectState(**{k: v for k, v in data.items() if k not in ("settings", "version")},
+                            key=data["settings"], settings=settings, notes=(note,))
+    settings, assumed = settings_from_dict(data["settings"], project)
+    notes = ((f"{project}: the project's settings do not give {', '.join(assumed)}: "
+              "assumed (the next cut writes them)"),) if assumed else ()
+    return ProjectState(**{k: v for k, v in data.items() if k not in ("settings", "version")},
+                        settings=settings, notes=notes)
 
 
 def _state_problem(data: object) -> str | None:
     """What is wrong with the fields of a parsed state.json, or None."""
     if not isinstance(data, dict):
         return f"expected a JSON object, got {type(data).__name__}"
-    fields = {f.name: f.type for f in dataclasses.fields(ProjectState)}
-    unknown = sorted(set(data) - set(fields))
-    missing = sorted(k for k in fields if k not in data and k != "version")
+    data.setdefault("version", STATE_VERSION)
+    if data["version"] == 1:  # the cache key was called "settings"
+        types = {"library": str, "embedder": str, "index_id": str, "script": str, "film": str,
+                 "settings": str, "cut": int, "version": int}
+    else:
+        types = {"library": str, "embedder": str, "index_id": str, "script": str, "film": str,
+                 "key": str, "cut": int, "version": int, "settings": (dict, type(None))}
+    unknown = sorted(set(data) - set(types))
+    missing = sorted(k for k in types if k not in data)
     if unknown or missing:
         return f"unknown fields {unknown}, missing fields {missing}"
     for name, value in data.items():
-        want = int if fields[name] == "int" else str
+        want = types[name]
         if not isinstance(value, want) or isinstance(value, bool):
-            return f"{name} must be {want.__name__}, got {value!r}"
+            kind = want.__name__ if isinstance(want, type) else "an object"
+            return f"{name} must be {kind}, got {value!r}"
     if data["cut"] < 1:
         return f"cut must be 1 or more, got {data['cut']}"
-    data.setdefault("version", STATE_VERSION)
     return None
 
 
@@ -175,14 +203,38 @@ def rebuild_state(project: Path, library: Path, script: Path,
                               .read_text(encoding="utf-8"))["library"]
     except (OSError, ValueError, KeyError, TypeError):
         cut_from = None
+    try:  # the settings that cut was made with, when it kept them
+        settings = cut_settings(project, complete[0])
+    except SettingsError:
+        settings = None
     return ProjectState(library=cut_from if isinstance(cut_from, str) else str(library.resolve()),
                         embedder="", index_id="",
-                        script=str(script.resolve()), film=str(film.resolve()), settings="",
-                        cut=complete[0])
+                        script=str(script.resolve()), film=str(film.resolve()), key="",
+                        cut=complete[0], settings=settings)
 
 
 def save_state(project: Path, state: ProjectState) -> None:
-    write_atomic(project / "state.json", json.dumps(asdict(state), indent=2))
+    data = {k: v for k, v in asdict(state).items() if k not in ("settings", "notes")}
+    data["settings"] = state.settings.to_dict(project) if state.settings is not None else None
+    data["version"] = STATE_VERSION
+    write_atomic(project / "state.json", json.dumps(data, indent=2))
+
+
+SETTINGS_FILE = "settings.json"  # each cut's settings, in its history folder
+RENDERED = "rendered.json"  # what each shot of a cut shows (written by montage.pipeline.changes)
+
+
+def cut_settings(project: Path, cut: int) -> Settings | None:
+    """The settings cut ``cut`` was made with (None for a cut made before they were kept)."""
+    path = cut_dir(project, cut) / SETTINGS_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SettingsError(f"{path}: cannot be read ({exc})",
+                            "delete it: the cut is still usable, its settings unknown") from None
+    return settings_from_dict(data, project)[0]
 
 
 def cut_dir(project: Path, cut: int) -> Path:

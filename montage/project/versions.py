@@ -5,6 +5,7 @@ from the render cache, so going back is fast), and the next `montage make` recut
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -16,8 +17,10 @@ from planner.shots import ShotPlan
 from montage.optimize import EditDecision, edl_text
 from montage.project.lock import project_lock
 from montage.project.publish import commit_cut, settle, staged_film
-from montage.project.state import (copy_atomic, cut_dir, disk_full_is_an_error, history,
-                                   load_state, record_cut, write_atomic)
+from montage.project.settings import same_settings, settings_json
+from montage.project.state import (RENDERED, SETTINGS_FILE, copy_atomic, cut_dir, cut_settings,
+                                   disk_full_is_an_error, history, load_state, record_cut,
+                                   write_atomic)
 from montage.film import read_timeline, render_edit, write_srt
 
 
@@ -104,10 +107,24 @@ def _revert(project: Path, n: int, progress: bool | Callable[[str], None]) -> in
                            "see the cuts with: montage history PROJECT")
     new = state.cut + 1
     files = {name: (source / name).read_text(encoding="utf-8")
-             for name in ("plan.json", "candidates.json", "edit.otio", "script.txt")
-             if name != "script.txt" or (source / name).is_file()}  # cuts before 0.2 have none
+             for name in ("plan.json", "candidates.json", "edit.otio", "script.txt",
+                          SETTINGS_FILE, RENDERED)
+             if (source / name).is_file() or name in ("plan.json", "candidates.json", "edit.otio")}
+    if RENDERED in files:  # what each shot shows, yes; what changed since the cut before n, no
+        try:
+            shown = json.loads(files[RENDERED])
+            files[RENDERED] = json.dumps({"format": shown["format"], "shots": shown["shots"]})
+        except (ValueError, KeyError, TypeError):
+            del files[RENDERED]
     edl = read_timeline(source / "edit.otio")
-    folder = record_cut(project, new, files, f"revert to cut {n}", len(edl.decisions), edl.seconds)
+    # the settings come back with the cut (a cut made before they were kept: the current ones)
+    settings = cut_settings(project, n) or state.settings
+    summary = f"revert to cut {n}"
+    if settings is not None and state.settings is not None and settings != state.settings:
+        summary += "; settings: " + ", ".join(settings.changes_from(state.settings))
+    folder = record_cut(project, new, files, summary, len(edl.decisions), edl.seconds)
+    if SETTINGS_FILE not in files and settings is not None:
+        write_atomic(folder / SETTINGS_FILE, settings_json(settings, project))
     film = Path(state.film)
     render_edit(folder / "edit.otio", staged_film(film, new), cache=project / "cache",
                 progress=progress)
@@ -116,7 +133,10 @@ def _revert(project: Path, n: int, progress: bool | Callable[[str], None]) -> in
             copy_atomic(source / name, folder / name)
     write_srt(edl, folder / "film.srt")
     write_atomic(folder / "report.md", f"# Cut {new}: revert to cut {n}\n\nSee history/{n:04d}/.\n")
-    commit_cut(project, replace(state, cut=new))
+    same = settings is None or state.settings is None or same_settings(settings, state.settings)
+    # other settings: the next recut searches and solves again (its candidates were not these)
+    commit_cut(project, replace(state, cut=new, settings=settings,
+                                key=state.key if same else ""))
     return new
 
 

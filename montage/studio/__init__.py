@@ -2,7 +2,7 @@
 
 Owns: one page (``static/``), one Starlette app (``server``: the token, origin and path checks),
 one :class:`Studio` per project (``session``: the Recutter with models and index kept loaded,
-and a worker for recuts), thumbnails and previews made by ffmpeg on demand (``media``).
+and a worker for recuts), the current cut as the page shows it (``page``), the film it plays (``playback``), thumbnails and previews made by ffmpeg on demand (``media``).
 :func:`serve` runs it on uvicorn. May import: ``montage.pipeline`` and every room below it.
 A new panel of the page: its markup in ``static/``, its data from a route in ``server``.
 """

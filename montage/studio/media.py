@@ -13,7 +13,7 @@ from pathlib import Path
 
 from retrieval.media import file_arg, run_ffmpeg
 
-from montage.studio.session import Media
+from montage.studio.page import Media
 
 THUMB_WIDTH = 192
 PREVIEW_WIDTH = 320

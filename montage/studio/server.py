@@ -14,8 +14,11 @@ Security, since the server reads the footage and writes the project:
 """
 from __future__ import annotations
 
+import asyncio
 import hmac
+import json
 import re
+import time
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -38,6 +41,8 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self';
        "media-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; "
        "frame-ancestors 'none'")
 CHUNK = 256 * 1024
+LONG_POLL = 0.3  # seconds a status request waits for a job to finish
+MAX_BODY = 16 * 1024 * 1024  # a script of millions of words fits; more is not a script
 
 
 def create_app(studio: Studio, token: str, hosts: set[str]) -> Starlette:
@@ -73,15 +78,32 @@ def create_app(studio: Studio, token: str, hosts: set[str]) -> Starlette:
                           "reload the page")
         return JSONResponse(found)
 
-    def status(request: Request) -> Response:
-        return JSONResponse(studio.status())
+    async def status(request: Request) -> Response:
+        """The studio's state; ``?after=JOB`` answers as soon as that job is done, or after
+        LONG_POLL seconds (the page then shows the stage and asks again)."""
+        after = request.query_params.get("after", "")
+        if after.isdigit() and len(after) < 10:
+            deadline = time.monotonic() + LONG_POLL
+            while time.monotonic() < deadline:
+                now = await run_in_threadpool(studio.status)
+                if now["done"] >= int(after) and now["state"] != "working":
+                    return JSONResponse(now)
+                await asyncio.sleep(0.02)
+        return JSONResponse(await run_in_threadpool(studio.status))
 
     async def action(request: Request) -> Response:
         name = request.path_params["name"]
+        raw = await _body(request)
+        if raw is None:
+            return _error(413, f"the request body is over {MAX_BODY} bytes",
+                          "send a shorter script")
         try:
-            body = await request.json()
+            body = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
             return _error(400, "the request body must be JSON")
+        except RecursionError:  # CPython's parser gives up on deep nesting: the client's error
+            return _error(400, "the request body is JSON nested too deeply",
+                          "send a flat JSON object, e.g. {\"text\": \"...\"}")
         if not isinstance(body, dict):
             return _error(400, "the request body must be a JSON object")
         handlers = {
@@ -94,6 +116,7 @@ def create_app(studio: Studio, token: str, hosts: set[str]) -> Starlette:
             "generate": (studio.generate, {"shot": str}),
             "style": (studio.set_style, {"style": str}),
             "revert": (studio.revert, {"cut": int}),
+            "settings": (studio.set_settings, {"settings": dict}),
         }
         if name not in handlers:
             return _error(404, f"unknown action {name!r}", "one of " + ", ".join(sorted(handlers)))
@@ -114,8 +137,9 @@ def create_app(studio: Studio, token: str, hosts: set[str]) -> Starlette:
 
     def film(request: Request) -> Response:
         cut = request.path_params["cut"]
-        path = studio.film()
-        if path is None or str(studio.status()["cut"]) != cut:
+        current = str(studio.status()["cut"])
+        path = studio.playing(int(cut)) if cut == current else None
+        if path is None:
             return _error(404, f"cut {cut} is not the current film", "reload the page")
         return ranged(request, path, "video/mp4")
 
@@ -168,6 +192,22 @@ _TYPES = {".mp4": "video/mp4", ".srt": "application/x-subrip", ".otio": "applica
           ".md": "text/markdown; charset=utf-8", ".png": "image/png", ".otioz": "application/zip",
           ".fcpxml": "application/xml", ".xml": "application/xml", ".mlt": "application/xml",
           ".kdenlive": "application/xml", ".edl": "text/plain; charset=utf-8"}
+
+
+async def _body(request: Request) -> bytes | None:
+    """The request's body, or None past MAX_BODY bytes (read no further than that)."""
+    try:
+        if int(request.headers.get("content-length", "0")) > MAX_BODY:
+            return None
+    except ValueError:
+        pass
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class _Guard:

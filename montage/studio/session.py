@@ -7,7 +7,6 @@ that fails leaves the previous cut, film and script as they were; its message go
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import queue
@@ -16,7 +15,7 @@ import threading
 import time
 from collections import deque
 from contextlib import ExitStack
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable
@@ -24,14 +23,20 @@ from typing import Callable
 from planner.errors import MontageError, ProjectError, ScriptError
 from planner.plan import plan_text
 from planner.shots import ShotPlan
+from retrieval import candidates_for_plan, open_index
 from retrieval.types import CandidateSet
 
 from montage.film import read_timeline
 from montage.film import FORMATS, export_project
 from montage.optimize import EditDecision, list_styles, usable_span
-from montage.pipeline import MakeOptions, MakeResult, Recutter
-from montage.project import (Choices, cut_dir, history, load_choices, load_state, project_lock,
-                             revert, save_choices, write_atomic)
+from montage.pipeline import MakeOptions, MakeResult, Recutter, check_settings
+from montage.project import (Choices, DamagedState, cut_dir, history, load_choices, load_state,
+                             parse_setting, project_lock, revert, save_choices, show_value,
+                             write_atomic)
+from montage.studio.page import Media, cut_view, script_spans, settings_view
+from montage.studio.playback import keep_playing, playing_file
+
+__all__ = ["EXPORTS", "Media", "Studio", "UnknownItem", "script_spans"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,18 +47,7 @@ class UnknownItem(ProjectError):
 
 EXPORTS = tuple(f"edit{ext}" for ext in FORMATS if ext != ".otio")
 TRIM_STEP = 0.5  # seconds a nudge moves a clip's in-point
-CANDIDATES_SHOWN = 8
-
-
-@dataclass(frozen=True)
-class Media:
-    """A file the page may ask for, by id: never by a path taken from the request."""
-
-    path: Path
-    kind: str  # "video" | "still"
-    at: float  # seconds into the file of the frame that stands for it
-    start: float
-    end: float
+FINISH_AFTER = 1.0  # seconds without a new change before the finished film is written
 
 
 class Studio:
@@ -79,15 +73,41 @@ class Studio:
         self._job = 0
         self._done = 0
         self._jobs: queue.Queue = queue.Queue()
+        self._finished = threading.Event()  # no finished film is being written
+        self._finished.set()
         self._snapshot: tuple[tuple, dict, bytes] | None = None
         self._media: dict[str, Media] = {}
+        try:  # the project's settings, with the command line's on top: shown from the start
+            self._settings_notes = self._resolve()
+        except BaseException:
+            self._hold.close()
+            raise
         self._worker = threading.Thread(target=self._work, name="montage-studio", daemon=True)
         self._worker.start()
 
+    def _resolve(self) -> list[str]:
+        """Load the project's settings into the Recutter; what reading them assumed, and what
+        this session's own settings change (recorded by the next cut)."""
+        try:
+            state = load_state(self.project)
+        except DamagedState as exc:  # the first cut rebuilds it (montage.pipeline)
+            return [exc.message]
+        _, changes = self.recutter.resolve(state)
+        notes = list(state.notes) if state is not None else []
+        if changes:
+            notes.append("the next cut changes " + ", ".join(changes))
+        return notes
+
+    def settings_notes(self) -> list[str]:
+        """What reading the project's settings assumed, and what this session changes."""
+        return list(self._settings_notes)
+
     def close(self) -> None:
-        """Release the project's lock once the job under way (if any) has finished."""
+        """Release the project's lock once the job under way (if any) has finished, and the
+        finished film after it is written."""
         if self._job:
             self.wait(self._job, timeout=600)
+        self._finished.wait(600)
         self._hold.close()
 
     # -- status -------------------------------------------------------------------------------
@@ -101,15 +121,17 @@ class Studio:
         with self._status_lock:
             return {"state": self._state, "stage": self._stage, "log": list(self._log)[-8:],
                     "job": self._job, "done": self._done, "error": self._error,
+                    "finishing": not self._finished.is_set(),
                     "cut": state.cut if state else 0,
                     "library_ok": self.library.is_dir(), "library": str(self.library)}
 
     def wait(self, job: int, timeout: float = 120.0) -> dict:
-        """Block until ``job`` is finished (for tests and benchmarks); returns the status."""
+        """Block until ``job`` is finished, and the finished film after it written (for tests
+        and benchmarks); returns the status."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             s = self.status()
-            if s["done"] >= job and s["state"] != "working":
+            if s["done"] >= job and s["state"] != "working" and not s["finishing"]:
                 return s
             time.sleep(0.02)
         raise TimeoutError(f"studio job {job} still running after {timeout} s")
@@ -123,19 +145,36 @@ class Studio:
         self._jobs.put((job, what, change, recut))
         return job
 
+    def _warm(self) -> None:
+        """Load what the recut of an edited sentence needs (the parser, the index and its text
+        model) before the first save asks for it."""
+        try:
+            plan = plan_text("A red door opens slowly.")
+            candidates_for_plan(open_index(self.library), plan, top=1)
+        except MontageError:  # no index yet: the first cut makes it
+            pass
+        except Exception:  # noqa: BLE001 - a warm-up never stops the studio
+            logger.debug("studio warm-up failed", exc_info=True)
+
     def _work(self) -> None:
+        self._warm()
+        queued = None
         while True:
-            job, what, change, recut = self._jobs.get()
+            job, what, change, recut = queued or self._jobs.get()
+            queued = None
             with self._status_lock:
                 self._state, self._stage, self._error = "working", what, None
                 self._log.clear()
                 self._log.append(what)
             error = None
+            before = self.recutter.options  # a job that fails leaves the settings as they were
             try:
                 if change is not None:
                     change()
-                if recut:
-                    self._cut("" if what in ("save the script", "first cut") else what)
+                if recut:  # a change of settings is said by the recut itself
+                    plain = what in ("save the script", "first cut") or \
+                        what.startswith(("settings:", "style "))
+                    self._cut("" if plain else what)
             except MontageError as exc:
                 line = re.search(re.escape(str(self.script)) + r":(\d+):", exc.message)
                 error = {"message": exc.message, "hint": exc.hint or "", "what": what,
@@ -144,18 +183,40 @@ class Studio:
                 logger.exception("studio job %r failed", what)  # the traceback, for a bug report
                 error = {"message": f"{type(exc).__name__}: {exc}", "hint": "this is a bug in "
                          "montage; the previous cut is unchanged", "what": what, "line": None}
+            if error is not None and recut:
+                self.recutter.set_options(before)
             with self._status_lock:
                 self._state = "error" if error else "idle"
                 self._error = error
                 self._done = job
                 self._stage = "" if error is None else self._stage
+                if self.recutter.pending:  # the page plays the preview; the finished film follows
+                    self._finished.clear()
+            if not self._finished.is_set():
+                try:  # a save right after this one: its own cut supersedes the finished film
+                    queued = self._jobs.get(timeout=FINISH_AFTER)
+                except queue.Empty:
+                    self._finish()
+
+    def _finish(self) -> None:
+        """Write the finished film (AAC) and contact sheet of the cut the page now plays."""
+        try:
+            self.recutter.finish()
+        except MontageError as exc:  # the preview stays the film; the next cut finishes its own
+            logger.warning("the finished film was not written: %s (%s)", exc.message, exc.hint)
+        except Exception:  # noqa: BLE001 - a bug is reported, the worker goes on
+            logger.exception("writing the finished film failed")
+        finally:
+            self._finished.set()
 
     def _cut(self, note: str = "") -> MakeResult:
         if not self.library.is_dir():
             raise ProjectError(f"the footage library is gone: {self.library}",
                                "put the folder back (or remount it); the project and its films "
                                "are untouched")
-        return self.recutter.cut(self.script, self.out, note)
+        result = self.recutter.cut(self.script, self.out, note, preview=True)
+        keep_playing(self.project, self.out, result.cut)  # before the finished film replaces it
+        return result
 
     def start(self) -> int | None:
         """Make the first cut when the project has none (or its script changed since)."""
@@ -179,8 +240,8 @@ class Studio:
         cannot read is refused and the file is not touched; otherwise write it and recut."""
         text = text.replace("\r\n", "\n")
 
-        def apply() -> None:
-            plan_text(text, str(self.script))  # ScriptError with the line; nothing written yet
+        def apply() -> None:  # ScriptError with the line; nothing written yet (the plan is kept
+            plan_text(text, str(self.script), cache=self.project / "cache" / "plans")  # for the recut)
             write_atomic(self.script, text)
         return self.submit("save the script", apply)
 
@@ -234,12 +295,11 @@ class Studio:
 
     def generate(self, shot: str) -> int:
         self._require_shot(shot)
-        o = self.recutter.options
-        options = replace(o, generate=o.generate | {shot},
-                          generator=o.generator if o.generator != "off" else "builtin")
 
         def apply() -> None:
-            self.recutter.set_options(options)
+            o = self.recutter.options
+            self.recutter.change(generate=o.generate | {shot},
+                                 generator=o.generator if o.generator != "off" else "builtin")
             self._choices(lambda c: replace(c, pins={k: v for k, v in c.pins.items() if k != shot},
                                             trims={k: v for k, v in c.trims.items() if k != shot}))()
         return self.submit(f"generate shot {self._number(shot)}", apply)
@@ -247,8 +307,19 @@ class Studio:
     def set_style(self, style: str) -> int:
         if style not in list_styles():
             raise ProjectError(f"unknown style {style!r}", "one of " + ", ".join(list_styles()))
-        options = replace(self.recutter.options, style=style)
-        return self.submit(f"style {style}", lambda: self.recutter.set_options(options))
+        return self.submit(f"style {style}", lambda: self.recutter.change(style=style))
+
+    def set_settings(self, settings: dict) -> int:
+        """Change settings (``{"name": value}`` in their JSON form: see
+        :func:`montage.project.parse_setting`); the recut records what changed."""
+        if not settings:
+            raise ProjectError("no setting to change", "send {\"settings\": {\"style\": \"calm\"}}")
+        values = {name: parse_setting(name, value, self.project) for name, value in settings.items()}
+        check_settings(values)
+        if "voice" in values and values["voice"] is not None:
+            values.setdefault("narrate", True)
+        what = ", ".join(f"{k} {show_value(v)}" for k, v in values.items())
+        return self.submit(f"settings: {what}", lambda: self.recutter.change(**values))
 
     def revert(self, cut: int) -> int:
         def apply() -> None:
@@ -256,6 +327,9 @@ class Studio:
             kept = cut_dir(self.project, cut) / "script.txt"
             if kept.is_file():  # the words come back with the cut
                 write_atomic(self.script, kept.read_text(encoding="utf-8"))
+            # the settings come back with the cut: nothing of this session's stays on top
+            self.recutter.set_options(replace(self.recutter.options, given=frozenset()))
+            self.recutter.resolve()
         return self.submit(f"go back to cut {cut}", apply, recut=False)
 
     # -- reading the current cut ----------------------------------------------------------------
@@ -311,46 +385,13 @@ class Studio:
         base = {"script": text, "script_problem": problem, "script_path": str(self.script), "library": str(self.library),
                 "styles": list_styles(), "style": self.recutter.options.style, "cut": 0,
                 "shots": [], "history": [], "film": None, "seconds": 0.0, "bans": [],
-                "skipped": _skipped(self.library)}
+                "settings": settings_view(self.recutter.options.settings(), self.project),
+                "settings_notes": self._settings_notes, "skipped": _skipped(self.library)}
         if state is None:
             return base
         folder = cut_dir(self.project, state.cut)
-        plan = ShotPlan.load(folder / "plan.json")
-        edl = read_timeline(folder / "edit.otio")
-        cands = CandidateSet.from_json((folder / "candidates.json").read_text(encoding="utf-8"))
         choices = load_choices(self.project)
-        media: dict[str, Media] = {}
-        by_shot = {c.shot_id: c for c in cands.shots}
-        spans = script_spans(text, plan)
-        rate = edl.rate
-        shots = []
-        for n, (p, d, start) in enumerate(zip(plan.shots, edl.decisions, edl.starts()), 1):
-            hits = by_shot.get(p.id).hits if p.id in by_shot else ()
-            cands_out = []
-            for h in hits[:CANDIDATES_SHOWN]:
-                token = self._register(media, h.shot.id, h.shot.path, h.shot.kind, h.moment,
-                                       h.shot.start, h.shot.end)
-                cands_out.append({"clip": h.shot.id, "score": round(h.score, 3), "kind": h.shot.kind,
-                                  "media": token, "chosen": h.shot.id == d.library_shot,
-                                  "banned": h.shot.id in choices.bans,
-                                  "generated": h.shot.id.startswith("generated:"),
-                                  "seconds": round(h.shot.end - h.shot.start, 2)})
-            token = None
-            if d.library_shot:
-                mid = float(Fraction(d.source_in) / rate + Fraction(d.frames, 2) / rate)
-                token = self._register(media, d.library_shot, d.media, d.kind,
-                                       mid if d.kind == "video" else None, 0.0, 0.0, chosen=True)
-            at = float(Fraction(start) / rate)
-            shots.append({
-                "n": n, "id": p.id, "text": p.text, "scene": p.scene, "line": p.line,
-                "span": spans.get(p.id), "start": round(at, 3),
-                "seconds": round(float(Fraction(d.frames) / rate), 3),
-                "source": d.source, "kind": d.kind, "clip": d.library_shot, "media": token,
-                "score": round(d.score, 3), "reason": d.reason, "runner_up": d.runner_up,
-                "decided_by": d.decided_by, "bends": list(d.bends),
-                "costs": [[t, round(v, 3)] for t, v in d.costs if v],
-                "pinned": choices.pins.get(p.id), "trimmed": p.id in choices.trims,
-                "candidates": cands_out})
+        plan, edl, shots, media = cut_view(folder, text, choices, self.library)
         self._media.update(media)  # ids of an earlier cut keep working until the page reloads
         base.update(cut=state.cut, shots=shots, seconds=round(edl.seconds, 3),
                     film=f"/media/film/{state.cut}.mp4",
@@ -358,18 +399,6 @@ class Studio:
                     history=[{"cut": h.cut, "time": h.time, "summary": h.summary,
                               "shots": h.shots, "seconds": h.seconds} for h in history(self.project)])
         return base
-
-    def _register(self, media: dict[str, Media], clip: str, path: str, kind: str,
-                  at: float | None, start: float, end: float, *, chosen: bool = False) -> str:
-        token = hashlib.sha1(f"{clip}|{at}".encode()).hexdigest()[:16]
-        if token not in media:
-            full = Path(path)
-            if not full.is_absolute():
-                full = self.library / full
-            mid = at if at is not None else (start + end) / 2
-            media[token] = Media(path=full, kind="still" if kind == "still" else "video",
-                                 at=mid if kind != "still" else 0.0, start=start, end=end)
-        return token
 
     def media(self, token: str) -> Media | None:
         """The file behind an id of the current snapshot, if it lies inside the library or the
@@ -404,10 +433,17 @@ class Studio:
         path = Path(state.film)
         return path if path.is_file() else None
 
+    def playing(self, cut: int) -> Path | None:
+        """What the page plays for cut ``cut``: the film as the cut made it (see
+        :mod:`montage.studio.playback`), or the project's film."""
+        return playing_file(self.project, cut) or self.film()
+
     def download(self, name: str) -> Path | None:
         """The project's artifacts by their fixed names, and the cut exported to an editor's
         format (``edit.fcpxml``, ``edit.otioz``, ...: made on first request, kept per cut);
         any other name is None (a 404)."""
+        if name == "film.mp4":
+            self._finished.wait(600)  # the finished film, not the preview
         film = self.film()
         files = {"film.mp4": film, "film.srt": film.with_suffix(".srt") if film else None,
                  "edit.otio": self.project / "edit.otio", "report.md": self.project / "report.md",
@@ -461,21 +497,3 @@ def _skipped(library: Path) -> list[dict]:
 
     return [dict(zip(("path", "why", "detail"), (p, *split_reason(r))))
             for p, r in skipped_files(library)]
-
-
-def script_spans(text: str, plan: ShotPlan) -> dict[str, list[int]]:
-    """Where each shot's text stands in the script ([start, end) characters), found in order;
-    whitespace may differ (the planner folds line breaks). Shots not found are left out."""
-    spans: dict[str, list[int]] = {}
-    pos = 0
-    for shot in plan.shots:
-        words = shot.text.split()
-        if not words:
-            continue
-        pattern = re.compile(r"\s+".join(re.escape(w) for w in words))
-        m = pattern.search(text, pos)
-        if m is None:
-            continue
-        spans[shot.id] = [m.start(), m.end()]
-        pos = m.end()
-    return spans

@@ -15,6 +15,8 @@ let waiting = 0;          // the job the page waits for
 let keepShot = null;      // the shot under the playhead when a new film is asked for
 let errorLine = null;
 let savedText = null;     // the text of the last save, until its recut is done
+let playAfter = false;    // play the new film once it is in (after a save)
+let savedAt = null;       // performance.now() of the last save click (the page measures save-to-play)
 
 function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);
@@ -110,6 +112,7 @@ function scriptText() { return editor.textContent; }
 
 async function save() {
   if (!snap) return;
+  savedAt = performance.now();
   const text = scriptText();
   $("script-error").hidden = true;
   savedText = text;
@@ -184,24 +187,32 @@ player.addEventListener("timeupdate", () => {
   const id = s ? s.id : null;
   if (player.dataset.current !== id) { player.dataset.current = id || ""; mark(id, "current", true); }
 });
-player.addEventListener("loadedmetadata", () => {
-  if (keepShot) {
-    const s = snap.shots.find((x) => x.id === keepShot);
-    if (s) player.currentTime = s.start + 0.01;
-    keepShot = null;
+player.addEventListener("playing", () => {
+  // the page's own measure of save-to-play: from the save click to the new film playing
+  if (savedAt !== null && player.dataset.film === snap.film) {
+    document.body.dataset.saveToPlayMs = String(Math.round(performance.now() - savedAt));
+    document.body.dataset.playingCut = String(snap.cut);
+    savedAt = null;
   }
 });
 
 function loadFilm() {
   if (!snap.film) { player.hidden = true; $("empty").hidden = false; return; }
   player.hidden = false; $("empty").hidden = true;
-  if (player.getAttribute("src") !== snap.film) {
-    if (player.getAttribute("src")) {
-      const s = shotAt(player.currentTime);
-      keepShot = keepShot || (s ? s.id : null);
-    }
-    player.setAttribute("src", snap.film);
+  if (player.dataset.film !== snap.film) {
+    // the new film opens where the kept shot starts (a media fragment: no load from the top
+    // and seek after), and plays at once after a save
+    const s = keepShot ? snap.shots.find((x) => x.id === keepShot) : null;
+    const from = s ? s.start + 0.01 : 0;
+    keepShot = null;
+    player.dataset.film = snap.film;
+    player.dataset.from = String(s ? s.start : 0);
+    player.setAttribute("src", from > 0 ? `${snap.film}#t=${from.toFixed(3)}` : snap.film);
     player.load();
+    if (playAfter) {
+      playAfter = false;
+      player.play().catch(() => {});  // a browser that refuses autoplay leaves it paused
+    }
   }
 }
 
@@ -229,9 +240,13 @@ function act(path, body) {
 
 function renderShot(s) {
   const box = $("shot");
+  box.dataset.id = s.id;
+  box.dataset.score = s.score.toFixed(3);
+  box.dataset.file = s.file || "";
   const kind = s.source === "placeholder" ? "title card" : s.source === "generated" ? "generated clip" : "library clip";
   const facts = el("div", { class: "facts" },
     el("div", { text: `${kind}${s.clip && s.source === "library" ? ": " + s.clip : ""} · starts ${clock(s.start)} · ${s.seconds.toFixed(2)} s · score ${s.score.toFixed(3)}` }),
+    s.file ? el("div", { class: "file", text: `file: ${s.file}` }) : null,
     s.reason ? el("div", { text: `why: ${s.reason}` }) : null,
     s.runner_up ? el("div", { text: `runner-up: ${s.runner_up}${s.decided_by ? " (" + s.decided_by + ")" : ""}` }) : null,
     !s.runner_up && s.decided_by ? el("div", { text: s.decided_by }) : null,
@@ -258,9 +273,13 @@ function renderShot(s) {
       pic,
       el("div", { class: "meta" },
         el("div", { class: "name", title: c.clip, text: c.clip }),
-        el("div", { class: "muted", text: `score ${c.score.toFixed(3)} · ${c.kind}${c.kind === "video" ? " " + c.seconds.toFixed(1) + " s" : ""}${c.chosen ? " · in the film" : ""}` })),
+        el("div", { class: "muted", text: `score ${c.score.toFixed(3)} · ${c.kind}${c.kind === "video" ? " " + c.seconds.toFixed(1) + " s" : ""}${c.chosen ? " · in the film" : ""}` }),
+        c.used_by ? el("div", { class: "taken", text: `used by shot ${c.used_by.n}` }) : null),
       el("div", { class: "buttons" },
-        el("button", { type: "button", class: "use", text: c.chosen ? "In use" : "Use", disabled: c.chosen || c.banned, onclick: act("/api/pin", { shot: s.id, clip: c.clip }) }),
+        el("button", { type: "button", class: c.used_by ? "use swap" : "use",
+          text: c.chosen ? "In use" : c.used_by ? "Swap" : "Use", disabled: c.chosen || c.banned,
+          title: c.used_by ? `use it here; shot ${c.used_by.n} chooses its footage again` : "use this clip for this shot (a pin)",
+          onclick: act("/api/pin", { shot: s.id, clip: c.clip }) }),
         c.banned ? el("button", { type: "button", class: "unban", text: "Unban", onclick: act("/api/unban", { clip: c.clip }) })
           : el("button", { type: "button", class: "ban", text: "Ban", onclick: act("/api/ban", { clip: c.clip }) }))));
   }
@@ -301,9 +320,94 @@ function renderSkipped() {
     el("span", { class: "path", text: f.path }), el("span", { class: "muted", text: ` · ${f.why}${f.detail ? ": " + f.detail : ""}` }))));
 }
 
+// -- settings ------------------------------------------------------------------------------------
+const NUMBERS = new Set(["top", "width", "height", "seed"]);
+let settingsShown = null;  // the values the form was built from (JSON text of each)
+
+function renderSettings() {
+  const notes = $("settings-notes");
+  notes.hidden = !snap.settings_notes.length;
+  notes.replaceChildren(...snap.settings_notes.map((t) => el("div", { text: t })));
+  const shown = JSON.stringify(snap.settings);
+  if (shown === settingsShown) return;  // keep what the user is typing
+  settingsShown = shown;
+  const form = $("settings-form");
+  form.replaceChildren();
+  for (const item of snap.settings) {
+    const label = el("label", { "data-name": item.name }, el("span", { text: item.name, title: item.name }));
+    if (!item.editable) {
+      label.append(el("div", { class: "fixed", text: item.shown || "(once cut)", title: item.shown }));
+    } else if (item.name === "narrate") {
+      label.append(el("input", { type: "checkbox", name: item.name, checked: item.value === true }));
+    } else if (item.name === "style") {
+      const names = snap.styles.includes(item.value) ? snap.styles : [...snap.styles, item.value];
+      label.append(el("select", { name: item.name }, ...names.map((n) => el("option", { value: n, text: n, selected: n === item.value }))));
+    } else {
+      const text = item.value === null ? "" : Array.isArray(item.value) ? item.value.join(", ") : String(item.value);
+      label.append(el("input", { type: "text", name: item.name, value: text, placeholder: item.value === null ? "none" : "",
+        "data-initial": text, title: item.shown }));
+    }
+    form.append(label);
+  }
+  $("settings-apply").disabled = true;
+}
+
+function settingValue(input) {
+  const name = input.name;
+  if (input.type === "checkbox") return input.checked;
+  const text = input.value.trim();
+  if (name === "generate") return text ? text.split(/[\s,]+/).filter(Boolean) : [];
+  if (name === "threshold") return text === "" ? null : Number(text);
+  if (NUMBERS.has(name)) return Number(text);
+  return text;
+}
+
+function changedSettings() {
+  const out = {};
+  for (const input of $("settings-form").querySelectorAll("input, select")) {
+    const item = snap.settings.find((x) => x.name === input.name);
+    const value = settingValue(input);
+    const before = item.value === null && input.type !== "checkbox" ? (input.name === "generate" ? [] : input.name === "threshold" ? null : "") : item.value;
+    const same = JSON.stringify(value) === JSON.stringify(before) ||
+      (typeof before === "number" && value === before);
+    input.closest("label").classList.toggle("changed", !same);
+    if (!same) out[input.name] = value;
+  }
+  return out;
+}
+
+$("settings-form").addEventListener("input", () => { $("settings-apply").disabled = !Object.keys(changedSettings()).length; });
+$("settings-form").addEventListener("change", () => { $("settings-apply").disabled = !Object.keys(changedSettings()).length; });
+$("settings-apply").addEventListener("click", () => {
+  const changes = changedSettings();
+  if (Object.keys(changes).length) act("/api/settings", { settings: changes })();
+});
+
 // -- loading and progress ------------------------------------------------------------------------
+// The shot of the new cut that stands for ``id`` of the old one: itself, the sentence that
+// replaced it (an edit), or the shot now at its place.
+function successor(id, old) {
+  if (!id) return null;
+  if (snap.shots.some((s) => s.id === id)) return id;
+  const edited = snap.shots.find((s) => s.previous === id);
+  if (edited) return edited.id;
+  const at = old ? old.shots.findIndex((s) => s.id === id) : -1;
+  if (at < 0 || !snap.shots.length) return null;
+  return snap.shots[Math.min(at, snap.shots.length - 1)].id;
+}
+
 async function load() {
+  const old = snap;
+  const playing = old && player.dataset.film ? shotAt(player.currentTime) : null;
   snap = await api("/api/project");
+  if (old && snap.cut !== old.cut) {  // follow the recut: the selection and the playhead
+    selected = successor(selected, old);
+    keepShot = successor(keepShot || (playing ? playing.id : null), old);
+    if (!keepShot && playAfter) {  // nothing chosen: show what the edit changed
+      const changed = snap.shots.find((s) => s.status === "edited" || s.status === "inserted");
+      keepShot = changed ? changed.id : null;
+    }
+  }
   document.title = `montage studio · ${snap.script_path.split("/").pop()}`;
   $("where").textContent = snap.script_path.split("/").pop();
   $("where").title = snap.script_path;
@@ -313,8 +417,10 @@ async function load() {
   renderStrip();
   renderHistory();
   renderSkipped();
+  renderSettings();
   loadFilm();
   if (selected && snap.shots.some((s) => s.id === selected)) select(selected, false);
+  else if (old && snap.cut !== old.cut) $("shot").replaceChildren(el("p", { class: "muted", text: "Click a sentence or a block of the timeline to see why its clip was chosen and to change it." }));
   document.body.dataset.cut = String(snap.cut);
   if (!document.body.dataset.ready) document.body.dataset.readyMs = String(Math.round(performance.now()));
   document.body.dataset.ready = "1";
@@ -322,7 +428,10 @@ async function load() {
 
 function startWaiting(job, what) {
   waiting = Math.max(waiting, job);
-  if (what === "save") keepShot = selected || keepShot;
+  if (what === "save") {
+    keepShot = selected || keepShot;
+    playAfter = true;  // the new film plays from that shot once it is in
+  }
   poll();
 }
 
@@ -330,7 +439,7 @@ let timer = null;
 async function poll() {
   clearTimeout(timer);
   let st;
-  try { st = await api("/api/status"); }
+  try { st = await api(waiting > lastDone ? `/api/status?after=${waiting}` : "/api/status"); }
   catch (e) { showAlert("The studio does not answer", e.message, "is montage studio still running?"); timer = setTimeout(poll, 3000); return; }
   const working = st.state === "working" || st.done < waiting;
   $("progress").hidden = !working;
@@ -350,7 +459,7 @@ async function poll() {
       await load();
     }
   }
-  timer = setTimeout(poll, working ? 300 : 2000);
+  timer = setTimeout(poll, working ? 0 : 2000);  // while waiting, the server holds the question
 }
 
 window.addEventListener("resize", () => { if (snap) renderStrip(); });

@@ -1,0 +1,80 @@
+"""The generation round's decisions around the optimizer: which title cards go to the
+generator's second round, and what a shot that lost its footage to another says about it."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from retrieval.types import CandidateSet
+
+from montage.optimize import EditDecisionList
+
+
+def cast_faces(generated) -> dict[str, tuple[float, ...]]:
+    """The faces of the characters whose cast.toml gives photos (the optimizer's anchor for
+    who a character is); none without generation, which is what reads the cast."""
+    if generated is None:
+        return {}
+    return {c.name: tuple(c.descriptor) for c in generated.cast
+            if c.references and c.descriptor is not None}
+
+
+def second_round(edl: EditDecisionList, attempted: frozenset[str]) -> frozenset[str]:
+    """Shots the first solve left as title cards that round one did not try to generate: their
+    footage scored at least the threshold, but went to other shots (a clip is used once) or
+    lost on its rule costs (too short for the shot, soft, another face for the character). A
+    generated clip fits the shot's length and the cast's face, so it is tried before a card
+    stays in the film."""
+    return frozenset(d.shot_id for d in edl.decisions
+                     if d.source == "placeholder" and d.shot_id not in attempted)
+
+
+def taken_footage(edl: EditDecisionList, candidates: CandidateSet, shots: frozenset[str],
+                  threshold: float) -> dict[str, tuple[str, float, str, int]]:
+    """For each of ``shots``: its best library footage that clears ``threshold`` and that
+    another shot of ``edl`` holds, as (clip id, score, holder's shot id, holder's number)."""
+    holder = {d.library_shot: (d.shot_id, n) for n, d in enumerate(edl.decisions, 1)
+              if d.library_shot}
+    out = {}
+    for c in candidates.shots:
+        if c.shot_id not in shots:
+            continue
+        for h in sorted(c.hits, key=lambda h: -h.score):
+            if h.shot.id.startswith("generated:") or h.score < threshold:
+                continue
+            owner = holder.get(h.shot.id)
+            if owner is not None and owner[0] != c.shot_id:
+                out[c.shot_id] = (h.shot.id, h.score, owner[0], owner[1])
+            break
+    return out
+
+
+def say_who_holds(edl: EditDecisionList, taken: dict[str, tuple[str, float, str, int]]) -> EditDecisionList:
+    """Generated shots whose best footage another shot holds say so in their "why" (the studio
+    offers the swap: the shot takes the clip, the holder chooses again). A title card says it
+    already (the optimizer names the shot that holds its footage)."""
+    decisions = []
+    for d in edl.decisions:
+        if d.shot_id in taken and d.source == "generated":
+            clip, score, owner, n = taken[d.shot_id]
+            d = replace(d, reason=f"{d.reason}; its best footage {clip} ({score:.2f}) is used by "
+                                  f"shot {n} ({owner}): generated instead")
+        decisions.append(d)
+    return replace(edl, decisions=tuple(decisions))
+
+
+def generator_model(spec: str) -> str:
+    """What a generator spec resolves to (its weights or model, by content), for the project's
+    record; empty when there is none or it does not load."""
+    if spec == "off":
+        return ""
+    from generator.errors import GeneratorModelError
+    from generator.factory import make_generator
+
+    try:
+        gen = make_generator(spec)
+    except GeneratorModelError:
+        return ""
+    if gen is None:
+        return ""
+    identity = getattr(gen, "identity", None)
+    return f"{gen.model} ({identity()})" if callable(identity) else str(getattr(gen, "model", ""))
