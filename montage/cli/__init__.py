@@ -36,6 +36,7 @@ commands:
   plan     split a script into shots and print them (or --json)
   index    index a footage folder (incremental: only new or changed files are analysed)
   search   rank library shots for one or more text queries
+  models   list, pull, remove and check the models montage can use (CLIP, diffusion, identity)
   generator train / info   train the builtin shot generator on a library, describe a generator
 """
 
@@ -61,7 +62,10 @@ def _fps(text: str) -> Fraction:
 
 
 def _add_make_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--embedder", default="proxy", help="embedder used to index the library (default: proxy)")
+    p.add_argument("--embedder", default="auto",
+                   help="embedder used to index the library: auto (the project's own, else the "
+                        "best installed: a pulled CLIP, else the offline proxy), proxy, a pulled "
+                        "model (montage models list) or clip:MODEL:WEIGHTS")
     p.add_argument("--top", type=int, default=10, help="candidates kept per shot (default: 10)")
     p.add_argument("--style", default="default",
                    help="rule preset (" + ", ".join(list_styles()) + ") or a TOML rule file")
@@ -70,9 +74,11 @@ def _add_make_options(p: argparse.ArgumentParser) -> None:
                         "(default: the embedder's own card threshold, moved by the style)")
     p.add_argument("--size", type=_size, default=(1280, 720), help="film size WxH (default: 1280x720)")
     p.add_argument("--fps", type=_fps, default=Fraction(25), help="film frame rate (default: 25)")
-    p.add_argument("--generator", default="off", metavar="SPEC",
-                   help="fill shots the library lacks: builtin, builtin:WEIGHTS, diffusers:MODEL "
-                        "(a local diffusers folder or hub id) or off (default: off: title cards)")
+    p.add_argument("--generator", default="auto", metavar="SPEC",
+                   help="fill shots the library lacks: auto (the project's own, else the best "
+                        "pulled diffusion model that runs here, else off: title cards), a pulled "
+                        "model, builtin, builtin:WEIGHTS, diffusers:MODEL (a local diffusers "
+                        "folder or hub id) or off")
     p.add_argument("--generate", action="append", default=[], metavar="SHOT_ID",
                    help="generate this shot even if the library has a match (repeatable)")
     p.add_argument("--cast", type=Path, default=None, metavar="cast.toml",
@@ -126,8 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", type=Path, default=None,
                    help="where the demo film goes (default: out/demo, or out/demo-narrated "
                         "with --narrate)")
-    _add_make_options(p)
-    p.set_defaults(generator="builtin")  # the demo shows a generated shot
+    _add_make_options(p)  # auto there falls back to builtin: the demo shows a generated shot
 
     p = sub.add_parser("watch", help="make the film, then recut it every time the script is saved")
     p.add_argument("script", type=Path)
@@ -166,7 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("index", help="index a footage folder")
     p.add_argument("library", type=Path)
-    _add_embedder_options(p, "embedder to index with: proxy (offline default) or clip")
+    _add_embedder_options(p, "embedder to index with: auto (default: a pulled CLIP, else the "
+                             "offline proxy), proxy, a pulled model, or clip; each embedder's "
+                             "vectors are kept, and another one re-embeds without decoding")
     p.add_argument("--workers", type=int, default=None,
                    help="analysis processes beside the embedder (default: cores - 1; 0: none); "
                         "with --engine ray and no --address: the local Ray's CPUs")
@@ -191,8 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write a contact sheet of the hits with their scores")
     p.add_argument("--mode", default=None, choices=("weighted", "cascade", "embedding", "keywords"),
                    help="how keywords and the embedding combine (default: the measured best)")
-    _add_embedder_options(p, "check that the index was built with this embedder (default: "
-                             "the index's own)")
+    _add_embedder_options(p, "search the index's vectors of this embedder (default: auto: "
+                             "the best installed one the index has vectors of, else its last)")
 
     from montage.cli.studio import add_parser as add_studio_parser
 
@@ -205,6 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     from generator.commands import add_parser as add_generator_parser
 
     add_generator_parser(sub)
+
+    from montage.cli.models import add_parser as add_models_parser
+
+    add_models_parser(sub)
     return parser
 
 
@@ -221,7 +232,9 @@ def _options(args: argparse.Namespace, *, wait: float = 0.0):
                        generate=frozenset(args.generate), cast=args.cast,
                        wait=args.wait if args.wait is not None else wait,
                        narrate=args.narrate or args.voice is not None, voice=args.voice,
-                       music=args.music)
+                       music=args.music,
+                       # the demo's library is what the builtin model's weights learnt
+                       offline_generator="builtin" if args.command == "demo" else "off")
 
 
 def _make(args: argparse.Namespace, script: Path, library: Path, out: Path | None,
@@ -286,13 +299,20 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "index":
         from retrieval.index import index_with
-        from retrieval.embed import embedder_spec
+        from retrieval.embed import embedder_spec, resolve_embedder
 
-        spec = embedder_spec(args.embedder, args.clip_model, args.clip_pretrained) or "proxy"
-        report = index_with(args.engine, args.library, spec, address=args.address,
+        choice = resolve_embedder(embedder_spec(args.embedder, args.clip_model,
+                                                args.clip_pretrained))
+        if not args.quiet:
+            print(choice.line, file=sys.stderr)
+        report = index_with(args.engine, args.library, choice.spec, address=args.address,
                             progress=not args.quiet, workers=args.workers, vectors=args.vectors)
-        print(f"indexed {report.files_indexed} files, reused {report.files_reused}, "
+        again = (f" ({report.files_reembedded} re-embedded from stored keyframes, no video "
+                 f"decoded)" if report.files_reembedded else "")
+        print(f"indexed {report.files_indexed} files{again}, reused {report.files_reused}, "
               f"skipped {len(report.files_skipped)}; {report.shots} shots in {report.seconds:.1f} s")
+        if report.parked:
+            print(f"  {report.parked}'s vectors are kept: indexing with it again is free")
         if report.location and Path(report.location).parent.resolve() != args.library.resolve():
             print(f"  the library is read-only: its index is kept in {report.location}")
         for path, reason in report.files_skipped:
@@ -308,9 +328,13 @@ def _run(args: argparse.Namespace) -> int:
             raise MontageError(f"--top must be at least 1, got {args.top}")
         for query in args.queries:
             check_query(query)
-        results = search_library(args.library, args.queries, top=args.top,
-                                 embedder=embedder_spec(args.embedder, args.clip_model,
-                                                        args.clip_pretrained),
+        from retrieval.search import search_embedder
+
+        spec, line = search_embedder(args.library, embedder_spec(args.embedder, args.clip_model,
+                                                                 args.clip_pretrained))
+        if line:
+            print(line, file=sys.stderr)
+        results = search_library(args.library, args.queries, top=args.top, embedder=spec,
                                  mode=args.mode or DEFAULT_MODE)
         if args.sheet is not None:
             from retrieval.search import write_sheet
@@ -336,6 +360,10 @@ def _run(args: argparse.Namespace) -> int:
         from generator.commands import run as run_generator_command
 
         return run_generator_command(args)
+    if args.command == "models":
+        from montage.cli.models import run as run_models
+
+        return run_models(args)
     raise AssertionError(args.command)
 
 

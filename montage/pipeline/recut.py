@@ -43,7 +43,7 @@ from montage.sound import prepare_sound
 class MakeOptions:
     """Everything a user can set for one `montage make`."""
 
-    embedder: str = "proxy"
+    embedder: str = "auto"  # auto: the project's own, else the best installed (pipeline.choose)
     style: str = "default"  # a preset in assets/rules/ or a path to a TOML rule set
     top: int = 10
     threshold: float | None = None  # overrides the rule set's placeholder threshold
@@ -52,7 +52,8 @@ class MakeOptions:
     rate: Fraction = Fraction(25)
     progress: bool = True
     contact_sheet: bool = True
-    generator: str = "off"  # "builtin", "builtin:WEIGHTS", "diffusers:MODEL" or "off"
+    generator: str = "auto"  # "auto", a pulled model, "builtin[:WEIGHTS]", "diffusers:MODEL", "off"
+    offline_generator: str = "off"  # what auto takes with no usable diffusion model installed
     generate: frozenset[str] = frozenset()  # shot ids to generate whatever the library has
     cast: Path | None = None  # cast.toml: names, descriptions, reference images, seeds
     wait: float = 0.0  # seconds to wait for another writer of the project (0: fail at once)
@@ -135,12 +136,17 @@ class Recutter:
         self.command = command  # what another writer is told holds the project
         self.set_options(options)
         self._last: _Previous | None = None  # this object's last cut (kept for watch mode)
+        self._announced = False
 
     def set_options(self, options: MakeOptions) -> None:
         """Other settings for the next cut (a style, a shot to generate); models stay loaded.
-        A change of settings makes the next cut re-solve every shot, preferring the old clips."""
+        A change of settings makes the next cut re-solve every shot, preferring the old clips.
+        ``auto`` models are resolved here (:func:`montage.pipeline.choose.choose_models`)."""
+        from .choose import choose_models
+
         self.rules: RuleSet = load_rules(options.style)
-        self.options = options
+        self.options, self.model_lines = choose_models(
+            options, self.project, offline_generator=options.offline_generator)
 
     def _say(self, text: str, warn: bool = False) -> None:
         """Progress to the callback and (unless quiet) stderr; a warning is printed always."""
@@ -193,6 +199,10 @@ class Recutter:
             t[name] = round(t.get(name, 0.0) + now - clock, 4)  # a stage may come twice
             clock = now
 
+        if not self._announced:  # which models, and how to get better ones: once per session
+            for line in self.model_lines:
+                self._say(line, warn=line.startswith("warning"))
+            self._announced = True
         plan = load_script(script, cache=project / "cache" / "plans")  # unchanged: no spaCy
         sound = prepare_sound(plan, narrate=o.narrate, voice=o.voice, music=o.music,
                               cache=project / "cache", rate=o.rate, say=self._say)
@@ -213,8 +223,8 @@ class Recutter:
         choices = load_choices(project)
 
         self._say("index")
-        build_index(lib, o.embedder, progress=o.progress)
-        index = open_index(lib)
+        report = build_index(lib, o.embedder, progress=o.progress)
+        index = open_index(lib, report.embedder)
         _stop_at("indexed")
         # the vectors file is named by its content: a changed library gets a new one
         index_id = hashlib.sha1(repr((index.embedder_name, index.meta.get("vectors"),
@@ -277,7 +287,8 @@ class Recutter:
         # the commit: from here the new cut is the project's; settle() copies it into place
         save_state(project, ProjectState(library=str(lib.resolve()), embedder=index.embedder_name,
                                          index_id=index_id, script=str(script.resolve()),
-                                         film=str(out.resolve()), settings=self.settings(), cut=n))
+                                         film=str(out.resolve()), settings=self.settings(), cut=n,
+                                         generator=o.generator))
         _stop_at("committed")
         settle(project)
         self._last = _Previous(n, plan, candidates, solution.edl, fresh=True)

@@ -39,6 +39,7 @@ class ProjectState:
     settings: str  # style, size, rate, threshold... as one comparable string
     cut: int  # number of the current cut in history/ (1-based)
     version: int = STATE_VERSION
+    generator: str = ""  # the generator the cut used, resolved ("" in states written before)
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,9 @@ def _state_problem(data: object) -> str | None:
         return f"expected a JSON object, got {type(data).__name__}"
     fields = {f.name: f.type for f in dataclasses.fields(ProjectState)}
     unknown = sorted(set(data) - set(fields))
-    missing = sorted(k for k in fields if k not in data and k != "version")
+    optional = {f.name for f in dataclasses.fields(ProjectState)
+                if f.default is not dataclasses.MISSING}
+    missing = sorted(k for k in fields if k not in data and k not in optional)
     if unknown or missing:
         return f"unknown fields {unknown}, missing fields {missing}"
     for name, value in data.items():

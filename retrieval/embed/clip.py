@@ -1,7 +1,9 @@
 """CLIP image-text embeddings through open_clip: the one module that imports open_clip.
 
-No CLIP weights ship in any offline package, so there is no default checkpoint: the user names
-a pretrained tag (downloaded by open_clip, needs internet once) or a local checkpoint file.
+No CLIP weights ship in any offline package, so there is no default checkpoint: the user pulls
+a catalogue model (`montage models pull clip-vit-b32`, loaded from the hub cache's snapshot
+folder through open_clip's ``local-dir:`` schema, see :meth:`ClipEmbedder.from_installed`),
+names a pretrained tag (downloaded by open_clip, needs internet once) or a local checkpoint.
 """
 from __future__ import annotations
 
@@ -30,6 +32,9 @@ def clip_name(model: str | None, pretrained: str | None) -> str:
     return f"clip:{model or DEFAULT_MODEL}:{pretrained}"
 
 
+LOCAL_DIR = "local-dir:"  # open_clip's schema for a folder with open_clip_config.json + weights
+
+
 def _looks_like_path(pretrained: str) -> bool:
     return "/" in pretrained or "\\" in pretrained or pretrained.endswith(
         (".pt", ".pth", ".bin", ".safetensors"))
@@ -43,21 +48,28 @@ class ClipEmbedder:
 
     def __init__(self, model: str = DEFAULT_MODEL, pretrained: str | None = None, *,
                  device: str | None = None, cache_dir: Path | str | None = None,
-                 batch_size: int = 16, vocabulary: tuple[str, ...] | None = None) -> None:
-        if not pretrained:
+                 batch_size: int = 16, vocabulary: tuple[str, ...] | None = None,
+                 name: str | None = None) -> None:
+        folder = model.startswith(LOCAL_DIR)
+        if folder and not (Path(model[len(LOCAL_DIR):]) / "open_clip_config.json").is_file():
+            raise ModelError(f"{model[len(LOCAL_DIR):]} is not an open_clip model folder (no "
+                             "open_clip_config.json)", hint="pull the model again")
+        if not pretrained and not folder:
             raise ModelError(
                 f"CLIP model {model} needs weights: no CLIP weights ship with montage, and "
                 "downloading them needs internet",
-                hint="give --clip-pretrained TAG (downloaded once, needs internet; e.g. "
+                hint="pull one (montage models pull clip-vit-b32, then --embedder clip-vit-b32), "
+                     "or give --clip-pretrained TAG (downloaded once, needs internet; e.g. "
                      "laion2b_s34b_b79k) or --clip-pretrained /path/to/checkpoint.pt (as a name: "
                      f"clip:{model}:TAG_OR_PATH), or use the offline default 'proxy'",
             )
-        if _looks_like_path(pretrained) and not Path(pretrained).expanduser().is_file():
+        if pretrained and _looks_like_path(pretrained) and not Path(pretrained).expanduser().is_file():
             raise ModelError(f"CLIP checkpoint not found: {pretrained}",
                              hint="give the path of a saved open_clip state dict (.pt)")
         self.model_name = model
-        self.pretrained = str(Path(pretrained).expanduser()) if _looks_like_path(pretrained) else pretrained
-        self.name = clip_name(model, pretrained)
+        self.pretrained = (None if folder else str(Path(pretrained).expanduser())
+                           if _looks_like_path(pretrained) else pretrained)
+        self.name = name or clip_name(model, pretrained)
         self.device = device
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.batch_size = batch_size
@@ -65,8 +77,24 @@ class ClipEmbedder:
         self._loaded = None  # (model, preprocess, tokenizer, device)
         self._label_vectors: np.ndarray | None = None
 
+    @classmethod
+    def from_installed(cls, name: str, folder: Path, **options) -> "ClipEmbedder":
+        """A pulled catalogue model: the snapshot folder (open_clip_config.json and the
+        weights), named ``name`` (the catalogue name and the revision: an index made with one
+        revision is never searched with another)."""
+        return cls(f"{LOCAL_DIR}{folder}", name=name, **options)
+
     @property
     def dim(self) -> int:
+        if self.model_name.startswith(LOCAL_DIR):
+            import json
+
+            config = Path(self.model_name[len(LOCAL_DIR):]) / "open_clip_config.json"
+            try:
+                return int(json.loads(config.read_text(encoding="utf-8"))["model_cfg"]["embed_dim"])
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise ModelError(f"{config} gives no model_cfg.embed_dim ({exc})",
+                                 hint="pull the model again") from None
         import open_clip
 
         config = open_clip.get_model_config(self.model_name)
@@ -93,8 +121,10 @@ class ClipEmbedder:
         except Exception as exc:  # open_clip raises RuntimeError/OSError/HF errors alike
             raise ModelError(
                 f"cannot load CLIP {self.model_name} weights {self.pretrained!r}: {exc}",
-                hint="check the tag (open_clip.list_pretrained()) and your internet, or give a "
-                     "local checkpoint path",
+                hint=("`montage models check` tells whether the pulled files are whole; pull "
+                      "it again" if self.pretrained is None else
+                      "check the tag (open_clip.list_pretrained()) and your internet, or give a "
+                      "local checkpoint path"),
             ) from exc
         if is_cuda(device):  # half precision on a GPU: twice the batch per memory, tensor cores
             model = model.half()
@@ -142,8 +172,8 @@ class ClipEmbedder:
         if self._label_vectors is not None:
             return self._label_vectors
         names = self.vocabulary()
-        ident = self.pretrained
-        if _looks_like_path(ident):
+        ident = self.pretrained or self.name  # a pulled model: its name carries the revision
+        if self.pretrained and _looks_like_path(ident):
             st = Path(ident).stat()
             ident = f"{Path(ident).resolve()}:{st.st_size}:{st.st_mtime_ns}"
         key = hashlib.sha1("\n".join([self.model_name, ident, LABEL_PROMPT, *names]).encode())
