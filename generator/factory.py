@@ -15,12 +15,12 @@ from generator.errors import GeneratorModelError
 from generator.types import Generator
 
 SPECS = (
-    ("auto", "the best installed diffusion model that runs here, else the offline fill"),
     ("builtin", "the project's small diffusion transformer with the shipped weights"),
     ("builtin:WEIGHTS", "the same model with weights from `montage generator train`"),
-    ("MODEL", "a pulled catalogue model (montage models list), e.g. lcm-dreamshaper-v7"),
     ("diffusers:MODEL", "a diffusers pipeline folder or hub id (text-to-image or text-to-video)"),
     ("diffusers:T2I+I2V", "text-to-image, then an image-to-video pipeline"),
+    ("MODEL", "a pulled catalogue model (montage models list), e.g. lcm-dreamshaper-v7"),
+    ("auto", "the best installed diffusion model that runs here, else the offline fill"),
     ("off", "no generation: shots without footage stay missing"),
 )
 GENERATOR_KINDS = ("video", "image")  # auto prefers by catalogue rank (video models rank higher)

@@ -92,6 +92,29 @@ def _own_model_store(tmp_path_factory):
             os.environ[k] = v
 
 
+@pytest.fixture(scope="module")
+def repos(tmp_path_factory):
+    """Tiny real-architecture models as hub repositories (tests/models_kit.py)."""
+    from tests.models_kit import build_repos
+
+    return build_repos(tmp_path_factory.mktemp("repos"))
+
+
+@pytest.fixture
+def hub(repos, tmp_path, monkeypatch):
+    """A Hugging Face Hub on loopback serving ``repos``, and this test's machine pointed at it
+    (its own hub cache, model records and catalogue file with entries for the repos)."""
+    from tests.hubserver import Hub
+    from tests.models_kit import model_env
+
+    with Hub() as h:
+        for r in repos.values():
+            h.add(r)
+        for k, v in model_env(tmp_path, h, repos).items():
+            monkeypatch.setenv(k, v)
+        yield h
+
+
 @pytest.fixture(scope="session")
 def model_cache(pytestconfig, tmp_path_factory) -> Path:
     """Where the session's models keep their caches (label vectors, exported ONNX): pytest's

@@ -121,14 +121,13 @@ path = "*"
 
 [[model]]
 name = "big-test"
-kind = "embedder"
-loader = "open_clip"
+kind = "identity"
+loader = "ip_adapter"
 purpose = "one big file, for killing a pull half way (tests)"
 repo = "test/big"
 revision = "{rev('test/big')}"
 licence = "MIT"
-dim = 32
-rank = -1
+works_with = "nothing"
 [[model.files]]
 path = "*"
 """

@@ -16,25 +16,9 @@ import pytest
 
 from montage.cli import main
 from retrieval.models import catalogue, entry, hub_cache, manual_folder, models_home, status
-from tests.hubserver import Hub
-from tests.models_kit import BIG_BYTES, build_repos, model_env
+from tests.models_kit import BIG_BYTES
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def repos(tmp_path_factory):
-    return build_repos(tmp_path_factory.mktemp("repos"))
-
-
-@pytest.fixture
-def hub(repos, tmp_path, monkeypatch):
-    with Hub() as h:
-        for r in repos.values():
-            h.add(r)
-        for k, v in model_env(tmp_path, h, repos).items():
-            monkeypatch.setenv(k, v)
-        yield h
 
 
 def _files_under(folder: Path) -> list[str]:

@@ -12,25 +12,8 @@ import pytest
 from montage.cli import main
 from retrieval.models import entry, status
 from tests.conftest import make_cut_clip, make_still
-from tests.hubserver import Hub
-from tests.models_kit import build_repos, model_env
 
 SCRIPT = "A red wall in the sun.\n\nA blue door at night. A green field.\n"
-
-
-@pytest.fixture(scope="module")
-def repos(tmp_path_factory):
-    return build_repos(tmp_path_factory.mktemp("repos"))
-
-
-@pytest.fixture
-def hub(repos, tmp_path, monkeypatch):
-    with Hub() as h:
-        for r in repos.values():
-            h.add(r)
-        for k, v in model_env(tmp_path, h, repos).items():
-            monkeypatch.setenv(k, v)
-        yield h
 
 
 def _library(folder: Path) -> Path:
@@ -69,8 +52,10 @@ def test_make_takes_the_pulled_tiny_clip_and_generator_and_keeps_them(hub, tmp_p
     for name in ("tiny-clip", "tiny-sd"):
         assert main(["models", "pull", name, "--quiet"]) == 0
     clip = status(entry("tiny-clip")).installed
+    hub.log.clear()
     code, err, state = _make(tmp_path, capsys)
     assert code == 0, err
+    assert hub.log == []  # models are found on the disk: the run asks nothing of the hub
     assert f"retrieval: tiny-clip@{clip.short}" in err
     assert f"generation: tiny-sd@{status(entry('tiny-sd')).installed.short}" in err
     assert state["embedder"] == f"tiny-clip@{clip.short}" and state["generator"] == "tiny-sd"

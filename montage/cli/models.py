@@ -92,6 +92,13 @@ def _pull(args: argparse.Namespace) -> int:
     else:
         where = "placed by hand" if found.how == "by hand" else "already installed"
         print(f"{e.name} is {where} ({found.folder}); nothing downloaded")
+    if e.kind == "embedder":  # its label vectors once now, not in the first index's time
+        from retrieval.embed import prepare_embedder
+
+        if not args.quiet:
+            print(f"preparing {e.name}: the text vectors of its label names (once)",
+                  file=sys.stderr)
+        prepare_embedder(e.name)
     print(f"  {_next_step(e)}")
     return 0
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from generator import resolve_auto
 from planner.errors import MontageError
-from retrieval.embed import AUTO, canonical_name, catalogue_embedders, resolve_embedder
+from retrieval.embed import AUTO, canonical_name, resolve_embedder
 
 from montage.project import DamagedState, load_state
 
@@ -26,41 +26,32 @@ def choose_models(options, project: Path, *, offline_generator: str = "off"):
         state = load_state(project)
     except DamagedState:  # the run rebuilds it; the models are chosen afresh
         state = None
-    embedder, generator = options.embedder, options.generator
-    lines = []
-    if (embedder or AUTO) == AUTO:
-        kept = state.embedder if state is not None else ""
-        problem = _problem(kept) if kept else "new"
-        if problem is None:
-            embedder = kept
-            lines.append(f"retrieval: {kept} (this project's; --embedder NAME moves it to "
-                         f"another: {', '.join(('proxy',) + catalogue_embedders())})")
-        else:
-            choice = resolve_embedder(AUTO)
-            embedder = choice.spec
-            lines.append(choice.line)
-            if problem != "new":
-                lines.append(f"warning: this project was cut with {kept}, which cannot be used "
-                             f"now ({problem}); cutting it with {canonical_or(embedder)} instead")
-    else:
-        lines.append(f"retrieval: {embedder} (--embedder)")
-    if (generator or AUTO) == AUTO:
-        kept = getattr(state, "generator", "") if state is not None else ""
-        problem = _generator_problem(kept) if kept else "new"
-        if problem is None:
-            generator = kept
-            lines.append(f"generation: {kept} (this project's; --generator NAME moves it to "
-                         f"another)")
-        else:
-            choice = resolve_auto(offline_generator)
-            generator = choice.spec
-            lines.append(choice.line)
-            if problem != "new":
-                lines.append(f"warning: this project's generator {kept} cannot be used now "
-                             f"({problem}); using {generator} instead")
-    else:
-        lines.append(f"generation: {generator} (--generator)")
+    lines: list[str] = []
+    embedder = _choose("retrieval", options.embedder, state.embedder if state else "",
+                       _problem, lambda: resolve_embedder(AUTO), "--embedder", lines)
+    generator = _choose("generation", options.generator, getattr(state, "generator", ""),
+                        _generator_problem, lambda: resolve_auto(offline_generator),
+                        "--generator", lines)
     return replace(options, embedder=embedder, generator=generator), tuple(lines)
+
+
+def _choose(what: str, asked: str, kept: str, problem, resolve, flag: str,
+            lines: list[str]) -> str:
+    """One kind: the name asked for, else the project's own (``kept``) if it can be used now,
+    else ``resolve()``'s choice; the line saying so is appended to ``lines``."""
+    if (asked or AUTO) != AUTO:
+        lines.append(f"{what}: {asked} ({flag})")
+        return asked
+    why = problem(kept) if kept else None
+    if kept and why is None:
+        lines.append(f"{what}: {kept} (this project's; {flag} NAME moves it to another)")
+        return kept
+    choice = resolve()
+    lines.append(choice.line)
+    if kept:
+        lines.append(f"warning: this project was cut with {kept}, which cannot be used now "
+                     f"({why}); using {canonical_or(choice.spec)} instead")
+    return choice.spec
 
 
 def canonical_or(spec: str) -> str:

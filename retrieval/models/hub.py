@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -28,6 +29,7 @@ from planner.errors import ModelError
 from .store import endpoint, repo_folder
 
 HASH_CHUNK = 8 << 20
+_ETAG = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")  # a git blob id or a sha256: a file name
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,7 @@ def fetch(repo: str, commit: str, rf: RemoteFile, cache: Path, progress) -> Path
                          hint=f"is {endpoint()} a Hugging Face Hub mirror?")
     etag = meta.etag or ""
     expected = rf.sha256 or rf.blob_id
-    if not etag or (expected and etag != expected):
+    if not _ETAG.match(etag) or (expected and etag != expected):
         raise ModelError(f"{url}: the hub's file id {etag or '(none)'} is not the {expected} "
                          f"its model info gives", hint="try again later, or another HF_ENDPOINT")
     storage = repo_folder(repo, cache)

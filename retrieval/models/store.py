@@ -111,13 +111,14 @@ class Status:
 def status(e: Entry) -> Status:
     """Whether ``e`` is installed: a hand-placed folder first, then a pull's record."""
     hand = manual_folder(e.name)
+    problem = ""
     if hand.is_dir():
         found, problem = _by_hand(e, hand)
-        if found is not None or problem:
-            return Status(e, found, problem)
+        if found is not None:
+            return Status(e, found)
     rec = read_record(e.name)
     if rec is None:
-        return Status(e, None)
+        return Status(e, None, problem)  # (an incomplete hand-placed folder says what it lacks)
     missing = [f.path for f in rec.files
                if not _has_size(rec.folder / f.path, f.size)]
     if missing:
