@@ -61,23 +61,23 @@ def canonical_or(spec: str) -> str:
         return spec
 
 
-def _problem(name: str) -> str | None:
-    """Why the embedder a project recorded cannot be built now (None: it can)."""
+def _why_not(build, name: str) -> str | None:
+    """Why ``build(name)`` fails now (None: the model a project recorded can be used)."""
     try:
-        canonical_name(name)
+        build(name)
     except MontageError as exc:
         return exc.message
     return None
+
+
+def _problem(name: str) -> str | None:
+    return _why_not(canonical_name, name)
 
 
 def _generator_problem(spec: str) -> str | None:
     from generator import make_generator
 
-    try:
-        make_generator(spec)
-    except MontageError as exc:
-        return exc.message
-    return None
+    return _why_not(make_generator, spec)
 
 
 __all__ = ["choose_models"]
