@@ -4,8 +4,11 @@ No CLIP or diffusion weights can be downloaded here, so both models have their r
 architecture (open_clip ViT-B-32; a Stable Diffusion 1.5-sized UNet and VAE at 512x512) with
 random weights: the arithmetic, and so the speed and memory, are those of the trained models.
 Both go through montage's own code: ``ClipEmbedder`` (``--device cuda``: half precision,
-batches of ``CUDA_BATCH``) and ``DiffusersGenerator``. Prints JSON lines; without a CUDA device
-it prints one line saying so and exits 0.
+batches of ``CUDA_BATCH``) and ``DiffusersGenerator``. Then the pulled-model path: a loopback
+Hugging Face Hub (tests/hubserver.py) serves tiny real-architecture models (the device machine
+has no internet), ``montage models pull`` fetches them into a temporary hub cache, ``auto``
+must take them, and ``montage models check`` loads each on the GPU and times one inference.
+Prints JSON lines; without a CUDA device it prints one line saying so and exits 0.
 """
 from __future__ import annotations
 
@@ -112,6 +115,39 @@ def bench_diffusers(torch, device: str, tmp: Path) -> None:
                       "peak_gpu_gb": _peak_gb(torch, device)}), flush=True)
 
 
+def bench_pulled(torch, device: str, tmp: Path) -> None:
+    """Pull tiny models from a loopback hub, let auto take them, check them on ``device``."""
+    import os
+
+    from tests.hubserver import Hub
+    from tests.models_kit import build_repos, model_env
+
+    repos = build_repos(tmp / "repos")
+    saved = dict(os.environ)
+    try:
+        with Hub() as hub:
+            for r in repos.values():
+                hub.add(r)
+            os.environ.update(model_env(tmp / "pulled", hub, repos))
+            from generator import resolve_auto
+            from generator.modelcheck import check
+            from retrieval.embed import resolve_embedder
+            from retrieval.models import pull
+
+            t = time.perf_counter()
+            for name in ("tiny-clip", "tiny-sd"):
+                pull(name, progress=False)
+            pulled = time.perf_counter() - t
+            chosen = [resolve_embedder("auto").spec, resolve_auto().spec]
+            results = check(["tiny-clip", "tiny-sd"])
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    print(json.dumps({"bench": "gpu", "part": "pulled models (tiny, from a loopback hub)",
+                      "device": device, "pull_s": round(pulled, 2), "auto_took": chosen,
+                      "check": [r.to_json() for r in results]}), flush=True)
+
+
 def main() -> int:
     import torch
 
@@ -124,7 +160,7 @@ def main() -> int:
         print(json.dumps({"bench": "gpu", "gpu": torch.cuda.get_device_name(0),
                           "torch": torch.__version__, "cuda": torch.version.cuda}), flush=True)
     with tempfile.TemporaryDirectory(prefix="montage-gpu-") as tmp:
-        for part in (bench_clip, bench_diffusers):
+        for part in (bench_clip, bench_diffusers, bench_pulled):
             try:
                 part(torch, device, Path(tmp))
             except Exception as exc:  # report the part that failed, still run the other

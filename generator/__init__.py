@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from generator.cast import identity_from_library, load_cast, resolve_identity
 from generator.errors import CastError, GenerationFailed, GeneratorError, GeneratorModelError
-from generator.factory import SPECS, make_generator
+from generator.factory import SPECS, GeneratorChoice, make_generator, resolve_auto
 from generator.types import Character, GeneratedClip, GenerationRequest, Generator
 
 __all__ = [
     "SPECS", "CastError", "Character", "GeneratedClip", "GenerationFailed", "GenerationRequest",
-    "Generator", "GeneratorError", "GeneratorModelError", "identity_from_library", "load_cast",
-    "make_generator", "resolve_identity",
+    "Generator", "GeneratorChoice", "GeneratorError", "GeneratorModelError",
+    "identity_from_library", "load_cast", "make_generator", "resolve_auto", "resolve_identity",
 ]

@@ -27,7 +27,8 @@ import numpy as np
 from generator import cache, conditioning
 from generator.errors import GenerationFailed, GeneratorModelError, is_out_of_memory, memory_guard
 from generator.types import GeneratedClip, GenerationRequest, check_request
-from generator.video import fit_frame, to_uint8
+from generator.video import fit_frame, pipeline_frames, to_uint8
+from generator.weights import safetensors_keys
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class DiffusersSettings:
     guidance: float = 5.0
     max_side: int | None = None  # longer side of the generated picture (default: the model's)
     device: str | None = None  # default: cuda when available, else cpu
+    variant: str | None = None  # weights saved as e.g. "fp16" (diffusion_pytorch_model.fp16.*)
 
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -77,26 +79,39 @@ def check_model(model: str) -> None:
                                   "re-save the pipeline with save_pretrained") from None
 
 
+OPTIONAL = ("safety_checker", "feature_extractor", "image_encoder")  # a pull may leave them out
+
+
 def _missing_components(model: str) -> dict:
-    """Components saved as null (e.g. no text encoder): passed as None so loading accepts them."""
+    """Components saved as null (e.g. no text encoder), and optional ones whose folder is not
+    there (a pull takes no safety checker): passed as None so loading accepts them."""
     if not is_local(model):
         return {}
-    index = json.loads((Path(model).expanduser() / "model_index.json").read_text(encoding="utf-8"))
+    folder = Path(model).expanduser()
+    index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
     return {k: None for k, v in index.items()
-            if not k.startswith("_") and isinstance(v, list) and (not v or v[0] is None)}
+            if not k.startswith("_") and isinstance(v, list)
+            and (not v or v[0] is None or (k in OPTIONAL and not (folder / k).is_dir()))}
 
 
 class DiffusersGenerator:
     backend = "diffusers"
 
     def __init__(self, model: str, settings: DiffusersSettings = DiffusersSettings(),
-                 i2v: str | None = None) -> None:
+                 i2v: str | None = None, *, label: str | None = None,
+                 ip_adapter: tuple[Path, str, str] | None = None) -> None:
+        """``label``: the model's name in provenance and cache keys (a pulled catalogue model:
+        NAME@REVISION) instead of a fingerprint of its folder. ``ip_adapter``: (folder,
+        subfolder, weights file) of an IP-Adapter to load into the main pipeline (a pulled
+        identity model), instead of a ``MODEL/ip_adapter/`` folder."""
         check_model(model)
         if i2v is not None:
             check_model(i2v)
         self.model = str(Path(model).expanduser().resolve()) if is_local(model) else model
         self.i2v = (str(Path(i2v).expanduser().resolve()) if i2v and is_local(i2v) else i2v)
         self.settings = settings
+        self.label = label
+        self.ip_adapter = ip_adapter
         self._pipes: dict[str, object] = {}
         self._ip_adapter: set[str] = set()  # pipelines with an IP-Adapter loaded
         self._identity = None
@@ -104,7 +119,11 @@ class DiffusersGenerator:
     # -- loading ---------------------------------------------------------------------------
     def identity(self) -> str:
         if self._identity is None:
-            parts = [self._model_id(self.model)] + ([self._model_id(self.i2v)] if self.i2v else [])
+            parts = [self.label or self._model_id(self.model)] + (
+                [self._model_id(self.i2v)] if self.i2v else [])
+            if self.ip_adapter is not None:
+                parts.append(f"ip:{self._model_id(str(self.ip_adapter[0]))}/"
+                             f"{self.ip_adapter[1]}/{self.ip_adapter[2]}")
             s = self.settings
             self._identity = (f"diffusers-1:{'+'.join(parts)}:steps={s.steps}:"
                               f"strength={s.strength}:guidance={s.guidance}:side={s.max_side}")
@@ -157,8 +176,9 @@ class DiffusersGenerator:
         model = self.model if which == "main" else self.i2v
         device, dtype = self._device()
         try:
+            variant = {"variant": self.settings.variant} if self.settings.variant else {}
             p = diffusers.DiffusionPipeline.from_pretrained(
-                model, dtype=dtype, local_files_only=is_local(model),
+                model, dtype=dtype, local_files_only=is_local(model), **variant,
                 **_missing_components(model))
             p.to(device)
         except Exception as exc:  # noqa: BLE001 - loaders raise many kinds; all mean "unusable"
@@ -188,15 +208,19 @@ class DiffusersGenerator:
         the pipeline has one of its own. A file that cannot be read is a GeneratorModelError
         naming it: a model folder with a broken adapter is a broken model, not a silent fallback.
         """
-        folder = Path(model) / "ip_adapter" if is_local(model) else None
+        root, subfolder, weight_name = (
+            self.ip_adapter if self.ip_adapter is not None and which == "main"
+            else (Path(model), "ip_adapter", ""))
+        folder = Path(root) / subfolder if is_local(str(root)) else None
         if folder is None or not folder.is_dir():
             return
         if not hasattr(p, "load_ip_adapter"):
             logger.warning("%s has an ip_adapter folder but %s cannot load one; reference "
                            "images are not used", model, type(p).__name__)
             return
-        weights = sorted(f for f in folder.iterdir()
-                         if f.is_file() and f.suffix in (".safetensors", ".bin"))
+        weights = ([folder / weight_name] if weight_name else
+                   sorted(f for f in folder.iterdir()
+                          if f.is_file() and f.suffix in (".safetensors", ".bin")))
         if not weights:
             logger.warning("%s has no .safetensors or .bin weights; no IP-Adapter is loaded", folder)
             return
@@ -210,16 +234,16 @@ class DiffusersGenerator:
                 f"no config.json",
                 "save the adapter's CLIP image encoder (CLIPVisionModelWithProjection."
                 "save_pretrained) there, or remove the ip_adapter folder")
-        keys = _safetensors_keys(weights[0]) if weights[0].suffix == ".safetensors" else None
+        keys = safetensors_keys(weights[0]) if weights[0].suffix == ".safetensors" else None
         if keys is not None and not any(k.startswith("image_proj.") for k in keys):
             raise GeneratorModelError(
                 f"{weights[0]} is not an IP-Adapter: it has no image_proj.* tensors",
                 "use the adapter's .safetensors file (image_proj.* and ip_adapter.* tensors), "
                 "or remove the ip_adapter folder")
         for f in sorted(encoder.glob("*.safetensors")):
-            _safetensors_keys(f)
+            safetensors_keys(f)
         try:
-            p.load_ip_adapter(str(Path(model)), subfolder="ip_adapter", weight_name=weights[0].name,
+            p.load_ip_adapter(str(Path(root)), subfolder=subfolder, weight_name=weights[0].name,
                               local_files_only=True)
         except Exception as exc:  # noqa: BLE001 - safetensors, torch and transformers all raise
             first = " ".join(str(exc).split())[:300] or type(exc).__name__
@@ -305,6 +329,8 @@ class DiffusersGenerator:
         gen = torch.Generator(device="cpu").manual_seed(seed)
         common = dict(num_inference_steps=self.settings.steps, guidance_scale=self.settings.guidance,
                       generator=gen, output_type="np", **self._text_args(p, prompt))
+        common = {k: v for k, v in common.items()  # e.g. LCM pipelines take no negative prompt
+                  if k in params or k == "ip_adapter_image"}
         refs = [r for c in cast for r in (c.portraits or c.references)]  # library portraits too
         ip_image = None
         if "main" in self._ip_adapter:
@@ -323,7 +349,7 @@ class DiffusersGenerator:
                     used["kind"] = "text-to-video"
                     out = p(height=height, width=width,
                             num_frames=min(request.frames, MAX_VIDEO_FRAMES), **common)
-                    frames = _video_frames(out, request.shot_id)
+                    frames = pipeline_frames(out, request.shot_id)
                 else:
                     img2img = self.pipe("img2img") if init is not None else None
                     if img2img is not None:
@@ -360,7 +386,7 @@ class DiffusersGenerator:
                   "output_type": "np"}
         if "num_frames" in inspect.signature(p.__call__).parameters:
             kwargs["num_frames"] = min(request.frames, MAX_VIDEO_FRAMES)
-        return _video_frames(p(**kwargs), request.shot_id)
+        return pipeline_frames(p(**kwargs), request.shot_id)
 
     def generate(self, request: GenerationRequest, *, cache_dir: Path,
                  progress: bool = True) -> GeneratedClip:
@@ -375,27 +401,6 @@ class DiffusersGenerator:
             sample=lambda: self.sample(request, progress=progress), references=references,
             settings={"steps": self.settings.steps, "guidance": self.settings.guidance,
                       "strength": self.settings.strength})
-
-
-def _safetensors_keys(path: Path) -> list[str]:
-    """The tensor names of a .safetensors file (header only); GeneratorModelError naming it
-    when it is truncated or not a safetensors file."""
-    try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            return list(f.keys())
-    except Exception as exc:  # noqa: BLE001 - SafetensorError, OSError
-        first = " ".join(str(exc).split())[:200] or type(exc).__name__
-        raise GeneratorModelError(f"{path} is unreadable or truncated ({first})",
-                                  "download or save that file again") from None
-
-
-def _video_frames(out, shot_id: str) -> np.ndarray:
-    """(T, h, w, 3) uint8 from a video pipeline's output (a batch of one)."""
-    frames = out.frames
-    frames = frames[0] if isinstance(frames, (list, tuple)) or np.asarray(frames).ndim == 5 else frames
-    return to_uint8(np.asarray(frames), shot_id)
 
 
 def build_tiny_pipeline(folder: Path, *, video: bool = False, sample_size: int = 16,

@@ -105,3 +105,10 @@ def to_uint8(a, shot_id: str) -> np.ndarray:
         raise GenerationFailed(f"shot {shot_id}: the pipeline produced NaN or infinite pixels",
                                "run it in float32 (a CPU) or with a VAE fixed for float16")
     return np.clip(a * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def pipeline_frames(out, shot_id: str) -> np.ndarray:
+    """(T, h, w, 3) uint8 from a video pipeline's output (a batch of one)."""
+    frames = out.frames
+    frames = frames[0] if isinstance(frames, (list, tuple)) or np.asarray(frames).ndim == 5 else frames
+    return to_uint8(np.asarray(frames), shot_id)

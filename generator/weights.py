@@ -9,6 +9,8 @@ import json
 import struct
 from pathlib import Path
 
+from generator.errors import GeneratorModelError
+
 FORMAT = "montage-dit-1"
 _MAX_HEADER = 100_000_000
 
@@ -33,3 +35,17 @@ def read_header(path: Path) -> dict[str, str]:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"not a {FORMAT} weights file")
     return meta
+
+
+def safetensors_keys(path: Path) -> list[str]:
+    """The tensor names of a .safetensors file (header only); GeneratorModelError naming it
+    when it is truncated or not a safetensors file."""
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            return list(f.keys())
+    except Exception as exc:  # noqa: BLE001 - SafetensorError, OSError
+        first = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise GeneratorModelError(f"{path} is unreadable or truncated ({first})",
+                                  "download or save that file again") from None

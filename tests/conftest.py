@@ -72,6 +72,49 @@ def make_footage(root: Path, colors: Sequence[str], *, seconds: float = 2.0, pat
     return root
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_model_store(tmp_path_factory):
+    """No test sees the models this machine's user pulled (or their catalogue file): every
+    test (and every process it starts) gets an empty model store and hub cache of its own."""
+    import os
+
+    base = tmp_path_factory.mktemp("model-store")
+    saved = {k: os.environ.get(k) for k in ("MONTAGE_MODELS_HOME", "MONTAGE_MODELS_FILE",
+                                            "HF_HUB_CACHE")}
+    os.environ.update(MONTAGE_MODELS_HOME=str(base / "home"),
+                      MONTAGE_MODELS_FILE=str(base / "none.toml"),
+                      HF_HUB_CACHE=str(base / "hf-cache"))
+    yield
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def repos(tmp_path_factory):
+    """Tiny real-architecture models as hub repositories (tests/models_kit.py)."""
+    from tests.models_kit import build_repos
+
+    return build_repos(tmp_path_factory.mktemp("repos"))
+
+
+@pytest.fixture
+def hub(repos, tmp_path, monkeypatch):
+    """A Hugging Face Hub on loopback serving ``repos``, and this test's machine pointed at it
+    (its own hub cache, model records and catalogue file with entries for the repos)."""
+    from tests.hubserver import Hub
+    from tests.models_kit import model_env
+
+    with Hub() as h:
+        for r in repos.values():
+            h.add(r)
+        for k, v in model_env(tmp_path, h, repos).items():
+            monkeypatch.setenv(k, v)
+        yield h
+
+
 @pytest.fixture(scope="session")
 def model_cache(pytestconfig, tmp_path_factory) -> Path:
     """Where the session's models keep their caches (label vectors, exported ONNX): pytest's

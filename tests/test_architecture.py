@@ -35,7 +35,7 @@ COMMAND_LINE = "montage.cli"
 MAX_LINES = 500
 # room -> floor; a room may import rooms on lower floors only
 FLOORS = {
-    "retrieval": {"types": 0, "media": 1, "analysis": 2, "embed": 3, "index": 4, "search": 5},
+    "retrieval": {"types": 0, "media": 1, "models": 1, "analysis": 2, "embed": 3, "index": 4, "search": 5},
     "montage": {"optimize": 1, "film": 2, "sound": 3, "project": 3, "pipeline": 4, "studio": 5,
                 "cli": 6},
 }

@@ -140,11 +140,13 @@ def test_index_rebuilds_for_another_embedder_and_search_checks_it(tiny_clip, pro
     make_still(tmp_path / "still.png")
     first = build_index(tmp_path, proxy, progress=False, workers=0)
     assert first.embedder == "proxy-v3" and first.files_indexed == 2
-    caplog.set_level(logging.WARNING)
+    caplog.set_level(logging.INFO)
     clip = make_embedder(f"clip:{model}:{checkpoint}", vocabulary=("red", "blue"))
     report = build_index(tmp_path, clip, progress=False, workers=0)
     assert (report.files_indexed, report.files_reused, report.embedder) == (2, 0, clip.name)
-    assert any("proxy-v3" in r.getMessage() and "rebuilding" in r.getMessage()
+    # another embedder: proxy-v3's vectors are set aside, the stored keyframes re-embedded
+    assert (report.parked, report.files_reembedded) == ("proxy-v3", 2)
+    assert any("proxy-v3" in r.getMessage() and "kept" in r.getMessage()
                for r in caplog.records)
     index = open_index(tmp_path)
     assert index.embedder_name == clip.name and index.vectors.dim == 32

@@ -74,9 +74,9 @@ def test_an_index_of_the_previous_format_is_rebuilt_when_indexing(tmp_path, prox
 
 
 def test_interrupted_run_keeps_finished_files_and_resumes(tmp_path, proxy, monkeypatch) -> None:
-    import retrieval.index.build as index_module
+    import retrieval.index.run as run_module
 
-    monkeypatch.setattr(index_module, "EMBED_BATCH", 1)  # each file embedded as it comes
+    monkeypatch.setattr(run_module, "EMBED_BATCH", 1)  # each file embedded as it comes
     root = _library(tmp_path / "lib")
     finished: list[str] = []
 
@@ -97,10 +97,10 @@ def test_interrupted_run_keeps_finished_files_and_resumes(tmp_path, proxy, monke
 
 
 def test_checkpoints_commit_during_a_run(tmp_path, proxy, monkeypatch) -> None:
-    import retrieval.index.build as index_module
+    import retrieval.index.run as run_module
 
     root = _library(tmp_path / "lib", n_clips=2)
-    monkeypatch.setattr(index_module, "EMBED_BATCH", 1)  # embed each file as it comes
+    monkeypatch.setattr(run_module, "EMBED_BATCH", 1)  # embed each file as it comes
     seen: list[int] = []
 
     def count_committed(path: str, done: int, total: int) -> None:
@@ -164,7 +164,8 @@ def test_new_files_are_added_without_touching_the_others(tmp_path, proxy) -> Non
 _INDEX_COMMITTING_EACH_FILE = """
 import functools, sys, time
 import retrieval.index.build as index
-index.EMBED_BATCH = 1
+import retrieval.index.run as run
+run.EMBED_BATCH = 1
 index.build_index = functools.partial(index.build_index, checkpoint_s=0.0)
 _commit = index._Run.commit
 def commit(self, final=True):
@@ -259,7 +260,10 @@ def test_an_index_killed_with_sigkill_resumes_without_duplicates(tmp_path, proxy
         assert con.execute("SELECT COUNT(*), COUNT(DISTINCT path || '@' || json_extract(data, "
                            "'$.start')) FROM shots").fetchone() == (len(ids), len(ids))
     left = sorted(p.name for p in db.parent.iterdir() if p.name != "index.lock")  # kept, empty
-    assert left == [DB_NAME, index.meta["vectors"]], left  # no journal, stale or temp vectors
+    # no journal, stale or temp vectors (keyframes/: what another embedder re-embeds)
+    assert left == sorted([DB_NAME, index.meta["vectors"], "keyframes"]), left
+    stored = sorted(p.suffix for p in (db.parent / "keyframes").iterdir())
+    assert stored == [".kf"] * 6, stored  # one per file, no temporary left by the kill
     # The checkpointed files were reused as they were: each shot keeps its own vector.
     now = {s.id: (s, v) for s, v in zip(index.shots, index.vectors.vectors())}
     for shot_id, (shot, vector) in kept.items():

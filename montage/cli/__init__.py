@@ -36,6 +36,7 @@ commands:
   plan     split a script into shots and print them (or --json)
   index    index a footage folder (incremental: only new or changed files are analysed)
   search   rank library shots for one or more text queries
+  models   list, pull, remove and check the models montage can use (CLIP, diffusion, identity)
   generator train / info   train the builtin shot generator on a library, describe a generator
 """
 
@@ -82,7 +83,9 @@ def _add_make_options(p: argparse.ArgumentParser) -> None:
     # every setting defaults to None here: only flags the user typed override what the project
     # remembers (montage.pipeline.options); the defaults of a new project are MakeOptions'
     p.add_argument("--embedder", default=None,
-                   help="embedder used to index the library (default: proxy; " + REMEMBERED + ")")
+                   help="embedder used to index the library: auto (the default: the best "
+                        "installed, a pulled CLIP, else the offline proxy), proxy, a pulled "
+                        "model (montage models list) or clip:MODEL:WEIGHTS (" + REMEMBERED + ")")
     p.add_argument("--top", type=int, default=None, help="candidates kept per shot (default: 10)")
     p.add_argument("--style", default=None,
                    help="rule preset (" + ", ".join(list_styles()) + ") or a TOML rule file "
@@ -93,8 +96,10 @@ def _add_make_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=_size, default=None, help="film size WxH (default: 1280x720)")
     p.add_argument("--fps", type=_fps, default=None, help="film frame rate (default: 25)")
     p.add_argument("--generator", default=None, metavar="SPEC",
-                   help="fill shots the library lacks: builtin, builtin:WEIGHTS, diffusers:MODEL "
-                        "(a local diffusers folder or hub id) or off (default: off: title cards)")
+                   help="fill shots the library lacks: auto (the default: the best pulled "
+                        "diffusion model that runs here, else the offline fill), a pulled model, "
+                        "builtin, builtin:WEIGHTS, diffusers:MODEL (a local diffusers folder or "
+                        "hub id) or off (title cards)")
     p.add_argument("--generate", action="append", default=None, metavar="SHOT_ID",
                    help="generate this shot even if the library has a match (repeatable; "
                         "replaces the shots the project remembers)")
@@ -151,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", type=Path, default=None,
                    help="where the demo film goes (default: out/demo, or out/demo-narrated "
                         "with --narrate)")
-    _add_make_options(p)
+    _add_make_options(p)  # auto there falls back to builtin: the demo shows a generated shot
 
     p = sub.add_parser("watch", help="make the film, then recut it every time the script is saved")
     p.add_argument("script", type=Path)
@@ -190,7 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("index", help="index a footage folder")
     p.add_argument("library", type=Path)
-    _add_embedder_options(p, "embedder to index with: proxy (offline default) or clip")
+    _add_embedder_options(p, "embedder to index with: auto (default: a pulled CLIP, else the "
+                             "offline proxy), proxy, a pulled model, or clip; each embedder's "
+                             "vectors are kept, and another one re-embeds without decoding")
     p.add_argument("--workers", type=int, default=None,
                    help="analysis processes beside the embedder (default: cores - 1; 0: none); "
                         "with --engine ray and no --address: the local Ray's CPUs")
@@ -217,8 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write a contact sheet of the hits with their scores")
     p.add_argument("--mode", default=None, choices=("weighted", "cascade", "embedding", "keywords"),
                    help="how keywords and the embedding combine (default: the measured best)")
-    _add_embedder_options(p, "check that the index was built with this embedder (default: "
-                             "the index's own)")
+    _add_embedder_options(p, "search the index's vectors of this embedder (default: auto: "
+                             "the best installed one the index has vectors of, else its last)")
 
     from montage.cli.studio import add_parser as add_studio_parser
 
@@ -231,6 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     from generator.commands import add_parser as add_generator_parser
 
     add_generator_parser(sub)
+
+    from montage.cli.models import add_parser as add_models_parser
+
+    add_models_parser(sub)
     return parser
 
 
@@ -264,7 +275,9 @@ def _options(args: argparse.Namespace, *, wait: float = 0.0):
     if values.get("voice") is not None:
         values["narrate"] = True  # a voice implies narration
     return MakeOptions(progress=not args.quiet, wait=args.wait if args.wait is not None else wait,
-                       given=frozenset(values), **values)
+                       given=frozenset(values), **values,
+                       # the demo's library is what the builtin model's weights learnt
+                       offline_generator="builtin" if args.command == "demo" else "off")
 
 
 def _make(args: argparse.Namespace, script: Path, library: Path, out: Path | None,
@@ -314,8 +327,6 @@ def _run(args: argparse.Namespace) -> int:
         library = fetch_demo_library()
         if args.cast is None:  # the demo shows generated shots of its cast
             args.cast = DEMO / "cast.toml"
-        if args.generator is None:
-            args.generator = "builtin"
         out_dir: Path = args.out_dir or Path("out/demo-narrated" if args.narrate else "out/demo")
         return _make(args, DEMO / "script.txt", library, out_dir / "film.mp4", out_dir / "project")
     if args.command == "plan":
@@ -331,16 +342,24 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "index":
         from retrieval.index import index_with, report_dict, summary_lines
-        from retrieval.embed import embedder_spec
+        from retrieval.embed import embedder_spec, resolve_embedder
 
-        spec = embedder_spec(args.embedder, args.clip_model, args.clip_pretrained) or "proxy"
-        report = index_with(args.engine, args.library, spec, address=args.address,
+        choice = resolve_embedder(embedder_spec(args.embedder, args.clip_model,
+                                                args.clip_pretrained))
+        if not args.quiet:
+            print(choice.line, file=sys.stderr)
+        report = index_with(args.engine, args.library, choice.spec, address=args.address,
                             progress=not args.quiet, workers=args.workers, vectors=args.vectors)
         if args.json:
             print(json.dumps(report_dict(report), indent=2))
             return 0
         lines = summary_lines(report)
         print(lines[0])
+        if report.files_reembedded:
+            print(f"  {report.files_reembedded} re-embedded from stored keyframes (no video "
+                  "decoded)")
+        if report.parked:
+            print(f"  {report.parked}'s vectors are kept: indexing with it again is free")
         if report.location and Path(report.location).parent.resolve() != args.library.resolve():
             print(f"  the library is read-only: its index is kept in {report.location}")
         for line in lines[1:]:
@@ -356,9 +375,13 @@ def _run(args: argparse.Namespace) -> int:
             raise MontageError(f"--top must be at least 1, got {args.top}")
         for query in args.queries:
             check_query(query)
-        results = search_library(args.library, args.queries, top=args.top,
-                                 embedder=embedder_spec(args.embedder, args.clip_model,
-                                                        args.clip_pretrained),
+        from retrieval.search import search_embedder
+
+        spec, line = search_embedder(args.library, embedder_spec(args.embedder, args.clip_model,
+                                                                 args.clip_pretrained))
+        if line:
+            print(line, file=sys.stderr)
+        results = search_library(args.library, args.queries, top=args.top, embedder=spec,
                                  mode=args.mode or DEFAULT_MODE)
         if args.sheet is not None:
             from retrieval.search import write_sheet
@@ -384,6 +407,10 @@ def _run(args: argparse.Namespace) -> int:
         from generator.commands import run as run_generator_command
 
         return run_generator_command(args)
+    if args.command == "models":
+        from montage.cli.models import run as run_models
+
+        return run_models(args)
     raise AssertionError(args.command)
 
 

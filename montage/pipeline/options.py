@@ -27,7 +27,7 @@ FLAGS = {"embedder": "--embedder", "generator": "--generator", "cast": "--cast",
 class MakeOptions:
     """Everything a user can set for one `montage make`."""
 
-    embedder: str = "proxy"
+    embedder: str = "auto"  # auto: the best installed (montage.pipeline.choose); a project keeps its own
     style: str = "default"  # a preset in assets/rules/ or a path to a TOML rule set
     top: int = 10
     threshold: float | None = None  # overrides the rule set's placeholder threshold
@@ -36,7 +36,8 @@ class MakeOptions:
     rate: Fraction = Fraction(25)
     progress: bool = True
     contact_sheet: bool = True
-    generator: str = "off"  # "builtin", "builtin:WEIGHTS", "diffusers:MODEL" or "off"
+    generator: str = "auto"  # "auto", a pulled model, "builtin[:WEIGHTS]", "diffusers:MODEL", "off"
+    offline_generator: str = "off"  # what auto takes with no usable diffusion model installed
     generate: frozenset[str] = frozenset()  # shot ids to generate whatever the library has
     cast: Path | None = None  # cast.toml: names, descriptions, reference images, seeds
     wait: float = 0.0  # seconds to wait for another writer of the project (0: fail at once)

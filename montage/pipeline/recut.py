@@ -35,6 +35,7 @@ from montage.project import (RENDERED, SETTINGS_FILE, Choices, DamagedState, Pro
 from montage.sound import prepare_sound
 
 from .artifacts import MakeResult, prepare, record
+from .choose import choose_models
 from .changes import fingerprints, read_rendered, rendered_json, shot_changes, summary
 from .faults import STOP_AT, stop_after_clips, stop_at
 from .generate import cast_lines, fill_missing, mark_generated, merge
@@ -80,6 +81,7 @@ class Recutter:
         self._last: _Previous | None = None  # this object's last cut (kept for watch mode)
         self._pending: tuple[int, Path] | None = None  # a preview cut to finish
         self._told: set[str] = set()  # notes about the stored settings, said once
+        self._announced: tuple[str, ...] = ()  # the model lines said (again when they change)
 
     def set_options(self, options: MakeOptions) -> None:
         """Other settings for the next cut (a style, a shot to generate); models stay loaded.
@@ -106,8 +108,15 @@ class Recutter:
             if note not in self._told:
                 self._told.add(note)
                 self._say(f"note: {note}", warn=True)
-        merged, changes = resolve(self.options, state.settings if state is not None else None)
-        self.set_options(replace(merged, given=self.options.given))
+        stored = state.settings if state is not None else None
+        merged, changes = resolve(self.options, stored)
+        merged, lines = choose_models(replace(merged, given=self.options.given), stored,
+                                      offline_generator=self.options.offline_generator)
+        if lines != self._announced:  # which models, and how to get better ones
+            for line in lines:
+                self._say(line, warn=line.startswith("warning"))
+            self._announced = lines
+        self.set_options(merged)
         return merged.settings(), changes
 
     def _say(self, text: str, warn: bool = False) -> None:
@@ -223,8 +232,8 @@ class Recutter:
         choices = load_choices(project)
 
         self._say("index")
-        build_index(lib, o.embedder, progress=o.progress)
-        index = open_index(lib)
+        report = build_index(lib, o.embedder, progress=o.progress)
+        index = open_index(lib, report.embedder)
         stop_at("indexed")
         if settings.embedder_model and settings.embedder_model != index.embedder_name:
             self._say(f"warning: the embedder {o.embedder!r} is now {index.embedder_name}, not "

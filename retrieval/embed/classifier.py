@@ -133,24 +133,30 @@ def _check_input() -> np.ndarray:
     return np.random.default_rng(0).uniform(-1.0, 1.0, (2, 3, 224, 224)).astype(np.float32)
 
 
+def ort_session(path: Path, threads: int = 1):
+    """An ONNX Runtime CPU session of ``path`` (this module is the one that imports
+    onnxruntime; the CLIP embedder's exported image tower runs through here too)."""
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise ModelError(f"ONNX Runtime is not installed ({exc})", hint=_ORT_HINT) from exc
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(1, int(threads))
+    options.inter_op_num_threads = 1
+    # no busy-waiting between ops: on a shared 2-core machine spinning threads steal the
+    # core the decoding worker needs
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 class Classifier:
     """An ONNX Runtime session of the exported model: preprocessed crops -> probabilities."""
 
     def __init__(self, path: Path, threads: int = 1) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError as exc:
-            raise ModelError(f"ONNX Runtime is not installed ({exc})", hint=_ORT_HINT) from exc
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = max(1, int(threads))
-        options.inter_op_num_threads = 1
-        # no busy-waiting between ops: on a shared 2-core machine spinning threads steal the
-        # core the decoding worker needs
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3
         self.path = Path(path)
-        self.threads = options.intra_op_num_threads
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.threads = max(1, int(threads))
+        self.session = ort_session(path, self.threads)
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         """Softmax over the 1000 ImageNet classes, (N, 1000) float32."""

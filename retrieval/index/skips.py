@@ -83,7 +83,8 @@ def report_dict(report: "build.IndexReport") -> dict:
         "files": report.files_total, "indexed": report.files_indexed,
         "reused": report.files_reused, "shots": report.shots, "seconds": report.seconds,
         "footage_seconds": report.footage_seconds, "embedder": report.embedder,
-        "location": report.location,
+        "location": report.location, "reembedded": report.files_reembedded,
+        "parked": report.parked,
         "skipped": [{"path": p, "why": why, "detail": detail}
                     for why, files in groups.items() for p, detail in files],
         "skipped_counts": {why: len(files) for why, files in groups.items()},

@@ -8,11 +8,12 @@ import every other room of ``retrieval`` and ``planner``. A new ranking term goe
 from __future__ import annotations
 
 from .candidates import DEFAULT_MODE, MODES, candidates_for_plan, hits_to_json, search_library
-from .footage import FootageIndex, open_index, skipped_files
+from .footage import FootageIndex, open_index, search_embedder, skipped_files
 from .queries import check_query
 from .sheet import write_sheet
 
 __all__ = [
     "DEFAULT_MODE", "MODES", "FootageIndex", "candidates_for_plan", "check_query",
-    "hits_to_json", "open_index", "search_library", "skipped_files", "write_sheet",
+    "hits_to_json", "open_index", "search_embedder", "search_library", "skipped_files",
+    "write_sheet",
 ]

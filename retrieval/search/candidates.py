@@ -19,8 +19,9 @@ __all__ = ["DEFAULT_MODE", "MODES", "candidates_for_plan", "hits_to_json", "sear
 
 def search_library(root: Path, queries: list[str], top: int = 5,
                    embedder: str | Embedder | None = None, mode: str = DEFAULT_MODE) -> list[list[Hit]]:
-    """Open the index of ``root`` and rank its shots for each query."""
-    return open_index(root).search(list(queries), top, embedder, mode=mode)
+    """Open the index of ``root`` (its vectors of ``embedder``; None: the last built) and rank
+    its shots for each query."""
+    return open_index(root, embedder).search(list(queries), top, embedder, mode=mode)
 
 
 def hits_to_json(root: Path, queries: list[str], results: list[list[Hit]]) -> list[dict]:

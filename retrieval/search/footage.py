@@ -109,6 +109,42 @@ def best_moment(moments, query) -> float | None:
     return float(times[int(np.argmax(vectors.astype(np.float32) @ np.asarray(query, np.float32)))])
 
 
+def _set_of(root: Path, folder: Path, embedder: str | Embedder) -> Path:
+    """The folder of the index's vectors made by ``embedder`` (the index keeps one set per
+    embedder, see retrieval.index.sets); a LibraryError naming the sets it has otherwise."""
+    from retrieval.index.sets import set_folder, sets
+
+    name = canonical_name(embedder) if isinstance(embedder, str) else embedder.name
+    found = set_folder(folder, name)
+    if found is not None:
+        return found
+    have = ", ".join(f"{n}{' (current)' if current else ''}" for n, current in sets(folder))
+    spec = embedder if isinstance(embedder, str) else name
+    raise LibraryError(f"the index of {root} has no vectors made by {name} (it has: "
+                       f"{have or 'none'})",
+                       hint=f"montage index {root} --embedder {spec} adds them (from the stored "
+                            f"keyframes: no video is decoded again)")
+
+
+def search_embedder(root: Path, spec: str | None) -> tuple[str | None, str]:
+    """The embedder a search of ``root`` uses for ``spec`` (None or "auto": the one ``auto``
+    takes, if the index has its vectors, else the index's last built set), and a line to say
+    when an installed embedder's vectors are missing from the index."""
+    from retrieval.embed import AUTO, auto_embedder
+    from retrieval.index.sets import set_folder
+
+    if spec not in (None, AUTO):
+        return spec, ""
+    choice = auto_embedder()
+    folder = find_index_folder(check_root(root))
+    name = canonical_name(choice.spec)
+    if set_folder(folder, name) is not None:
+        return choice.spec, ""
+    current = store.probe_meta(folder).get("embedder", "?")
+    return None, (f"search: the index's {current} vectors; {name} is installed but the index "
+                  f"has none of its vectors: `montage index {root}` adds them (no decoding)")
+
+
 def find_index_folder(root: Path) -> Path:
     """The folder holding the index of ``root``; a LibraryError if there is none (or only an
     index of an older format, which this version does not read)."""
@@ -137,12 +173,15 @@ def skipped_files(root: Path) -> tuple[tuple[str, str], ...]:
         return ()
 
 
-def open_index(root: Path) -> FootageIndex:
-    """Load the index of ``root``; a LibraryError says what to run if it is missing or stale."""
+def open_index(root: Path, embedder: str | Embedder | None = None) -> FootageIndex:
+    """Load the index of ``root`` (its vectors of ``embedder``, a name or a built one; None: the
+    set last built); a LibraryError says what to run if it is missing or stale."""
     from retrieval.index.vectors import VectorIndex
 
     root = check_root(root)
     folder = find_index_folder(root)
+    if embedder is not None:
+        folder = _set_of(root, folder, embedder)
     rebuild = f"run `montage index {root}`"
     try:
         with closing(store.connect(folder, readonly=True)) as con:

@@ -21,7 +21,7 @@ import os
 import socket
 import sys
 import time
-from contextlib import closing
+from contextlib import closing, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -33,7 +33,7 @@ from retrieval.embed.registry import canonical_name
 from retrieval.media.cuts import DEFAULT_MIN_SHOT, DEFAULT_THRESHOLD
 from retrieval.media.library import MediaFile, check_root, find_media
 from ..build import (CHECKPOINT_S, IndexReport, _connect_or_reset, _Entry, _load_kept, _readable,
-                     _report, _Run, _usable_meta, writable_index_folder)
+                     _report, _Run, _usable_meta, switch_set, writable_index_folder)
 from ..changes import content_hash, text_sig
 from ..largevectors import check_vector_mode, converts
 from ..lock import index_lock
@@ -146,7 +146,7 @@ def build_index_ray(root: Path, embedder: str = "proxy", *, address: str | None 
     settings = Settings(threshold, min_shot)
     folder = writable_index_folder(root)
     with index_lock(folder, "montage index --engine ray"), \
-            closing(_connect_or_reset(folder)) as con:
+            nullcontext(switch_set(folder, name)), closing(_connect_or_reset(folder)) as con:
         old_meta = _usable_meta(folder, con, name, settings.as_dict())
         from .. import store
 
