@@ -23,7 +23,7 @@ def test_a_repeated_sentence_as_two_title_cards_renders(tmp_path):
     script = tmp_path / "story.txt"
     script.write_text("The bells ring out.\n\nA checkered card waits.\n\nThe bells ring out.\n")
     project, out = tmp_path / "proj", tmp_path / "film.mp4"
-    opts = MakeOptions(threshold=0.99, width=64, height=36, progress=False, contact_sheet=False)
+    opts = MakeOptions(threshold=50.0, width=64, height=36, progress=False, contact_sheet=False)
     res = Recutter(lib, project, opts).cut(script, out)
     edl = read_timeline(project / "edit.otio")
     cards = [d for d in edl.decisions if d.kind == "card"]

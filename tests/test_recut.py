@@ -131,12 +131,12 @@ def test_pins_and_bans_survive_recuts(cut1, capsys):
     assert "no shot 99" in capsys.readouterr().err
 
 
-def test_new_settings_keep_only_clips_that_still_clear_the_card_threshold(cut1):
+def test_new_settings_keep_only_clips_that_still_clear_the_card_bar(cut1):
     """Kept clips earn a reward larger than any match; after a settings change (here the
-    threshold, as after an embedder upgrade) a clip now below the threshold must not stay."""
+    card bar, as after an embedder upgrade) a clip now below the bar must not stay."""
     r, script, project, out = cut1
-    assert all(clip for clip, _, _ in clips(project).values())  # threshold 0: all footage
-    strict = Recutter(r.library, project, replace(OPTIONS, threshold=0.99)).cut(script, out)
+    assert all(clip for clip, _, _ in clips(project).values())  # bar at 0 sd: all footage
+    strict = Recutter(r.library, project, replace(OPTIONS, threshold=50.0)).cut(script, out)
     assert all(clip == "" for clip, _, _ in clips(project).values())  # every shot a card now
     assert strict.kept == 0
     Recutter(r.library, project, OPTIONS).cut(script, out)  # and back: footage replaces cards

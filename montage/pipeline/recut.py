@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import signal
 import sys
@@ -31,7 +32,8 @@ from retrieval.types import CandidateSet, Hit, ShotCandidates
 from montage.film import (clip_features, read_timeline, render_edit, report_text, rhythm_plot,
                           write_contact_sheet, write_srt, write_timeline)
 from montage.film import Soundtrack
-from montage.optimize import EditDecisionList, Kept, RuleSet, Solution, load_rules, optimize
+from montage.optimize import (EditDecisionList, Kept, RuleSet, Solution, load_rules, optimize,
+                              raw_bars)
 from .generate import cast_lines, fill_missing, mark_generated, merge
 from montage.project import (Choices, DamagedState, ProjectState, cut_dir, disk_full_is_an_error,
                              last_cut, load_choices, load_state, project_lock, rebuild_state,
@@ -46,7 +48,7 @@ class MakeOptions:
     embedder: str = "proxy"
     style: str = "default"  # a preset in assets/rules/ or a path to a TOML rule set
     top: int = 10
-    threshold: float | None = None  # overrides the rule set's placeholder threshold
+    threshold: float | None = None  # a fixed card bar in sd, instead of the library's (+ style)
     width: int = 1280
     height: int = 720
     rate: Fraction = Fraction(25)
@@ -290,19 +292,18 @@ class Recutter:
                           encoded=rendered.encoded, timings=t)
 
     # -- steps -----------------------------------------------------------------------------
-    def _threshold(self, candidates: CandidateSet) -> float:
-        """The title-card threshold for ``candidates``' scores (their embedder's, unless the
-        style or --threshold sets one)."""
+    def _bars(self, candidates: CandidateSet) -> dict[str, float]:
+        """Each shot's card bar as a raw score of its query: the library's own bar moved by the
+        style, or --threshold (montage.optimize.confidence)."""
         o = self.options
-        if o.threshold is not None:
-            return o.threshold
-        return self.rules.for_embedder(candidates.embedder).placeholder_threshold
+        rules = self.rules if o.threshold is None else self.rules.with_threshold(o.threshold)
+        return raw_bars(candidates, rules)
 
     def _generate(self, plan: ShotPlan, candidates: CandidateSet,
                   only: frozenset[str] | None = None):
         """Generated clips for the shots the library cannot illustrate (montage.pipeline.generate)."""
         o = self.options
-        return fill_missing(plan, candidates, spec=o.generator, threshold=self._threshold(candidates),
+        return fill_missing(plan, candidates, spec=o.generator, threshold=self._bars(candidates),
                             library=self.library,
                             cache=(self.project / "cache" / "generated").resolve(),
                             width=o.width, height=o.height, rate=o.rate, force=o.generate,
@@ -353,7 +354,8 @@ class Recutter:
         """Reuse the last cut's candidates for shots it already had; search only new text."""
         reuse = {}
         if previous is not None and previous.fresh:  # same index and settings: same hits
-            reuse = {c.shot_id: c for c in previous.candidates.shots}
+            reuse = {c.shot_id: c for c in previous.candidates.shots
+                     if c.calibration is not None or not c.hits}  # else: from before calibration
         todo = ShotPlan(source=plan.source, shots=tuple(s for s in plan.shots if s.id not in reuse))
         found = {c.shot_id: c for c in candidates_for_plan(index, todo, top=self.options.top).shots} \
             if todo.shots else {}
@@ -370,7 +372,8 @@ class Recutter:
                         "unpin it (montage unpin), or pin a clip id from candidates.json")
                 shots[i] = replace(c, hits=c.hits + (Hit(by_id[pin], 0.0),))
         return CandidateSet(library=str(self.library.resolve()), embedder=index.embedder_name,
-                            shots=tuple(ShotCandidates(c.shot_id, c.query, c.hits) for c in shots))
+                            shots=tuple(ShotCandidates(c.shot_id, c.query, c.hits, c.calibration)
+                                        for c in shots))
 
     def _stability(self, plan: ShotPlan, previous: "_Previous | None", choices: Choices,
                    candidates: CandidateSet):
@@ -399,14 +402,15 @@ class Recutter:
     def _still_good(self, keep: dict[str, Kept], candidates: CandidateSet,
                     choices: Choices) -> dict[str, Kept]:
         """The kept choices that this index and these settings would still pick: the keep reward
-        outweighs any match, so without this a new embedder version or a raised threshold would
-        leave a clip it now rates below the card threshold in the film, and footage added for a
-        title card would never replace it. Hand-set trims hold whatever the scores."""
-        threshold = self._threshold(candidates)
+        outweighs any match, so without this a new embedder version or a raised card bar would
+        leave a clip it now rates below the bar in the film, and footage added for a title card
+        would never replace it. Hand-set trims hold whatever the scores."""
+        bars = self._bars(candidates)
         scores = {c.shot_id: {h.shot.id: h.score for h in c.hits} for c in candidates.shots}
         return {sid: k for sid, k in keep.items()
                 if sid in choices.trims
-                or (k.library_shot and scores.get(sid, {}).get(k.library_shot, -1.0) >= threshold)}
+                or (k.library_shot and scores.get(sid, {}).get(k.library_shot, -math.inf)
+                    >= bars.get(sid, math.inf))}
 
     def _record(self, n: int, plan: ShotPlan, candidates: CandidateSet, edl: EditDecisionList,
                 changes: str, script: Path, sound: Soundtrack | None = None) -> Path:
@@ -480,7 +484,7 @@ def _cast_faces(generated) -> dict[str, tuple[float, ...]]:
 
 def _second_round(edl, attempted: frozenset[str]) -> frozenset[str]:
     """Shots the first solve left as title cards that round one did not try to generate: their
-    footage scored at least the threshold, but went to other shots (a clip is used once) or
+    footage stood above the card bar, but went to other shots (a clip is used once) or
     lost on its rule costs (too short for the shot, soft, another face for the character). A
     generated clip fits the shot's length and the cast's face, so it is tried before a card
     stays in the film."""

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from .base import Embedder, ImageAnalysis, default_cache_dir
 from .device import DEVICE_ENV, resolve_device
-from .registry import canonical_name, card_threshold, embedder_spec, make_embedder
+from .registry import canonical_name, embedder_spec, make_embedder
 from .text import DIM as TEXT_DIM
 from .text import encode_texts
 
 __all__ = [
-    "DEVICE_ENV", "Embedder", "ImageAnalysis", "TEXT_DIM", "canonical_name", "card_threshold",
+    "DEVICE_ENV", "Embedder", "ImageAnalysis", "TEXT_DIM", "canonical_name",
     "default_cache_dir", "embedder_spec", "encode_texts", "make_embedder", "resolve_device",
 ]

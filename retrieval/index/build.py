@@ -38,11 +38,12 @@ from retrieval.embed.warm import WarmModels
 from retrieval.media.cuts import DEFAULT_MIN_SHOT, DEFAULT_THRESHOLD
 from retrieval.media.library import MediaFile, check_root, find_media, footage_words
 from retrieval.types import LibraryShot, shot_from_dict
-from . import store
+from . import calibration, store
 from .changes import Plan, content_hash, plan_changes, text_sig
 from .largevectors import check_vector_mode, converts
 from .location import index_dir_for_writing
 from .lock import index_lock
+from .outcome import IndexReport, _readable, _report
 
 logger = logging.getLogger(__name__)
 
@@ -54,21 +55,6 @@ MOMENT_MIN_SECONDS = 3.0
 CHECKPOINT_S = 60.0  # commit finished work at least this often (and at the end, and on Ctrl-C)
 
 __all__ = ["INDEX_VERSION", "IndexReport", "build_index"]
-
-
-@dataclass(frozen=True)
-class IndexReport:
-    """What one indexing run did."""
-
-    files_total: int
-    files_indexed: int  # decoded and embedded this run
-    files_reused: int  # unchanged since the last run: vectors kept
-    files_skipped: tuple[tuple[str, str], ...]  # (path, reason) of unreadable files
-    shots: int
-    seconds: float
-    embedder: str = ""
-    footage_seconds: float = 0.0  # video analysed this run (stills not counted)
-    location: str = ""  # the index folder
 
 
 @dataclass
@@ -122,6 +108,7 @@ def build_index(root: Path, embedder: str | Embedder = "proxy", *, progress: boo
                 not converts(vectors, old_meta):
             if plan.touched:
                 store.touch_files(con, plan.touched)
+            calibration.ensure(folder, con, old_meta, emb)
             return _readable(root, _report(media, {}, plan.kept_paths, plan.skipped, started,
                                            emb.name, folder))
         kept = _load_kept(folder, con, old_meta, plan) if old_meta else {}
@@ -132,26 +119,6 @@ def build_index(root: Path, embedder: str | Embedder = "proxy", *, progress: boo
         run.go(progress, workers, on_file)
     return _readable(root, _report(media, run.fresh, set(kept) | set(run.fresh), run.skipped,
                                    started, emb.name, folder))
-
-
-def _readable(root: Path, report: IndexReport, shown: int = 3) -> IndexReport:
-    """The report, or one LibraryError when not one file could be read: a film of title cards
-    from a library of corrupt files would hide the real problem. Some unreadable files are fine
-    (they are skipped, with a warning each, and listed in the report)."""
-    if report.files_total == 0 or len(report.files_skipped) < report.files_total:
-        return report
-    why = []
-    for path, reason in report.files_skipped[:shown]:
-        short = reason.split(": ", 1)[1] if reason.startswith("cannot read ") and ": " in reason \
-            else reason
-        why.append(f"{path} ({short})")
-    more = report.files_total - shown
-    listed = "; ".join(why) + (f"; and {more} more" if more > 0 else "")
-    n = report.files_total
-    raise LibraryError(
-        f"none of the {n} media file{'s' if n != 1 else ''} in {root} could be read: {listed}",
-        hint="the files are corrupt, truncated or empty: copy them again from the camera or "
-             "their source, or point --library at the folder of good copies")
 
 
 def _connect_or_reset(folder: Path):
@@ -402,6 +369,7 @@ class _Run:
 
         started = time.monotonic()
         old = store.read_meta(self.con)
+        committed = set(self._appended)  # fresh files an earlier commit of this run wrote
         entries: dict[str, _Entry] = {**self.kept, **self.fresh}
         shots = sum(len(e.shots) or e.stored for e in entries.values())
         kind = choose_kind(self.vectors_mode, shots, old.get("vector_index"))
@@ -441,11 +409,21 @@ class _Run:
                 row += 1
         for p, rec in self.skipped.items():
             files[p] = _file_row(rec)
+        was = set(store.shot_counts(self.con))
+        same_rows = was & (set(self.kept) | committed)  # in the old state, unchanged
         meta = {"version": INDEX_VERSION, "embedder": self.emb.name, "dim": dim,
                 "settings": self.settings.as_dict(), "vectors": name, "rows": row,
-                "vector_index": vectors.kind, "complete": final}
+                "vector_index": vectors.kind, "complete": final,
+                "calibration": calibration.commit(
+                    self.folder, old, same, self.emb, search=vectors.search, vectors=name,
+                    added=_stored(vectors, _stack([entries[p].vectors for p in paths
+                                                   if p not in same_rows], dim)),
+                    removed=lambda: calibration.old_rows(self.folder, self.con, old,
+                                                         was - same_rows, dim),
+                    every_row=lambda: [_stored(vectors, stacked)])}
         store.replace_all(self.con, meta, files, rows, moments)
         remove_stale(self.folder, name)
+        calibration.remove_stale(self.folder, meta["calibration"])
         (self.folder / store.LEGACY_MANIFEST).unlink(missing_ok=True)
         self._committed_at = time.monotonic()
         self._commit_cost = self._committed_at - started
@@ -467,33 +445,37 @@ class _Run:
         drop |= {p for p in store.read_files(self.con) if p not in files and p not in self.kept
                  and p not in self._appended}  # dropped files and their records
         meta = {**old, "complete": final}
+        added = _stored(self._large, _stack([self.fresh[p].vectors for p in new],
+                                            int(self.emb.dim)))
+
+        def calibrate(large, gone: list[int], vectors: str) -> dict:
+            return {"calibration": calibration.commit(
+                self.folder, old, True, self.emb, added=added, search=large.search,
+                removed=lambda: large.rows(gone), vectors=vectors,
+                every_row=lambda: (large.rows(large.live_ids()[a : a + calibration.CHUNK])
+                                   for a in range(0, len(large), calibration.CHUNK)))}
         try:
             self._large = commit_changes(self.con, self.folder, self._large, meta, drop=drop,
                                          files=files, entries=[self.fresh[p] for p in new],
-                                         compact_now=final)
+                                         compact_now=final, calibrate=calibrate)
         except BaseException:
             self._large = None
             raise
+        calibration.remove_stale(self.folder, store.read_meta(self.con).get("calibration"))
         self._appended |= set(new)
+
+
+def _stack(parts: list[np.ndarray], dim: int) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
+
+
+def _stored(vectors, rows: np.ndarray) -> np.ndarray:
+    """``rows`` as ``vectors`` keeps them: a large index stores float16, so the calibration
+    adds what a later removal will subtract."""
+    return rows.astype(np.float16).astype(np.float32) if vectors.kind == "ivfpq" else rows
 
 
 def _file_row(rec: dict) -> dict:
     """A file record as the files table stores it (a skipped file's may lack fields)."""
     return {k: rec.get(k, d) for k, d in (("kind", ""), ("size", 0), ("mtime_ns", 0),
             ("sha1", ""), ("text_sig", ""), ("seconds", 0.0), ("reason", "?"))}
-
-
-def _report(media, fresh, indexed_paths, skipped, started, name, folder) -> IndexReport:
-    shots = 0
-    if fresh or indexed_paths:
-        with closing(store.connect(folder, readonly=True)) as con:
-            shots = store.count_shots(con)
-    return IndexReport(
-        files_total=len(media), files_indexed=len(fresh),
-        files_reused=len(media) - len(fresh) - len(skipped),
-        files_skipped=tuple((p, skipped[p]["reason"]) for p in sorted(skipped)),
-        shots=shots, seconds=round(time.perf_counter() - started, 3), embedder=name,
-        footage_seconds=round(sum(e.record.get("seconds", 0.0) for e in fresh.values()), 3),
-        location=str(folder),
-    )
-
