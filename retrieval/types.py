@@ -5,6 +5,7 @@ import json
 from dataclasses import dataclass
 
 CANDIDATES_VERSION = 2  # 2: each shot's calibration (1: raw scores only, searched again)
+MIN_SD = 1e-6  # a query's scores spread less than this over the library: nothing stands out
 
 
 SCALES = ("close-up", "medium", "wide", "unknown")  # shot scale from the largest face
@@ -97,7 +98,7 @@ class QueryCalibration:
     def confidence(self, raw: float) -> float:
         """sd above the library for this query: ``(raw - mean) / sd`` (0 without a spread:
         in a library of one shot, or of identical ones, nothing stands out)."""
-        return 0.0 if self.sd <= 1e-9 else (float(raw) - self.mean) / self.sd
+        return 0.0 if self.sd < MIN_SD else (float(raw) - self.mean) / self.sd
 
     def raw(self, confidence: float) -> float:
         """The raw score that stands ``confidence`` sd above the library (the inverse)."""

@@ -259,7 +259,8 @@ def test_an_index_killed_with_sigkill_resumes_without_duplicates(tmp_path, proxy
         assert con.execute("SELECT COUNT(*), COUNT(DISTINCT path || '@' || json_extract(data, "
                            "'$.start')) FROM shots").fetchone() == (len(ids), len(ids))
     left = sorted(p.name for p in db.parent.iterdir() if p.name != "index.lock")  # kept, empty
-    assert left == [DB_NAME, index.meta["vectors"]], left  # no journal, stale or temp vectors
+    assert left == sorted([DB_NAME, index.meta["vectors"], index.meta["calibration"]]), left  # no
+    # journal, stale or temp vectors, no calibration of a killed commit
     # The checkpointed files were reused as they were: each shot keeps its own vector.
     now = {s.id: (s, v) for s, v in zip(index.shots, index.vectors.vectors())}
     for shot_id, (shot, vector) in kept.items():

@@ -21,7 +21,7 @@ SENTENCES = [
     "A yellow taxi drives through the night.",
     "The white moon rises over the hills.",
 ]
-OPTIONS = MakeOptions(threshold=0.0, width=64, height=36, progress=False, contact_sheet=False)
+OPTIONS = MakeOptions(threshold=-50.0, width=64, height=36, progress=False, contact_sheet=False)
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +135,7 @@ def test_new_settings_keep_only_clips_that_still_clear_the_card_bar(cut1):
     """Kept clips earn a reward larger than any match; after a settings change (here the
     card bar, as after an embedder upgrade) a clip now below the bar must not stay."""
     r, script, project, out = cut1
-    assert all(clip for clip, _, _ in clips(project).values())  # bar at 0 sd: all footage
+    assert all(clip for clip, _, _ in clips(project).values())  # bar at -50 sd: all footage
     strict = Recutter(r.library, project, replace(OPTIONS, threshold=50.0)).cut(script, out)
     assert all(clip == "" for clip, _, _ in clips(project).values())  # every shot a card now
     assert strict.kept == 0

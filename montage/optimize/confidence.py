@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from retrieval.types import CandidateSet, QueryCalibration
+from retrieval.types import MIN_SD, CandidateSet, QueryCalibration
 
 from montage.optimize.problem import OptimizeError
 from montage.optimize.rules import RuleSet
@@ -56,7 +56,7 @@ class ShotScale:
     @property
     def raw_bar(self) -> float:
         """The raw score at the card bar (what generation and recuts compare raw scores with)."""
-        if self.calibration.sd <= 1e-9:  # nothing stands out: every score is at 0 sd
+        if self.calibration.sd < MIN_SD:  # nothing stands out: every score is at 0 sd
             return float("-inf") if 0.0 >= self.bar - TIE else float("inf")
         return self.calibration.raw(self.bar - TIE)
 

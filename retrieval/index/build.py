@@ -219,6 +219,7 @@ class _Run:
         takes = inspect.signature(emb.analyse).parameters  # proxy-v4 takes people facts
         self._hints, self._facts = "hints" in takes, "facts" in takes
         self._lemmas = LabelLemmas.open()  # kept label lemmas: spaCy loads only for new ones
+        self._probes: np.ndarray | None = None  # the calibration's probe vectors, once a run
 
     def go(self, progress: bool, workers: int | None, on_file) -> None:
         from tqdm import tqdm
@@ -367,8 +368,9 @@ class _Run:
         from .largevectors import build, choose_kind, new_manifest_name, remove_stale
         from .vectors import VectorIndex
 
-        started = time.monotonic()
         old = store.read_meta(self.con)
+        previous, self._probes = calibration.prepare(self.folder, old, self.emb, self._probes)
+        started = time.monotonic()  # (the probes, embedded once a run at most, not counted)
         committed = set(self._appended)  # fresh files an earlier commit of this run wrote
         entries: dict[str, _Entry] = {**self.kept, **self.fresh}
         shots = sum(len(e.shots) or e.stored for e in entries.values())
@@ -377,7 +379,7 @@ class _Run:
             INDEX_VERSION, self.emb.name, self.settings.as_dict(), int(self.emb.dim))
         if kind == "large" and same and old.get("vector_index") == "ivfpq" and \
                 (self.folder / str(old.get("vectors"))).is_file():
-            self._append(old, final)
+            self._append(old, final, previous)
             self._committed_at = time.monotonic()
             self._commit_cost = self._committed_at - started
             return
@@ -415,7 +417,8 @@ class _Run:
                 "settings": self.settings.as_dict(), "vectors": name, "rows": row,
                 "vector_index": vectors.kind, "complete": final,
                 "calibration": calibration.commit(
-                    self.folder, old, same, self.emb, search=vectors.search, vectors=name,
+                    self.folder, previous, self._probes, self.emb.name, dim,
+                    search=vectors.search, vectors=name,
                     added=_stored(vectors, _stack([entries[p].vectors for p in paths
                                                    if p not in same_rows], dim)),
                     removed=lambda: calibration.old_rows(self.folder, self.con, old,
@@ -428,7 +431,7 @@ class _Run:
         self._committed_at = time.monotonic()
         self._commit_cost = self._committed_at - started
 
-    def _append(self, old: dict, final: bool) -> None:
+    def _append(self, old: dict, final: bool, previous) -> None:
         """A commit onto the large index: new files appended, changed and dropped ones'
         shots tombstoned, the unchanged ones left where they are."""
         from .largevectors import commit_changes, open_committed
@@ -450,7 +453,8 @@ class _Run:
 
         def calibrate(large, gone: list[int], vectors: str) -> dict:
             return {"calibration": calibration.commit(
-                self.folder, old, True, self.emb, added=added, search=large.search,
+                self.folder, previous, self._probes, self.emb.name, int(self.emb.dim),
+                added=added, search=large.search,
                 removed=lambda: large.rows(gone), vectors=vectors,
                 every_row=lambda: (large.rows(large.live_ids()[a : a + calibration.CHUNK])
                                    for a in range(0, len(large), calibration.CHUNK)))}

@@ -38,7 +38,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from retrieval.embed.base import default_cache_dir, save_array_atomic
-from retrieval.types import QueryCalibration
+from retrieval.types import MIN_SD, QueryCalibration
 from .probes import QUERIES
 
 logger = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class LibraryCalibration:
         if self.n < 2 or not len(self.probes):
             return 0.0, 0.0
         mean, sd = self.stats(self.probes)
-        ok = sd > 1e-9
+        ok = sd >= MIN_SD
         if not ok.any():
             return 0.0, 0.0
         z = (self.probe_top[ok].astype(np.float64) - mean[ok]) / sd[ok]
@@ -103,8 +103,11 @@ class LibraryCalibration:
         :meth:`with_probe_tops` finds them in the new vectors)."""
         n, s1, s2 = self.n, self.s1.copy(), self.s2.copy()
         for rows, sign in ((added, 1), (removed, -1)):
-            k, r1, r2 = sums(rows, len(s1))
-            n, s1, s2 = n + sign * k, s1 + sign * r1, s2 + sign * r2
+            for a in range(0, 0 if rows is None else len(rows), CHUNK):
+                part = np.asarray(rows[a : a + CHUNK], np.float64)
+                n += sign * len(part)
+                s1 += sign * part.sum(axis=0)
+                s2 += sign * (part.T @ part)
         return replace(self, n=n, s1=s1, s2=s2)
 
     def with_probe_tops(self, search: Search, vectors: str) -> "LibraryCalibration":
@@ -165,15 +168,14 @@ def probe_vectors(embedder) -> np.ndarray:
 
 
 def save(folder: Path, cal: LibraryCalibration) -> str:
-    """Write ``cal`` under a new name in ``folder`` (atomically); returns the name."""
+    """Write ``cal`` under a new name in ``folder`` (atomically, as the exact vectors are:
+    a temporary file renamed); returns the name."""
     name = f"{PREFIX}{uuid.uuid4().hex[:12]}.npz"
     tmp = Path(folder) / f".{name}.{os.getpid()}.tmp"
     with open(tmp, "wb") as fh:
         np.savez(fh, n=np.int64(cal.n), s1=cal.s1, s2=cal.s2, probes=cal.probes,
                  probe_top=cal.probe_top, embedder=np.str_(cal.embedder),
                  probe_key=np.str_(cal.probe_key), vectors=np.str_(cal.vectors))
-        fh.flush()
-        os.fsync(fh.fileno())
     os.replace(tmp, Path(folder) / name)
     return name
 
@@ -210,26 +212,37 @@ def remove_stale(folder: Path, keep: str | None) -> None:
 
 
 
-def commit(folder: Path, old: dict, reuse: bool, embedder, *, added: np.ndarray | None,
-           removed: Callable[[], np.ndarray | None],
-           every_row: Callable[[], Iterable[np.ndarray]], search: Search, vectors: str) -> str:
-    """Write the calibration of the state a commit is about to swap in; returns its file name
-    for the meta. ``reuse``: the committed state ``old`` has the same embedder and settings,
-    so its calibration is updated with the ``added`` rows and the ``removed()`` ones (None:
-    unreadable); otherwise, or without a usable one, it is computed from ``every_row()``.
-    ``search`` searches the new vectors (for the probes' best scores)."""
-    previous = load(folder, old) if reuse else None
+def prepare(folder: Path, old: dict, embedder, probes: np.ndarray | None = None,
+            ) -> tuple[LibraryCalibration | None, np.ndarray]:
+    """Before a commit: the committed state's calibration when the new state can update it
+    (the same embedder and width; None otherwise), and the probe vectors (its own, else
+    ``probes`` when given, else embedded now: seconds, once per run at most, so a caller times
+    its commits without them)."""
     dim = int(embedder.dim)
-    probes = (previous.probes if previous is not None and previous.probe_key == PROBE_KEY
-              and previous.probes.shape[1:] == (dim,) else None)
-    if probes is None:
+    previous = load(folder, old)
+    if previous is not None and (previous.embedder != embedder.name or
+                                 previous.s1.shape != (dim,)):
+        previous = None
+    if previous is not None and previous.probe_key == PROBE_KEY:
+        return previous, previous.probes
+    if probes is None or probes.shape != (len(QUERIES), dim):
         probes = probe_vectors(embedder if hasattr(embedder, "embed_queries")
                                else _embedder(embedder.name))
+    return previous, probes
+
+
+def commit(folder: Path, previous: LibraryCalibration | None, probes: np.ndarray, embedder: str,
+           dim: int, *, added: np.ndarray | None, removed: Callable[[], np.ndarray | None],
+           every_row: Callable[[], Iterable[np.ndarray]], search: Search, vectors: str) -> str:
+    """Write the calibration of the state a commit is about to swap in; returns its file name
+    for the meta. ``previous`` (:func:`prepare`) is updated with the ``added`` rows and the
+    ``removed()`` ones (None: unreadable); without it, or them, it is computed from
+    ``every_row()``. ``search`` searches the new vectors (for the probes' best scores)."""
     gone = removed() if previous is not None else None
     if previous is not None and gone is not None:
         cal = replace(previous.updated(added, gone), probes=probes)
     else:
-        cal = from_vectors(embedder.name, every_row(), dim, probes)
+        cal = from_vectors(embedder, every_row(), dim, probes)
     return save(folder, cal.with_probe_tops(search, vectors))
 
 
@@ -259,8 +272,10 @@ def ensure(folder: Path, con, meta: dict, embedder) -> None:
 
         vectors = VectorIndex.load(Path(folder) / meta["vectors"])
         every = iter([vectors.vectors()])
-    name = commit(folder, meta, False, embedder, added=None, removed=lambda: None,
-                  every_row=lambda: every, search=vectors.search, vectors=meta["vectors"])
+    _, probes = prepare(folder, {}, embedder)
+    name = commit(folder, None, probes, embedder.name, int(embedder.dim), added=None,
+                  removed=lambda: None, every_row=lambda: every, search=vectors.search,
+                  vectors=meta["vectors"])
     store.set_meta(con, {"calibration": name})
     remove_stale(folder, name)
 
@@ -289,4 +304,4 @@ def old_rows(folder: Path, con, old: dict, paths: set[str], dim: int) -> np.ndar
 
 
 __all__ = ["LibraryCalibration", "PROBE_KEY", "commit", "ensure", "from_vectors", "load",
-           "old_rows", "probe_vectors", "remove_stale", "save", "sums"]
+           "old_rows", "prepare", "probe_vectors", "remove_stale", "save", "sums"]
