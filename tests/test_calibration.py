@@ -46,13 +46,17 @@ def _every_row(index) -> np.ndarray:
 def _matches_its_vectors(root: Path) -> calibration.LibraryCalibration:
     """The stored calibration equals one computed afresh from the index's own vectors."""
     index = open_index(root)
-    cal = index.calibration()
+    cal = calibration.load(index.folder, index.meta)
     rows = _every_row(index).astype(np.float64)
     assert cal.n == len(rows) == index.meta["rows"]
     assert np.allclose(cal.s1, rows.sum(axis=0), atol=1e-6)
     assert np.allclose(cal.s2, rows.T @ rows, atol=1e-6)
     best = (cal.probes.astype(np.float64) @ rows.T).max(axis=1)
     assert np.allclose(cal.probe_top, best, atol=3e-3)  # fp16 rows of a large index: 1e-3
+    light = index.calibration()  # what a search reads: the same, in float32
+    assert (light.unrelated, light.unrelated_sd) == pytest.approx(cal.unrelated)
+    assert np.allclose(light.cov, cal.s2 / cal.n - np.outer(cal.s1, cal.s1) / cal.n ** 2,
+                       atol=1e-6)
     return cal
 
 

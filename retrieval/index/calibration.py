@@ -92,11 +92,14 @@ class LibraryCalibration:
         return median, float(MAD_SD * np.median(np.abs(z - median)))
 
     def for_queries(self, queries: np.ndarray) -> list[QueryCalibration]:
-        mean, sd = self.stats(queries)
+        return self.for_search().for_queries(queries)
+
+    def for_search(self) -> "SearchCalibration":
+        mu, cov = self._moments
         middle, spread = self.unrelated
-        return [QueryCalibration(mean=round(float(m), 6), sd=round(float(s), 6),
-                                 unrelated=round(middle, 4), unrelated_sd=round(spread, 4),
-                                 shots=self.n) for m, s in zip(mean, sd)]
+        return SearchCalibration(n=self.n, mean=mu.astype(np.float32),
+                                 cov=cov.astype(np.float32), unrelated=middle,
+                                 unrelated_sd=spread)
 
     def updated(self, added: np.ndarray | None, removed: np.ndarray | None) -> "LibraryCalibration":
         """The sums with ``added`` rows in and ``removed`` rows out (probe tops unchanged:
@@ -117,6 +120,29 @@ class LibraryCalibration:
             scores, _ = search(np.ascontiguousarray(self.probes, np.float32), 1)
             top = np.asarray(scores, np.float32)[:, 0]
         return replace(self, probe_top=top, vectors=vectors)
+
+
+@dataclass(frozen=True)
+class SearchCalibration:
+    """What a search reads of the calibration (written beside the sums, so it reads neither
+    them nor the probes): the mean shot vector, the covariance in float32 (a query's variance
+    is ``q' cov q``: a few ms for a film's queries) and where unrelated sentences' best hits
+    stand."""
+
+    n: int
+    mean: np.ndarray  # (dim,) float32
+    cov: np.ndarray  # (dim, dim) float32
+    unrelated: float
+    unrelated_sd: float
+
+    def for_queries(self, queries: np.ndarray) -> list[QueryCalibration]:
+        q = np.atleast_2d(np.asarray(queries, np.float32))
+        var = np.einsum("ij,ij->i", (q @ self.cov).astype(np.float64), q.astype(np.float64))
+        return [QueryCalibration(mean=round(float(m), 6), sd=round(float(s), 6),
+                                 unrelated=round(self.unrelated, 4),
+                                 unrelated_sd=round(self.unrelated_sd, 4), shots=self.n)
+                for m, s in zip(q.astype(np.float64) @ self.mean.astype(np.float64),
+                                np.sqrt(np.maximum(var, 0.0)))]
 
 
 def sums(rows: np.ndarray | None, dim: int) -> tuple[int, np.ndarray, np.ndarray]:
@@ -172,10 +198,13 @@ def save(folder: Path, cal: LibraryCalibration) -> str:
     a temporary file renamed); returns the name."""
     name = f"{PREFIX}{uuid.uuid4().hex[:12]}.npz"
     tmp = Path(folder) / f".{name}.{os.getpid()}.tmp"
+    light = cal.for_search()
     with open(tmp, "wb") as fh:
         np.savez(fh, n=np.int64(cal.n), s1=cal.s1, s2=cal.s2, probes=cal.probes,
                  probe_top=cal.probe_top, embedder=np.str_(cal.embedder),
-                 probe_key=np.str_(cal.probe_key), vectors=np.str_(cal.vectors))
+                 probe_key=np.str_(cal.probe_key), vectors=np.str_(cal.vectors),
+                 mean=light.mean, cov=light.cov,
+                 unrelated=np.array([light.unrelated, light.unrelated_sd]))
     os.replace(tmp, Path(folder) / name)
     return name
 
@@ -201,6 +230,27 @@ def load(folder: Path, meta: dict) -> LibraryCalibration | None:
             cal.s1.shape != (int(meta.get("dim", -1)),):
         return None
     return cal
+
+
+def load_for_search(folder: Path, meta: dict) -> SearchCalibration | None:
+    """The search's part of the calibration ``meta`` names (None as for :func:`load`)."""
+    name = meta.get("calibration") if meta else None
+    if not name:
+        return None
+    try:
+        with np.load(Path(folder) / str(name)) as data:
+            light = SearchCalibration(n=int(data["n"]), mean=data["mean"], cov=data["cov"],
+                                      unrelated=float(data["unrelated"][0]),
+                                      unrelated_sd=float(data["unrelated"][1]))
+            embedder = str(data["embedder"])
+    except (OSError, ValueError, KeyError) as exc:
+        logger.warning("the calibration %s of the index in %s is unreadable (%s)", name,
+                       folder, exc)
+        return None
+    if embedder != meta.get("embedder") or light.n != meta.get("rows") or \
+            light.mean.shape != (int(meta.get("dim", -1)),):
+        return None
+    return light
 
 
 def remove_stale(folder: Path, keep: str | None) -> None:
@@ -258,8 +308,9 @@ def ensure(folder: Path, con, meta: dict, embedder) -> None:
     interrupted) its calibration, from every stored row; nothing when it has one."""
     from . import store
 
-    if not meta or not meta.get("rows") or load(folder, meta) is not None:
-        return
+    if not meta or not meta.get("rows") or \
+            (meta.get("calibration") and (Path(folder) / str(meta["calibration"])).is_file()):
+        return  # (whether it fits the index is checked where it is read)
     logger.info("calibrating the index in %s (%d shots)", folder, meta["rows"])
     if meta.get("vector_index") == "ivfpq":
         from .largevectors import open_committed
@@ -303,5 +354,6 @@ def old_rows(folder: Path, con, old: dict, paths: set[str], dim: int) -> np.ndar
         return None
 
 
-__all__ = ["LibraryCalibration", "PROBE_KEY", "commit", "ensure", "from_vectors", "load",
-           "old_rows", "prepare", "probe_vectors", "remove_stale", "save", "sums"]
+__all__ = ["LibraryCalibration", "PROBE_KEY", "SearchCalibration", "commit", "ensure",
+           "from_vectors", "load", "load_for_search", "old_rows", "prepare", "probe_vectors",
+           "remove_stale", "save", "sums"]

@@ -37,7 +37,7 @@ class FootageIndex:
         self._embedder: Embedder | None = None
         self._shots: tuple[LibraryShot, ...] | None = None
         self._n = int(meta["rows"])
-        self._calibration: calibration.LibraryCalibration | None = None
+        self._calibration: calibration.SearchCalibration | None = None
 
     def __len__(self) -> int:
         return self._n
@@ -70,11 +70,11 @@ class FootageIndex:
             self._embedder = make_embedder(self.embedder_name)
         return self._embedder
 
-    def calibration(self) -> calibration.LibraryCalibration:
+    def calibration(self) -> calibration.SearchCalibration:
         """The library's calibration, stored with the index at index time
         (:mod:`retrieval.index.calibration`), read once."""
         if self._calibration is None:
-            found = calibration.load(self.folder, self.meta)
+            found = calibration.load_for_search(self.folder, self.meta)
             if found is None:
                 raise LibraryError(
                     f"the index of {self.root} has no calibration of its scores (it was made by "
