@@ -154,6 +154,12 @@ def test_an_index_without_calibration_says_what_to_run_and_indexing_adds_it(tmp_
     build_index(root, proxy, progress=False, workers=0)  # adds it; analyses nothing again
     assert max(p.stat().st_mtime_ns for p in (root / ".montage").glob("vectors-*")) == stamp
     _matches_its_vectors(root)
+    name = open_index(root).meta["calibration"]  # a file of another format is made again
+    np.savez(root / ".montage" / name, n=np.int64(1))
+    with pytest.raises(LibraryError, match="no calibration"):
+        open_index(root).calibration()
+    build_index(root, proxy, progress=False, workers=0)
+    _matches_its_vectors(root)
 
 
 def test_in_a_one_shot_library_nothing_stands_out(tmp_path, proxy):

@@ -44,6 +44,7 @@ from .probes import QUERIES
 logger = logging.getLogger(__name__)
 
 PREFIX = "calibration-"
+FORMAT = 1  # the members of a calibration file; another number is computed again
 PROBE_KEY = hashlib.sha1("\n".join(QUERIES).encode()).hexdigest()[:16]
 MAD_SD = 1.4826  # a normal distribution's sd per median absolute deviation
 CHUNK = 4096  # rows summed at once (float64 copies of a chunk, not of the library)
@@ -203,7 +204,7 @@ def save(folder: Path, cal: LibraryCalibration) -> str:
         np.savez(fh, n=np.int64(cal.n), s1=cal.s1, s2=cal.s2, probes=cal.probes,
                  probe_top=cal.probe_top, embedder=np.str_(cal.embedder),
                  probe_key=np.str_(cal.probe_key), vectors=np.str_(cal.vectors),
-                 mean=light.mean, cov=light.cov,
+                 mean=light.mean, cov=light.cov, format=np.int64(FORMAT),
                  unrelated=np.array([light.unrelated, light.unrelated_sd]))
     os.replace(tmp, Path(folder) / name)
     return name
@@ -218,6 +219,7 @@ def load(folder: Path, meta: dict) -> LibraryCalibration | None:
         return None
     try:
         with np.load(Path(folder) / str(name)) as data:
+            _check_format(data)
             cal = LibraryCalibration(
                 embedder=str(data["embedder"]), n=int(data["n"]), s1=data["s1"], s2=data["s2"],
                 probes=data["probes"], probe_top=data["probe_top"],
@@ -239,6 +241,7 @@ def load_for_search(folder: Path, meta: dict) -> SearchCalibration | None:
         return None
     try:
         with np.load(Path(folder) / str(name)) as data:
+            _check_format(data)
             light = SearchCalibration(n=int(data["n"]), mean=data["mean"], cov=data["cov"],
                                       unrelated=float(data["unrelated"][0]),
                                       unrelated_sd=float(data["unrelated"][1]))
@@ -251,6 +254,23 @@ def load_for_search(folder: Path, meta: dict) -> SearchCalibration | None:
             light.mean.shape != (int(meta.get("dim", -1)),):
         return None
     return light
+
+
+def _check_format(data) -> None:
+    if "format" not in data.files or int(data["format"]) != FORMAT:
+        raise ValueError(f"not calibration format {FORMAT}")
+
+
+def usable(folder: Path, meta: dict) -> bool:
+    """Whether the calibration ``meta`` names is there in this format (its directory only is
+    read: what an unchanged library's build checks)."""
+    name = meta.get("calibration") if meta else None
+    try:
+        with np.load(Path(folder) / str(name)) as data:
+            _check_format(data)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return bool(name)
 
 
 def remove_stale(folder: Path, keep: str | None) -> None:
@@ -308,9 +328,8 @@ def ensure(folder: Path, con, meta: dict, embedder) -> None:
     interrupted) its calibration, from every stored row; nothing when it has one."""
     from . import store
 
-    if not meta or not meta.get("rows") or \
-            (meta.get("calibration") and (Path(folder) / str(meta["calibration"])).is_file()):
-        return  # (whether it fits the index is checked where it is read)
+    if not meta or not meta.get("rows") or usable(folder, meta):
+        return  # (whether it fits the index's rows is checked where it is read)
     logger.info("calibrating the index in %s (%d shots)", folder, meta["rows"])
     if meta.get("vector_index") == "ivfpq":
         from .largevectors import open_committed
