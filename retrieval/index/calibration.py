@@ -31,7 +31,7 @@ import logging
 import os
 import uuid
 from dataclasses import dataclass, replace
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -239,13 +239,9 @@ def load_for_search(folder: Path, meta: dict) -> SearchCalibration | None:
     name = meta.get("calibration") if meta else None
     if not name:
         return None
+    path = Path(folder) / str(name)
     try:
-        with np.load(Path(folder) / str(name)) as data:
-            _check_format(data)
-            light = SearchCalibration(n=int(data["n"]), mean=data["mean"], cov=data["cov"],
-                                      unrelated=float(data["unrelated"][0]),
-                                      unrelated_sd=float(data["unrelated"][1]))
-            embedder = str(data["embedder"])
+        light, embedder = _read_search(str(path), path.stat().st_mtime_ns)
     except (OSError, ValueError, KeyError) as exc:
         logger.warning("the calibration %s of the index in %s is unreadable (%s)", name,
                        folder, exc)
@@ -254,6 +250,18 @@ def load_for_search(folder: Path, meta: dict) -> SearchCalibration | None:
             light.mean.shape != (int(meta.get("dim", -1)),):
         return None
     return light
+
+
+@lru_cache(maxsize=4)
+def _read_search(path: str, mtime_ns: int) -> tuple[SearchCalibration, str]:
+    """Read once per file version: a process that cuts again (watch mode, the studio) opens
+    the index anew each time but reads its calibration once."""
+    with np.load(path) as data:
+        _check_format(data)
+        light = SearchCalibration(n=int(data["n"]), mean=data["mean"], cov=data["cov"],
+                                  unrelated=float(data["unrelated"][0]),
+                                  unrelated_sd=float(data["unrelated"][1]))
+        return light, str(data["embedder"])
 
 
 def _check_format(data) -> None:
