@@ -13,7 +13,17 @@ import math
 import numpy as np
 
 from planner.shots import PlannedShot, ShotPlan
-from retrieval.types import CAMERA_MOVES, SCALES, CandidateSet, Hit, LibraryShot, ShotCandidates, ShotFeatures
+from retrieval.types import (CAMERA_MOVES, SCALES, CandidateSet, Hit, LibraryShot, QueryCalibration,
+                             ShotCandidates, ShotFeatures)
+
+from montage.optimize import KAPPA
+from montage.optimize.confidence import BAR_MARGIN
+
+# the scores as match values: one sd is KAPPA and the card bar stands at score 0.30, where the
+# card threshold stood before calibration (the same edits; each objective CARD_VALUE - 0.30 a
+# shot higher, so bench/optimizer.py's objective version changed with it)
+CALIBRATION = QueryCalibration(mean=0.0, sd=KAPPA, unrelated=0.30 / KAPPA - BAR_MARGIN,
+                               unrelated_sd=0.0)
 
 DIM = 32
 PEOPLE = ("Maya", "Tom", "Ines")
@@ -58,7 +68,8 @@ def make_instance(shots: int, candidates: int, seed: int = 0) -> tuple[ShotPlan,
     for i, shot in enumerate(plan_shots):
         top = np.argsort(-sims[i], kind="stable")[:candidates]
         sets.append(ShotCandidates(shot_id=shot.id, query=shot.query, hits=tuple(
-            Hit(clips[int(k)], round(float(0.2 + 0.6 * max(0.0, sims[i, k])), 4)) for k in top)))
+            Hit(clips[int(k)], round(float(0.2 + 0.6 * max(0.0, sims[i, k])), 4)) for k in top),
+            calibration=CALIBRATION))
     plan = ShotPlan(source="<bench>", shots=tuple(plan_shots),
                     scene_titles=tuple("" for _ in range(scene + 1)))
     return plan, CandidateSet(library="/bench", embedder="bench", shots=tuple(sets))

@@ -85,10 +85,10 @@ def objective_version(p: Problem) -> str:
     """A short hash of everything that decides what an edit of ``p`` is worth.
 
     That is the instance as ``--save`` writes it (every option's integer rule terms, the class
-    tables, files, faces, the rule set in effect after ``extends`` and the embedder's card
-    threshold: exactly what ``--check`` re-scores from) plus the source of the code that scores
+    tables, files, faces, the rule set in effect after ``extends`` and the card bar: exactly
+    what ``--check`` re-scores from) plus the source of the code that scores
     a choice (``montage/optimize/problem.py``). So a changed rule file, cost formula, instance
-    builder, pacing, card threshold or instance generator gives a new version, and a comment or
+    builder, pacing, card bar or instance generator gives a new version, and a comment or
     a faster search does not (the search only finds edits; a better one raises best known).
     """
     data = {"instance": instance_data(p), "characters": p.characters}  # who must keep one face

@@ -165,59 +165,17 @@ def coordinate_search(lib: Library, queries: list[dict], emb: ConceptEmbedder,
     return {**current, "mrr": best[0], "r@1": best[1], "r@5": best[2]}
 
 
-def planned_query(text: str) -> str:
-    """The query the planner makes of ``text`` as a one-sentence script."""
-    from planner.plan import plan_text
-
-    return " ".join(s.query for s in plan_text(text).shots)
-
-
-def calibrate(lib: Library, queries: list[dict], emb: ConceptEmbedder) -> dict:
-    """The title-card threshold for ``emb``: the score that best tells a right best match
-    from a wrong one, where the footage is there (every tuning query has its footage in the
-    library). A threshold t decides well when a right top match scores >= t (it is shown)
-    and a wrong one scores < t (a title card instead); the chosen t maximises the share of
-    good decisions (the middle of the best plateau; its neighbours are printed).
-
-    The queries are first turned into what a film searches with: the planner's query for the
-    sentence (lemmas of the visible words: "a man on a bicycle" -> "man bicycle").
-    Measured and rejected: counting each query a second time with its footage taken out (the
-    surplus of wrong cases pushes t to 0.56-0.67, where 40-50% of right matches become cards)."""
-    queries = [{**q, "query": planned_query(q["query"])} for q in queries]
-    score, relevant = scores(lib, queries, emb)
-    ids = [s["id"] for s in lib.shots]
-    right, wrong = [], []
-    for row, rel in zip(score, relevant):
-        top = int(np.argmax(row))
-        (right if ids[top] in rel else wrong).append(float(row[top]))
-    right_a, wrong_a = np.array(right), np.array(wrong)
-    curve = []
-    for t in np.round(np.arange(0.0, 1.2, 0.01), 2):
-        good = float((right_a >= t).sum() + (wrong_a < t).sum()) / max(1, len(right) + len(wrong))
-        curve.append({"t": float(t), "good": round(good, 3),
-                      "right_kept": round(float((right_a >= t).mean()), 3),
-                      "wrong_carded": round(float((wrong_a < t).mean()), 3)})
-    top = max(c["good"] for c in curve)
-    plateau = [c["t"] for c in curve if c["good"] == top]
-    best = round(float(np.median(plateau)), 2)
-    return {"threshold": best, "good": top, "plateau": [min(plateau), max(plateau)],
-            "right": len(right), "wrong": len(wrong),
-            "curve": [c for c in curve if abs(c["t"] - best) <= 0.06 + 1e-9]}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--half", choices=("tuning", "test"), default="tuning")
     ap.add_argument("--full", action="store_true", help="the whole grid, not one line")
-    ap.add_argument("--calibrate", action="store_true",
-                    help="the title-card threshold for the default Mix (tuning half only)")
     ap.add_argument("--search", action="store_true",
                     help="a coordinate search of the Mix and keyword weight (tuning half only)")
     ap.add_argument("--set", action="append", help="a setting to score: name=value,...")
     args = ap.parse_args()
-    if args.half == "test" and (args.search or args.calibrate or args.set or args.full):
-        ap.error("the test half only reports the chosen setting: search, calibrate and try "
-                 "settings on the tuning half")
+    if args.half == "test" and (args.search or args.set or args.full):
+        ap.error("the test half only reports the chosen setting: search and try settings on "
+                 "the tuning half")
     items = evalset.rows(evalset.EVAL / "items.csv")
     queries = evalset.rows(evalset.EVAL / "queries.csv")
     tuning, test = evalset.split(items)
@@ -242,8 +200,6 @@ def main() -> None:
                      for k in (5, 30, 1000)]
             grid += [(f"phrase={w}", {"phrase_weight": w}, "mean", ranking.KEYWORD_WEIGHT)
                      for w in (0.0, 0.6)]
-        if args.calibrate:
-            print(json.dumps({"calibration": calibrate(lib, qs, emb)}), flush=True)
         if args.search:
             best = coordinate_search(lib, qs, emb)
             print(json.dumps({"chosen": best}), flush=True)

@@ -16,11 +16,12 @@ from .index import IndexReport, build_index
 from .media import MediaFile, find_media
 from .search import (DEFAULT_MODE, MODES, FootageIndex, candidates_for_plan, hits_to_json, open_index,
                      search_library, skipped_files)
-from .types import CandidateSet, Hit, LibraryShot, ShotCandidates, ShotFeatures
+from .types import CandidateSet, Hit, LibraryShot, QueryCalibration, ShotCandidates, ShotFeatures
 
 __all__ = [
     "CandidateSet", "DEFAULT_MODE", "Embedder", "FootageIndex", "Hit", "ImageAnalysis",
-    "IndexReport", "LibraryShot", "MODES", "MediaFile", "ShotCandidates", "ShotFeatures",
+    "IndexReport", "LibraryShot", "MODES", "MediaFile", "QueryCalibration", "ShotCandidates",
+    "ShotFeatures",
     "build_index", "candidates_for_plan", "find_media", "hits_to_json", "make_embedder",
     "open_index", "search_library", "skipped_files",
 ]

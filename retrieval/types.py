@@ -4,7 +4,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-CANDIDATES_VERSION = 1
+CANDIDATES_VERSION = 2  # 2: each shot's calibration (1: raw scores only, searched again)
+MIN_SD = 1e-6  # a query's scores spread less than this over the library: nothing stands out
 
 
 SCALES = ("close-up", "medium", "wide", "unknown")  # shot scale from the largest face
@@ -76,12 +77,52 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class QueryCalibration:
+    """Where one query's raw scores stand in the whole library, so that any raw score of that
+    query (a library hit's, a generated clip's scored the same way) reads as a confidence that
+    means the same for every query, library and embedder: how many standard deviations it
+    stands above the query's scores over every shot of the library.
+
+    ``mean`` and ``sd`` are the query's embedding scores over the library, from the sums the
+    index keeps (:mod:`retrieval.index.calibration`); ``unrelated`` and ``unrelated_sd`` say
+    how far the best hit of an unrelated sentence stands (the median and spread over a fixed
+    set of probe sentences scored against the same library), the yardstick of a card bar.
+    """
+
+    mean: float
+    sd: float
+    unrelated: float  # sd: where the best hit of an unrelated sentence stands (median)
+    unrelated_sd: float  # sd: the spread of that (MAD-based)
+    shots: int = 0  # library shots the statistics are over
+
+    def confidence(self, raw: float) -> float:
+        """sd above the library for this query: ``(raw - mean) / sd`` (0 without a spread:
+        in a library of one shot, or of identical ones, nothing stands out)."""
+        return 0.0 if self.sd < MIN_SD else (float(raw) - self.mean) / self.sd
+
+    def raw(self, confidence: float) -> float:
+        """The raw score that stands ``confidence`` sd above the library (the inverse)."""
+        return self.mean + float(confidence) * self.sd
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean, "sd": self.sd, "unrelated": self.unrelated,
+                "unrelated_sd": self.unrelated_sd, "shots": self.shots}
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "QueryCalibration | None":
+        return None if data is None else cls(**{k: data[k] for k in (
+            "mean", "sd", "unrelated", "unrelated_sd", "shots")})
+
+
+@dataclass(frozen=True)
 class ShotCandidates:
-    """The ranked hits for one planned shot."""
+    """The ranked hits for one planned shot, and what calibrates any raw score of its query
+    (None: from an index without calibration, or candidates.json of montage before it)."""
 
     shot_id: str
     query: str
     hits: tuple[Hit, ...]
+    calibration: QueryCalibration | None = None
 
 
 @dataclass(frozen=True)
@@ -102,8 +143,9 @@ class CandidateSet:
         for c in self.shots:
             hits = ",\n    ".join(dump({"score": h.score, "moment": h.moment,
                                         "shot": shot_to_dict(h.shot)}) for h in c.hits)
+            cal = dump(c.calibration.to_dict() if c.calibration else None)
             shots.append(f'  {{"shot_id": {dump(c.shot_id)}, "query": {dump(c.query)}, "hits": ['
-                         + (f"\n    {hits}\n  " if hits else "") + "]}")
+                         + (f"\n    {hits}\n  " if hits else "") + f'], "calibration": {cal}}}')
         return (f'{{"version": {CANDIDATES_VERSION}, "library": {dump(self.library)}, '
                 f'"embedder": {dump(self.embedder)}, "shots": [\n' + ",\n".join(shots) + "\n]}\n")
 
@@ -122,6 +164,7 @@ class CandidateSet:
                     )
                     for h in c["hits"]
                 ),
+                calibration=QueryCalibration.from_dict(c.get("calibration")),
             )
             for c in data["shots"]
         )

@@ -17,7 +17,7 @@ SENTENCES = [
     "A yellow taxi drives through the night.",
     "The white moon rises over the hills.",
 ]
-OPTIONS = MakeOptions(threshold=0.0, width=160, height=90, progress=False, contact_sheet=False)
+OPTIONS = MakeOptions(threshold=-50.0, width=160, height=90, progress=False, contact_sheet=False)
 
 
 def make_library(root: Path) -> Path:

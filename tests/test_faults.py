@@ -13,7 +13,7 @@ from montage.film import read_timeline
 from montage.project import load_state
 from tests.conftest import make_clip, make_cut_clip, make_footage, make_still
 
-OPTIONS = MakeOptions(threshold=0.0, width=64, height=36, progress=False, contact_sheet=False)
+OPTIONS = MakeOptions(threshold=-50.0, width=64, height=36, progress=False, contact_sheet=False)
 
 
 def test_a_repeated_sentence_as_two_title_cards_renders(tmp_path):
@@ -23,7 +23,7 @@ def test_a_repeated_sentence_as_two_title_cards_renders(tmp_path):
     script = tmp_path / "story.txt"
     script.write_text("The bells ring out.\n\nA checkered card waits.\n\nThe bells ring out.\n")
     project, out = tmp_path / "proj", tmp_path / "film.mp4"
-    opts = MakeOptions(threshold=0.99, width=64, height=36, progress=False, contact_sheet=False)
+    opts = MakeOptions(threshold=50.0, width=64, height=36, progress=False, contact_sheet=False)
     res = Recutter(lib, project, opts).cut(script, out)
     edl = read_timeline(project / "edit.otio")
     cards = [d for d in edl.decisions if d.kind == "card"]
@@ -101,7 +101,7 @@ def test_a_library_with_some_unreadable_files_still_makes_a_film(tmp_path, capsy
     out = capsys.readouterr().out
     assert "skipped 2" in out and "skipped noise.mp4" in out and "skipped empty.png" in out
     assert main(["make", str(script), "--library", str(lib), "--out", str(tmp_path / "f.mp4"),
-                 "--size", "64x36", "--threshold", "0", "--quiet"]) == 0
+                 "--size", "64x36", "--threshold", "-50", "--quiet"]) == 0
     assert read_timeline(tmp_path / "f.montage" / "edit.otio").decisions[0].media.endswith("good.mp4")
 
 

@@ -189,8 +189,8 @@ def _check_rules(rules: RuleSet) -> None:
     assert all(math.isfinite(w) and w >= 0 for w in rules.weights.values()), rules.weights
     for key in LIMITS:
         value = getattr(rules, key)
-        if key == "placeholder_threshold" and value is None:  # unset: the embedder's own
-            value = rules.for_embedder("proxy-v4").placeholder_threshold
+        if key == "placeholder_threshold" and value is None:  # unset: the library's own
+            continue
         assert isinstance(value, (bool, int, float)) and math.isfinite(value), (key, value)
     assert rules.max_shot == 0 or rules.min_shot <= rules.max_shot
 

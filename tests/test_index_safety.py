@@ -160,7 +160,9 @@ def test_new_files_are_added_without_touching_the_others(tmp_path, proxy) -> Non
 
 # `montage index` as the console script runs it, but committing after every file (as a long
 # run does every CHECKPOINT_S seconds) and resting a second after each commit (as a long file
-# would take), so a kill lands between checkpoints of a tiny library even on a loaded machine.
+# would take), so a kill lands between checkpoints of a tiny library even on a loaded machine
+# (a commit also writes the library's calibration, ~0.15 s at proxy-v4's 1407 dimensions: the
+# run's own rule, commits at most a fifth of the time, would otherwise group the next files).
 _INDEX_COMMITTING_EACH_FILE = """
 import functools, sys, time
 import retrieval.index.build as index
@@ -170,6 +172,7 @@ index.build_index = functools.partial(index.build_index, checkpoint_s=0.0)
 _commit = index._Run.commit
 def commit(self, final=True):
     _commit(self, final)
+    self._commit_cost = 0.0  # the next commit after the next file, however long this one took
     if not final:
         time.sleep(1.0)
 index._Run.commit = commit
@@ -260,8 +263,10 @@ def test_an_index_killed_with_sigkill_resumes_without_duplicates(tmp_path, proxy
         assert con.execute("SELECT COUNT(*), COUNT(DISTINCT path || '@' || json_extract(data, "
                            "'$.start')) FROM shots").fetchone() == (len(ids), len(ids))
     left = sorted(p.name for p in db.parent.iterdir() if p.name != "index.lock")  # kept, empty
-    # no journal, stale or temp vectors (keyframes/: what another embedder re-embeds)
-    assert left == sorted([DB_NAME, index.meta["vectors"], "keyframes"]), left
+    # no journal, stale or temp vectors, no calibration of a killed commit (keyframes/: what
+    # another embedder re-embeds)
+    assert left == sorted([DB_NAME, index.meta["vectors"], index.meta["calibration"],
+                           "keyframes"]), left
     stored = sorted(p.suffix for p in (db.parent / "keyframes").iterdir())
     assert stored == [".kf"] * 6, stored  # one per file, no temporary left by the kill
     # The checkpointed files were reused as they were: each shot keeps its own vector.

@@ -34,7 +34,7 @@ def library(tmp_path_factory) -> Path:
 
 def _argv(script: Path, library: Path, out: Path) -> list[str]:
     return ["make", str(script), "--library", str(library), "--out", str(out), "--quiet",
-            "--size", "64x36", "--threshold", "0"]
+            "--size", "64x36", "--threshold", "-50"]
 
 
 def _snapshot(project: Path, out: Path) -> dict[str, bytes]:

@@ -88,8 +88,8 @@ def test_a_small_library_forced_large_finds_what_the_exact_index_finds(tmp_path,
         assert [[h.shot.id for h in q] for q in large.search(QUERIES, 3, mode=mode)] == \
             [[h.shot.id for h in q] for q in exact.search(QUERIES, 3, mode=mode)]
     left = sorted(p.name for p in (root / ".montage").iterdir())
-    assert left == sorted([DB_NAME, "index.lock", "keyframes",
-                           large.meta["vectors"].split("/")[0]]), left
+    assert left == sorted([DB_NAME, "index.lock", "keyframes", large.meta["vectors"].split("/")[0],
+                           large.meta["calibration"]]), left
     build_index(root, proxy, progress=False, workers=0, vectors="exact")  # and back
     back = open_index(root)
     assert back.meta["vector_index"] == "flat"

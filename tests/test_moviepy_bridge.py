@@ -13,7 +13,7 @@ from tests.conftest import make_cut_clip, make_still
 
 moviepy = pytest.importorskip("moviepy", reason="the bridge needs moviepy: pip install 'montage[moviepy]'")
 
-OPTIONS = MakeOptions(threshold=0.0, width=160, height=90, progress=False, contact_sheet=False)
+OPTIONS = MakeOptions(threshold=-50.0, width=160, height=90, progress=False, contact_sheet=False)
 
 
 @pytest.fixture(scope="module")

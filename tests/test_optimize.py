@@ -1,4 +1,4 @@
-"""The CP-SAT assignment: best matches win, no clip twice, placeholders below the threshold."""
+"""The CP-SAT assignment: best matches win, no clip twice, placeholders below the card bar."""
 from __future__ import annotations
 
 import itertools
@@ -8,9 +8,11 @@ from fractions import Fraction
 import pytest
 
 from planner.shots import PlannedShot, ShotPlan
-from retrieval.types import CandidateSet, Hit, LibraryShot, ShotCandidates
+from retrieval.types import CandidateSet, Hit, LibraryShot, QueryCalibration, ShotCandidates
 
 from montage.optimize import default_rules, frames_for, optimize, shot_options
+from montage.optimize.confidence import CARD_VALUE
+from tests.rulekit import RAW, sd
 
 MATCH_ONLY = default_rules().only("match")  # the plain assignment: summed match scores
 
@@ -27,9 +29,11 @@ def clip(name: str, start: float = 0.0, end: float = 10.0, kind: str = "video") 
                        width=64, height=36, fps=0.0 if kind == "still" else 25.0, labels=(name,))
 
 
-def cands(table: dict[str, list[tuple[LibraryShot, float]]]) -> CandidateSet:
+def cands(table: dict[str, list[tuple[LibraryShot, float]]],
+          calibration: QueryCalibration = RAW) -> CandidateSet:
     return CandidateSet(library="/lib", embedder="test", shots=tuple(
-        ShotCandidates(shot_id=sid, query="q", hits=tuple(Hit(c, s) for c, s in hits))
+        ShotCandidates(shot_id=sid, query="q", hits=tuple(Hit(c, s) for c, s in hits),
+                       calibration=calibration)
         for sid, hits in table.items()))
 
 
@@ -42,7 +46,7 @@ def test_picks_best_and_never_reuses_a_clip():
     used = [d.library_shot for d in sol.edl.decisions]
     assert used == ["b.mp4#0", "a.mp4#0"]
     assert sol.optimal
-    assert abs(sol.objective - 1.4) < 1e-6
+    assert abs(sol.objective - (1.4 + 2 * (CARD_VALUE - 0.30))) < 1e-6  # bar at raw 0.30
 
 
 def test_agrees_with_exhaustive_search_on_random_instances():
@@ -53,43 +57,57 @@ def test_agrees_with_exhaustive_search_on_random_instances():
         clips = [clip(f"c{k}.mp4") for k in range(4)]
         plan = ShotPlan(source="x", shots=tuple(shot(i) for i in range(3)))
         table = {f"s{i}": [(c, round(rng.random(), 3)) for c in rng.sample(clips, 3)] for i in range(3)}
-        sol = optimize(plan, cands(table), threshold=0.2, rules=MATCH_ONLY)
+        sol = optimize(plan, cands(table), threshold=sd(0.2), rules=MATCH_ONLY)
         best = 0.0
         options = [[(c.id, s) for c, s in table[f"s{i}"]] + [(None, 0.2)] for i in range(3)]
         for combo in itertools.product(*options):
             ids = [c for c, _ in combo if c]
             if len(ids) == len(set(ids)):
                 best = max(best, sum(s for _, s in combo))
-        assert abs(sol.objective - best) < 1e-6
+        assert abs(sol.objective - (best + 3 * (CARD_VALUE - 0.2))) < 1e-6
 
 
-def test_placeholder_below_threshold_says_why():
+def test_placeholder_below_the_bar_says_why():
     plan = ShotPlan(source="x", shots=(shot(0),))
-    sol = optimize(plan, cands({"s0": [(clip("a.mp4"), 0.1)]}), threshold=0.3)
+    sol = optimize(plan, cands({"s0": [(clip("a.mp4"), 0.1)]}), threshold=3.0)
     d = sol.edl.decisions[0]
     assert (d.source, d.kind, d.media) == ("placeholder", "card", "")
     assert d.frames == frames_for(2.0, Fraction(25))
-    assert "no free match scored the card's 0.30 or more" in d.reason
-    assert "a.mp4#0 0.10" in d.reason
+    assert (d.confidence, d.bar) == (pytest.approx(0.1 / RAW.sd), 3.0)
+    assert "stands 1.2 sd above the rest of the library, under the card bar of 3.0 sd: no " \
+           "shot in the library is clearly about this" in d.reason
+    assert "a.mp4#0 1.2 sd" in d.reason
 
 
-def test_the_card_threshold_follows_the_embedder_that_scored_the_footage():
-    """proxy-v4 scores are weighted sums, not cosines: 0.40 is a weak match there (a card)
-    and a good one for a cosine embedder (proxy-v3), unless --threshold says otherwise."""
-    from dataclasses import replace
+def test_the_card_bar_is_where_the_score_stands_in_its_library_not_the_score():
+    """The same raw score 0.40 is a clear match where the sentence's scores over the library
+    are low and narrow, and a card where it is no better than an unrelated sentence's best
+    hit; --threshold (sd) sets the bar outright."""
+    plan = ShotPlan(source="x", shots=(shot(0),))
+    table = {"s0": [(clip("a.mp4"), 0.4)]}
+    stands_out = QueryCalibration(mean=0.1, sd=0.05, unrelated=2.5, unrelated_sd=0.5)  # 6 sd
+    ordinary = QueryCalibration(mean=0.3, sd=0.05, unrelated=2.5, unrelated_sd=0.5)  # 2 sd
+    shown = optimize(plan, cands(table, stands_out), rules=MATCH_ONLY).edl.decisions[0]
+    assert shown.library_shot == "a.mp4#0" and shown.confidence == pytest.approx(6.0)
+    assert "stands 6.0 sd above the library for this sentence (card bar 2.5 sd)" in shown.reason
+    card = optimize(plan, cands(table, ordinary), rules=MATCH_ONLY).edl.decisions[0]
+    assert card.source == "placeholder" and card.confidence == pytest.approx(2.0)
+    assert card.bar == pytest.approx(2.5)
+    # a library where unrelated sentences' best hits stand lower: the same 2 sd clears its bar
+    other = replace(ordinary, unrelated=1.5)
+    assert optimize(plan, cands(table, other), rules=MATCH_ONLY).edl.decisions[0].library_shot
+    assert optimize(plan, cands(table, ordinary), rules=MATCH_ONLY,
+                    threshold=1.9).edl.decisions[0].library_shot == "a.mp4#0"
 
-    from retrieval.embed.proxy4 import ConceptEmbedder
+
+def test_candidates_without_a_calibration_are_refused_by_name():
+    from montage.optimize import OptimizeError
 
     plan = ShotPlan(source="x", shots=(shot(0),))
-    cosine = cands({"s0": [(clip("a.mp4"), 0.4)]})
-    v3, v4 = replace(cosine, embedder="proxy-v3"), replace(cosine, embedder="proxy-v4")
-    assert ConceptEmbedder.card_threshold > 0.40 > 0.30  # or this test proves nothing
-    assert optimize(plan, v3, rules=MATCH_ONLY).edl.decisions[0].library_shot == "a.mp4#0"
-    card = optimize(plan, v4, rules=MATCH_ONLY).edl.decisions[0]
-    assert card.source == "placeholder"
-    assert f"the card's {ConceptEmbedder.card_threshold:.2f}" in card.reason
-    chosen = optimize(plan, v4, rules=MATCH_ONLY, threshold=0.3).edl.decisions[0]
-    assert chosen.library_shot == "a.mp4#0"
+    old = CandidateSet(library="/lib", embedder="test", shots=(
+        ShotCandidates("s0", "q", (Hit(clip("a.mp4"), 0.9),)),))
+    with pytest.raises(OptimizeError, match="shot s0's candidates carry no calibration"):
+        optimize(plan, old)
 
 
 def test_card_that_beats_a_higher_score_says_the_rules_decided():
@@ -101,11 +119,11 @@ def test_card_that_beats_a_higher_score_says_the_rules_decided():
     dim = LibraryShot(id="d.mp4#0", path="d.mp4", kind="video", start=0.0, end=10.0, width=64,
                       height=36, fps=25.0, labels=("d",), features=bad)
     plan = ShotPlan(source="x", shots=(shot(0),))
-    sol = optimize(plan, cands({"s0": [(dim, 0.32)]}), threshold=0.3)
+    sol = optimize(plan, cands({"s0": [(dim, 0.32)]}), threshold=sd(0.3))
     d = sol.edl.decisions[0]
     assert d.kind == "card", d.reason
-    assert "d.mp4#0 0.32" in d.reason and "scored above the card's 0.30" in d.reason
-    assert "rule costs" in d.reason and "no free match scored" not in d.reason
+    assert "d.mp4#0 4.0 sd" in d.reason and "stands above the card bar of 3.8 sd" in d.reason
+    assert "rule costs" in d.reason and "clearly about this" not in d.reason
 
 
 def test_a_soft_clip_that_matched_beats_a_card_and_an_unmatched_one_does_not():
@@ -120,10 +138,10 @@ def test_a_soft_clip_that_matched_beats_a_card_and_an_unmatched_one_does_not():
     plan = ShotPlan(source="x", shots=(shot(0),))
     rules = default_rules()
     assert optimize(plan, cands({"s0": [(moon, 0.52)]}), rules=rules.with_weights(card=0.0),
-                    threshold=0.45).edl.decisions[0].kind == "card"  # or this test proves nothing
+                    threshold=sd(0.45)).edl.decisions[0].kind == "card"  # or this test proves nothing
     assert optimize(plan, cands({"s0": [(moon, 0.52)]}), rules=rules,
-                    threshold=0.45).edl.decisions[0].library_shot == "moon.png#0"
-    below = optimize(plan, cands({"s0": [(moon, 0.44)]}), rules=rules, threshold=0.45)
+                    threshold=sd(0.45)).edl.decisions[0].library_shot == "moon.png#0"
+    below = optimize(plan, cands({"s0": [(moon, 0.44)]}), rules=rules, threshold=sd(0.45))
     assert below.edl.decisions[0].kind == "card"
     # the moon cleared the threshold in both shots, but a clip is used once: the second shot's
     # sharp clip under the threshold must not be lifted over the card by the charge the moon
@@ -132,7 +150,7 @@ def test_a_soft_clip_that_matched_beats_a_card_and_an_unmatched_one_does_not():
                     features=replace(soft, sharpness=1.0))
     two = optimize(ShotPlan(source="x", shots=(shot(0), shot(1))),
                    cands({"s0": [(moon, 0.52)], "s1": [(moon, 0.52), (sharp, 0.44)]}),
-                   rules=rules, threshold=0.45)
+                   rules=rules, threshold=sd(0.45))
     assert [d.library_shot for d in two.edl.decisions] in (["moon.png#0", ""], ["", "moon.png#0"])
 
 
@@ -269,7 +287,7 @@ def test_decisions_carry_terms_runner_up_and_why(tmp_path):
     assert first.library_shot == "a.mp4#0" and first.runner_up == "b.mp4#0"
     assert first.decided_by.startswith("wins by") and "focus" in first.decided_by
     costs = dict(first.costs)
-    assert costs["match"] == pytest.approx(-0.6) and "focus" in costs
+    assert costs["match"] == pytest.approx(-(0.6 + CARD_VALUE - 0.30)) and "focus" in costs  # bar 0.30
     assert sum(v for d in sol.edl.decisions for _, v in d.costs) == pytest.approx(-sol.objective)
     assert second.runner_up in ("<title card>", "b.mp4#0")
     bent = optimize(plan, kit_cands([(b, 0.9)], [(c, 0.7)])).edl.decisions[0]
@@ -281,6 +299,7 @@ def test_decisions_carry_terms_runner_up_and_why(tmp_path):
     assert read_timeline(project / "edit.otio") == sol.edl
     text = explain_text(project)
     assert "s0" in text and "runner-up b.mp4#0" in text and "costs:" in text
+    assert "shown: stands 7.5 sd above the library for this sentence (card bar 3.8 sd)" in text
     png = rhythm_plot(sol.edl, clip_features(kit_cands([(a, 1)], [(c, 1)])), project / "rhythm.png")
     with Image.open(png) as img:
         assert img.format == "PNG" and img.size[0] == 1200

@@ -11,6 +11,7 @@ import pytest
 
 from retrieval import build_index, open_index
 from retrieval.embed.clip import ClipEmbedder
+from retrieval.index.sets import embedder_dir
 from tests.conftest import make_cut_clip, make_still
 from tests.models_kit import build_tiny_clip
 
@@ -62,12 +63,16 @@ def test_another_embedder_re_embeds_stored_keyframes_without_decoding(tmp_path, 
     shutil.copytree(lib, fresh_lib)
     first = build_index(lib, proxy, progress=False, workers=0)
     assert first.files_indexed == 2 and decodes["decode_video"] == 1 and decodes["read_still"] == 1
+    calibrated = open_index(lib).meta["calibration"]  # what scores mean in this library
     decodes.clear()
 
     clip = _clip(clip_folder)
     again = build_index(lib, clip, progress=False, workers=0)
     assert sum(decodes.values()) == 0, decodes  # no video (or still) opened
     assert (again.files_indexed, again.files_reembedded, again.parked) == (2, 2, proxy.name)
+    # the new vectors get their own calibration; the parked set keeps its own beside it
+    assert open_index(lib).meta["calibration"] not in (None, calibrated)
+    assert (embedder_dir(lib / ".montage", proxy.name) / calibrated).is_file()
 
     # the same vectors (and labels) a fresh index decoding the same files gets
     build_index(fresh_lib, _clip(clip_folder), progress=False, workers=0)
@@ -83,6 +88,7 @@ def test_another_embedder_re_embeds_stored_keyframes_without_decoding(tmp_path, 
     assert (back.files_indexed, back.files_reused, back.parked) == (0, 2, clip.name)
     assert sum(decodes.values()) == 0
     assert open_index(lib).embedder_name == proxy.name
+    assert open_index(lib).meta["calibration"] == calibrated and (lib / ".montage" / calibrated).is_file()
     # either set can be searched; vectors of different embedders never meet in one search
     assert open_index(lib, clip).search(["red"], 1, clip)[0]
     assert open_index(lib, proxy).search(["red"], 1)[0]

@@ -452,7 +452,9 @@ def test_a_long_take_is_trimmed_around_the_moment_that_matches(tmp_path: Path, p
     from montage.optimize import optimize
     from retrieval.types import ShotCandidates
 
-    one = CandidateSet(str(lib), PROXY_NAME, (ShotCandidates("s1", "cat", (cat, coffee)),))
+    from tests.rulekit import RAW
+
+    one = CandidateSet(str(lib), PROXY_NAME, (ShotCandidates("s1", "cat", (cat, coffee), RAW),))
     chosen = optimize(ShotPlan(source="t", shots=(shot,)), one, threshold=0.0,
                       rate=rate).edl.decisions[0]
     assert chosen.source_in == near_cat.source_in and "trimmed around it" in chosen.reason

@@ -111,24 +111,30 @@ def test_threshold_override_and_fingerprint():
     assert rules.fingerprint() != load_rules("calm").fingerprint()
 
 
-def test_the_card_threshold_is_the_embedders_unless_a_style_or_the_user_sets_one(tmp_path: Path):
-    from retrieval.embed.base import COSINE_CARD_THRESHOLD
-    from retrieval.embed.proxy4 import ConceptEmbedder
-    from retrieval.embed.registry import card_threshold
+def test_the_card_bar_is_the_librarys_unless_a_style_or_the_user_sets_one(tmp_path: Path):
+    """In sd above the library's scores for the sentence: by default where an unrelated
+    sentence's best hit stands in that library (so another library has another bar), moved by
+    the style's placeholder_shift; a placeholder_threshold or --threshold fixes it."""
+    from dataclasses import replace
 
+    from retrieval.types import QueryCalibration
+
+    from montage.optimize import card_bar
+    from montage.optimize.confidence import BAR_MARGIN
+
+    cal = QueryCalibration(mean=0.3, sd=0.08, unrelated=2.4, unrelated_sd=0.5)
     rules = load_rules()
     assert rules.placeholder_threshold is None and rules.placeholder_shift == 0.0
-    v4 = rules.for_embedder("proxy-v4").placeholder_threshold
-    assert v4 == ConceptEmbedder.card_threshold == card_threshold("proxy")
-    assert v4 != COSINE_CARD_THRESHOLD  # a weighted sum is not a cosine
-    assert rules.for_embedder("proxy-v3").placeholder_threshold == COSINE_CARD_THRESHOLD
-    documentary = load_rules("documentary").for_embedder("proxy-v4")
-    assert documentary.placeholder_threshold == pytest.approx(v4 - 0.05)
-    assert rules.with_threshold(0.45).for_embedder("proxy-v4").placeholder_threshold == 0.45
+    assert card_bar(cal, rules) == pytest.approx(2.4 + BAR_MARGIN)
+    assert card_bar(replace(cal, unrelated=3.1), rules) == pytest.approx(3.1 + BAR_MARGIN)
+    documentary = load_rules("documentary")
+    assert documentary.placeholder_shift < 0
+    assert card_bar(cal, documentary) == pytest.approx(2.4 + BAR_MARGIN + documentary.placeholder_shift)
+    assert card_bar(cal, rules.with_threshold(3.0)) == 3.0
     fixed = tmp_path / "fixed.toml"
-    fixed.write_text('extends = "default"\n[limits]\nplaceholder_threshold = 0.2\n')
-    assert load_rules(fixed).for_embedder("proxy-v4").placeholder_threshold == 0.2
+    fixed.write_text('extends = "default"\n[limits]\nplaceholder_threshold = 1.5\n')
+    assert card_bar(cal, load_rules(fixed)) == 1.5
     shifted = tmp_path / "shifted.toml"
-    shifted.write_text('extends = "default"\n[limits]\nplaceholder_shift = 2\n')
+    shifted.write_text('extends = "default"\n[limits]\nplaceholder_shift = 200\n')
     with pytest.raises(RulesError, match="placeholder_shift"):
         load_rules(shifted)

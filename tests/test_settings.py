@@ -275,3 +275,13 @@ def test_settings_of_an_older_project_are_read_from_its_key_and_the_rest_is_said
                                                    generator_model="")
     settings, read, assumed = legacy_settings(state["key"], project)
     assert "style" in read and assumed == []
+
+
+def test_a_raw_threshold_of_settings_version_1_is_not_read_as_sd(tmp_path):
+    """Settings version 1 kept --threshold as a raw score; the card bar is in sd since version
+    2, so an old 0.35 would quietly show almost every clip: it is dropped and said."""
+    settings, assumed = settings_from_dict({"version": 1, "threshold": 0.35}, tmp_path)
+    assert settings.threshold is None
+    assert any("0.35 kept was a raw score" in a for a in assumed), assumed
+    same, said = settings_from_dict({"version": 2, "threshold": 1.5}, tmp_path)
+    assert same.threshold == 1.5 and not any("raw score" in a for a in said)

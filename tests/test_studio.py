@@ -352,7 +352,7 @@ def test_settings_are_shown_changed_by_the_api_and_come_back_with_a_revert(studi
     c = client(studio)
     shown = {x["name"]: x for x in c.get("/api/project").json()["settings"]}
     assert shown["style"]["value"] == "default" and shown["width"]["value"] == 160
-    assert shown["threshold"]["value"] == 0.0 and not shown["generator_model"]["editable"]
+    assert shown["threshold"]["value"] == -50.0 and not shown["generator_model"]["editable"]
     for bad, message in (({"style": "nope"}, "unknown style"), ({"colour": 1}, "no setting 'colour'"),
                          ({"top": 0}, "top: 0 is not a value"), ({"music": "/no/such.wav"}, "no such file"),
                          ({}, "no setting to change")):

@@ -91,8 +91,10 @@ def _add_make_options(p: argparse.ArgumentParser) -> None:
                    help="rule preset (" + ", ".join(list_styles()) + ") or a TOML rule file "
                         "(default: default)")
     p.add_argument("--threshold", type=_threshold, default=None,
-                   help="below this match score a shot becomes a labelled placeholder "
-                        "(default, or 'auto': the embedder's own card threshold, moved by the style)")
+                   help="the card bar in sd: a shot whose best clip stands less than this many "
+                        "standard deviations above the library's scores for its sentence becomes "
+                        "a labelled title card (default, or 'auto': the library's own bar, where "
+                        "an unrelated sentence's best hit stands, moved by the style)")
     p.add_argument("--size", type=_size, default=None, help="film size WxH (default: 1280x720)")
     p.add_argument("--fps", type=_fps, default=None, help="film frame rate (default: 25)")
     p.add_argument("--generator", default=None, metavar="SPEC",

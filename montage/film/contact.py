@@ -56,10 +56,13 @@ def write_contact_sheet(film: Path, edl: EditDecisionList, path: Path, *, column
         x, y = (n % columns) * thumb_width, (n // columns) * (thumb_h + caption_h)
         sheet.paste(Image.fromarray(frame).resize((thumb_width, thumb_h)), (x, y))
         label = f"{n + 1}. {d.text}"
-        if d.source != "library":
-            label += f" [{d.source}]"
+        sd = f" {d.confidence:.1f} sd" if d.confidence is not None else ""
+        if d.source == "library":
+            label += f" [{Path(d.media).name}{sd or f' {d.score:.2f}'}]"
+        elif d.source == "placeholder" and sd:
+            label += f" [card: best{sd}, bar {d.bar:.1f}]"
         else:
-            label += f" [{Path(d.media).name} {d.score:.2f}]"
+            label += f" [{d.source}{sd}]"
         for k, line in enumerate(textwrap.wrap(label, 44)[:4]):
             draw.text((x + 4, y + thumb_h + 2 + 15 * k), line, fill="black", font=font)
     tmp = path.with_name(path.name + ".partial.png")

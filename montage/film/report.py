@@ -20,6 +20,15 @@ def _cell(text: str) -> str:
     return text.replace("|", "/").replace("\n", " ")
 
 
+def _confidence(d) -> str:
+    """The table's cell: the clip's sd above the library (a card: its best hit's, vs the bar)."""
+    if d.confidence is None:
+        return "-" if d.source == "placeholder" else f"({d.score:.2f})"
+    if d.source == "placeholder":
+        return f"best {d.confidence:.1f} {'<' if d.confidence < d.bar else '>='} bar {d.bar:.1f}"
+    return f"{d.confidence:.1f}"
+
+
 def report_text(plan: ShotPlan, candidates: CandidateSet, solution: Solution, film: Path,
                 changes: str = "", cast: Sequence[str] = (),
                 skipped: Sequence[tuple[str, str]] = ()) -> str:
@@ -45,8 +54,8 @@ def report_text(plan: ShotPlan, candidates: CandidateSet, solution: Solution, fi
         f"{solution.bound:.3f}, gap {100 * solution.gap:.2f}%, "
         f"{'proven optimal' if solution.optimal else 'not proven optimal'}, {solution.seconds:.3f} s",
         "",
-        "| # | at | sentence | clip | score | runner-up, and what decided | bends |",
-        "|---|----|----------|------|-------|------------------------------|-------|",
+        "| # | at | sentence | clip | confidence (sd) | runner-up, and what decided | bends |",
+        "|---|----|----------|------|-----------------|------------------------------|-------|",
     ]
     for n, (d, start) in enumerate(zip(edl.decisions, edl.starts()), 1):
         if d.source == "placeholder":
@@ -55,8 +64,15 @@ def report_text(plan: ShotPlan, candidates: CandidateSet, solution: Solution, fi
             span = f"{_clock(d.source_in, edl.rate)}-{_clock(d.source_in + d.frames, edl.rate)}"
             clip = f"`{d.library_shot}`" + ("" if d.kind == "still" else f" {span}")
         runner = f"{d.runner_up}: {d.decided_by}" if d.runner_up else d.decided_by
-        lines.append(f"| {n} | {_clock(start, edl.rate)} | {_cell(d.text)} | {clip} | {d.score:.2f} "
-                     f"| {_cell(runner)} | {', '.join(d.bends)} |")
+        lines.append(f"| {n} | {_clock(start, edl.rate)} | {_cell(d.text)} | {clip} | "
+                     f"{_confidence(d)} | {_cell(runner)} | {', '.join(d.bends)} |")
+    bars = sorted({d.bar for d in edl.decisions if d.bar is not None})
+    if bars:
+        lines += ["", f"Confidence: how many sd a clip's score stands above the library's scores "
+                      f"for its sentence. A sentence whose best clip stands under the card bar "
+                      f"({', '.join(f'{b:.1f}' for b in bars)} sd; by default where the best "
+                      f"hit of an unrelated sentence stands in this library, moved by the style) "
+                      f"gets a title card: no shot in the library is clearly about it."]
     if cast:
         lines += ["", "## Cast", "", *cast]
     if skipped:

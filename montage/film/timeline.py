@@ -86,6 +86,9 @@ def _clip(d: EditDecision, rate: Fraction) -> "otio.schema.Clip":
     }
     if d.provenance:
         meta["provenance"] = dict(d.provenance)
+    for key in ("confidence", "bar"):  # sd (montage.optimize.confidence); absent when unknown
+        if getattr(d, key) is not None:
+            meta[key] = float(getattr(d, key))
     return otio.schema.Clip(
         name=d.shot_id, media_reference=ref, source_range=source_range,
         metadata={"montage": meta},
@@ -243,7 +246,13 @@ def _decision(clip: Any, rate: Fraction, path: Path, index: int) -> EditDecision
         runner_up=str(meta.get("runner_up", "")),
         decided_by=str(meta.get("decided_by", "")),
         provenance=tuple(sorted((str(k), str(v)) for k, v in dict(meta.get("provenance", {})).items())),
+        confidence=_number(meta.get("confidence")),
+        bar=_number(meta.get("bar")),
     )
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _load(path: Path):

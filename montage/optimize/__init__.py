@@ -2,6 +2,7 @@
 cinematography rules.
 
 Owns: ``rules`` (presets in ``assets/rules/*.toml``), ``costs`` (what each rule measures),
+``confidence`` (raw scores on the calibrated scale: the card bar and match values),
 ``problem`` / ``instance`` (the options and their costs), ``heuristic`` / ``lagrange`` (a DP and
 Lagrangian warm start and bound), ``solver`` (CP-SAT), ``explain`` (why each clip), ``edl`` (the
 decision list handed to :mod:`montage.film`), ``optimizer`` (the one entry point), ``pacing``.
@@ -11,7 +12,8 @@ A new rule: its cost in ``costs``, its term in ``rules``, its weight in ``assets
 from __future__ import annotations
 
 from montage.optimize.edl import RUNNER_UP_CARD, SOURCES, EditDecision, EditDecisionList
-from montage.optimize.explain import edl_text
+from montage.optimize.confidence import KAPPA, ShotScale, card_bar, raw_bars, shot_scales
+from montage.optimize.explain import confidence_text, edl_text
 from montage.optimize.optimizer import Solution, optimize
 from montage.optimize.pacing import Pacing
 from montage.optimize.problem import Kept, OptimizeError, frames_for, shot_options, usable_span
@@ -19,7 +21,8 @@ from montage.optimize.rules import (REWARDS, TERMS, RuleSet, RulesError, default
                                     list_styles, load_rules)
 
 __all__ = [
-    "EditDecision", "EditDecisionList", "Kept", "OptimizeError", "Pacing", "REWARDS", "RUNNER_UP_CARD",
-    "RuleSet", "RulesError", "SOURCES", "Solution", "TERMS", "default_rules", "edl_text",
-    "frames_for", "list_styles", "load_rules", "optimize", "shot_options", "usable_span",
+    "EditDecision", "EditDecisionList", "KAPPA", "Kept", "OptimizeError", "Pacing", "REWARDS",
+    "RUNNER_UP_CARD", "RuleSet", "RulesError", "SOURCES", "ShotScale", "Solution", "TERMS",
+    "card_bar", "confidence_text", "default_rules", "edl_text", "frames_for", "list_styles",
+    "load_rules", "optimize", "raw_bars", "shot_options", "shot_scales", "usable_span",
 ]

@@ -28,7 +28,7 @@ class EditDecision:
     media: str
     source_in: int  # frames at the film rate
     frames: int  # length in frames at the film rate (> 0)
-    score: float  # the match score that chose it (the threshold for a placeholder)
+    score: float  # the match value that chose it (montage.optimize.confidence; a card's for a card)
     library_shot: str = ""  # LibraryShot.id, "" for a placeholder
     reason: str = ""  # one human sentence: why this clip
     # The rule terms behind the choice, in match-score units: a positive cost is a penalty,
@@ -40,6 +40,10 @@ class EditDecision:
     decided_by: str = ""  # which terms decided between the choice and the runner-up
     # for a generated clip: how to make it again (backend, model, seed, prompt, references)
     provenance: tuple[tuple[str, str], ...] = ()
+    # sd above the library for this sentence: the clip's, or for a card its best hit's
+    # (None: no hit, or an edit made before calibration); and the card bar it was held to
+    confidence: float | None = None
+    bar: float | None = None
 
 
 @dataclass(frozen=True)

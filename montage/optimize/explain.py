@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from montage.optimize.costs import SCALE
-from montage.optimize.edl import RUNNER_UP_CARD, EditDecisionList
+from montage.optimize.edl import RUNNER_UP_CARD, EditDecision, EditDecisionList
 from montage.optimize.problem import Option, Problem, evaluate
 from montage.optimize.rules import REWARDS, TERMS
 
@@ -122,6 +122,22 @@ def _decided(mine: dict[str, int], other: dict[str, int]) -> str:
     return head + ": " + ", ".join(f"{t} {v / SCALE:+.3f}" for t, v in parts)
 
 
+def confidence_text(d: EditDecision) -> str:
+    """The decision's calibrated confidence in one line ("" when unknown): how far its clip,
+    or a card's best hit, stands above the library's scores for the sentence, against the
+    card bar (:mod:`montage.optimize.confidence`)."""
+    if d.confidence is None or d.bar is None:
+        return "no hit in the library" if d.source == "placeholder" else ""
+    if d.source != "placeholder":
+        return (f"shown: stands {d.confidence:.1f} sd above the library for this sentence "
+                f"(card bar {d.bar:.1f} sd)")
+    if d.confidence < d.bar:
+        return (f"card: best hit stands {d.confidence:.1f} sd above the rest, under the card "
+                f"bar of {d.bar:.1f} sd: no shot in the library is clearly about this")
+    return (f"card: best hit stands {d.confidence:.1f} sd above the rest, over the card bar of "
+            f"{d.bar:.1f} sd, but it was taken, too short or outweighed by its rule costs")
+
+
 def edl_text(edl: EditDecisionList, title: str = "edit") -> str:
     lines = [f"# Why each shot: {title}", ""]
     total = -sum(v for d in edl.decisions for _, v in d.costs)
@@ -132,6 +148,8 @@ def edl_text(edl: EditDecisionList, title: str = "edit") -> str:
         chosen = d.library_shot or "title card"
         lines.append(f"{n}. [{at:6.2f}s] {d.shot_id}: {d.text}")
         lines.append(f"   chose {chosen} ({d.frames} frames)")
+        if confidence_text(d):
+            lines.append(f"   {confidence_text(d)}")
         if d.runner_up:
             lines.append(f"   runner-up {d.runner_up}: {d.decided_by}")
         elif d.decided_by:

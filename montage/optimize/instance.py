@@ -15,6 +15,7 @@ from planner.shots import ShotPlan
 from retrieval.types import CandidateSet, ShotFeatures
 
 from montage.optimize import costs
+from montage.optimize.confidence import CARD_VALUE, shot_scales
 from montage.optimize.pacing import Pacing, targets
 from montage.optimize.problem import (Kept, Option, OptimizeError, Problem, frames_for,
                                       planned_seconds, shot_options)
@@ -29,7 +30,7 @@ def build_problem(plan: ShotPlan, candidates: CandidateSet, rules: RuleSet, *, r
                   free: frozenset[str] | None = None, pacing: Pacing | None = None,
                   cast_faces: Mapping[str, tuple[float, ...]] | None = None) -> Problem:
     pins, keep = dict(pins or {}), dict(keep or {})
-    rules = rules.for_embedder(candidates.embedder)
+    scales = shot_scales(candidates, rules)  # the one place raw scores become match values
     # a sentence of the last cut wants the length it had (a beat grid keeps it in place)
     fixed = {i: keep[s.id].frames for i, s in enumerate(plan.shots)
              if free is not None and s.id not in pins and s.id in keep
@@ -50,9 +51,10 @@ def build_problem(plan: ShotPlan, candidates: CandidateSet, rules: RuleSet, *, r
             mine = tuple(h for h in hits if h.shot.id == kept.library_shot)
             hits = mine if mine or not kept.library_shot else hits  # a locked shot needs only its clip
         want, floor = planned[i]
+        scale = scales.get(shot.id)
         opts = _dedupe(shot_options(shot, hits, rate, rules, keep.get(shot.id), want=want,
-                                    floor=floor))
-        card = Option(None, 0, want, rules.placeholder_threshold)
+                                    floor=floor, value=scale.value if scale else None))
+        card = Option(None, 0, want, CARD_VALUE, match=CARD_VALUE)
         if shot.id in pins:
             found = [o for o in opts if o.clip_id == pins[shot.id]]
             if not found:
@@ -75,7 +77,9 @@ def build_problem(plan: ShotPlan, candidates: CandidateSet, rules: RuleSet, *, r
                                 f"'{rules.name}' forbids title cards ([limits] placeholders = false)",
                                 "allow placeholders, add footage, or lower the tempo/min_shot limits")
         options.append(opts)
-    return _assemble(plan, rules, options, keep, locked, width, height, dict(cast_faces or {}))
+    problem = _assemble(plan, rules, options, keep, locked, width, height, dict(cast_faces or {}))
+    problem.scales = [scales.get(s.id) for s in plan.shots]
+    return problem
 
 
 def _check_pins(plan: ShotPlan, pins: dict[str, str], bans: frozenset[str], rules: RuleSet) -> None:
@@ -129,25 +133,29 @@ def _dedupe(opts: list[Option]) -> list[Option]:
     return out
 
 
+def _clears(o: Option) -> bool:
+    """A clip at or above the card bar (its match value at least a card's)."""
+    return o.hit is not None and o.match >= CARD_VALUE - 1e-9
+
+
 def _charge_cards(rows: dict[str, list[float]], opts: list[Option], rules: RuleSet) -> None:
-    """The ``card`` term: where a clip scores at or above the card threshold, a title card costs
-    the largest per-shot rule cost (looks, fit) among such clips, up to the term's weight. A
-    card says "no footage matched": without this a clip that did match (the demo's moon photo,
-    0.52 against 0.45, a little soft) lost to a card that pays nothing for focus or resolution,
-    and the film said MISSING SHOT; a clip that is unusable (black, blurred, shaking) still
-    loses, as its costs pass the weight. Clips under the threshold pay the same charge, so it
-    never lifts one of them over the card."""
+    """The ``card`` term: where a clip stands at or above the card bar, a title card costs the
+    largest per-shot rule cost (looks, fit) among such clips, up to the term's weight. A card
+    says "no footage matched": without this a clip that did match (the demo's moon photo,
+    clearly above the bar, a little soft) lost to a card that pays nothing for focus or
+    resolution, and the film said MISSING SHOT; a clip that is unusable (black, blurred,
+    shaking) still loses, as its costs pass the weight. Clips under the bar pay the same
+    charge, so it never lifts one of them over the card."""
     if "card" not in rows:
         return
     looks = [-sum(rows[t][k] for t in rows if t in SHOT_TERMS and t not in ("match", "card"))
              for k in range(len(opts))]
-    cleared = [looks[k] for k, o in enumerate(opts)
-               if o.hit is not None and o.hit.score >= rules.placeholder_threshold]
+    cleared = [looks[k] for k, o in enumerate(opts) if _clears(o)]
     if not cleared:
         return
     charge = -min(rules.weight("card"), max(cleared))
-    for k, o in enumerate(opts):  # clips under the threshold pay it too: they gain nothing by it
-        if o.hit is None or o.hit.score < rules.placeholder_threshold:
+    for k, o in enumerate(opts):  # clips under the bar pay it too: they gain nothing by it
+        if not _clears(o):
             rows["card"][k] = charge
 
 
@@ -181,11 +189,10 @@ def _assemble(plan: ShotPlan, rules: RuleSet, options: list[list[Option]], keep:
         for k, o in enumerate(opts):
             if kept is not None and kept.library_shot == o.clip_id:
                 rows["keep"][k] = wt["keep"]
+            rows["match"][k] = wt["match"] * o.match
             if o.hit is None:
-                rows["match"][k] = wt["match"] * rules.placeholder_threshold
                 continue
             ls, f = o.hit.shot, o.hit.shot.features
-            rows["match"][k] = wt["match"] * o.hit.score
             rows["duration"][k] = -wt["duration"] * o.shortfall
             rows["resolution"][k] = -wt["resolution"] * costs.resolution_cost(ls, width, height)
             if f is None:

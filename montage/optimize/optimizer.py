@@ -27,6 +27,7 @@ import numpy as np
 from planner.shots import ShotPlan
 from retrieval.types import CandidateSet
 
+from montage.optimize.confidence import CARD_VALUE
 from montage.optimize.costs import SCALE
 from montage.optimize.edl import EditDecision, EditDecisionList
 from montage.optimize.explain import Explanation, explain
@@ -77,8 +78,9 @@ def optimize(
 ) -> Solution:
     """Choose the edit. Deterministic for the same input.
 
-    ``rules`` defaults to the ``default`` style; ``threshold``, when given, overrides its
-    placeholder threshold. ``pins`` force shot id -> library shot id (an OptimizeError names
+    ``rules`` defaults to the ``default`` style; ``threshold``, when given, sets the card bar
+    in sd (see :mod:`montage.optimize.confidence`; default: the library's own, moved by the
+    style). Every shot's candidates carry their query's calibration. ``pins`` force shot id -> library shot id (an OptimizeError names
     both if that clip is not among the shot's candidates); ``bans`` are library shot ids never
     used; ``keep`` holds the previous cut's choices, which earn the rule set's ``keep`` reward;
     with ``free`` only those shots are re-solved and every other kept shot stays as it was
@@ -208,16 +210,23 @@ def _room(option: Option, rate: Fraction) -> int | None:
 def _decision(p: Problem, i: int, opt: Option, ex: Explanation, root: Path,
               rate: Fraction) -> EditDecision:
     shot = p.shots[i]
-    extra = dict(costs=ex.costs, bends=ex.bends, runner_up=ex.runner_up, decided_by=ex.decided_by)
-    runner = f"; runner-up {_describe(ex.runner_option, ex.used_by)}" if ex.runner_option else ""
+    scale = p.scales[i] if p.scales else None
+    extra = dict(costs=ex.costs, bends=ex.bends, runner_up=ex.runner_up, decided_by=ex.decided_by,
+                 bar=round(scale.bar, 3) if scale else None)
+    runner = f"; runner-up {_describe(p, i, ex.runner_option, ex.used_by)}" if ex.runner_option else ""
     if opt.hit is None:
-        why = _card_reason(p, i, ex)
+        why, best = _card_reason(p, i, ex)
         return EditDecision(shot_id=shot.id, text=shot.text, source="placeholder", kind="card",
-                            media="", source_in=0, frames=opt.frames, score=p.rules.placeholder_threshold,
-                            reason=why, **extra)
+                            media="", source_in=0, frames=opt.frames, score=CARD_VALUE,
+                            reason=why, confidence=best, **extra)
     ls = opt.hit.shot
     labels = ", ".join(ls.labels[:4])
-    why = f"matches '{shot.query}': {_describe(opt, {})}"
+    z = _confidence(p, i, opt)
+    why = f"matches '{shot.query}': {ls.id} " + (
+        f"stands {z:.1f} sd above the library for this sentence (card bar {scale.bar:.1f} sd)"
+        if z is not None else f"{opt.value:.2f}")
+    if opt.value < opt.match - 0.005:
+        why += f"; too short for the shot: -{opt.match - opt.value:.2f}"
     if labels:
         why += f", shows {labels}"
     if opt.hit.moment is not None and not ls.is_still and _longer_than(ls, opt, rate):
@@ -227,31 +236,48 @@ def _decision(p: Problem, i: int, opt: Option, ex: Explanation, root: Path,
     return EditDecision(shot_id=shot.id, text=shot.text, source="library",
                         kind="still" if ls.is_still else "video", media=str(root / ls.path),
                         source_in=opt.source_in, frames=opt.frames, score=round(opt.value, 4),
-                        library_shot=ls.id, reason=why + runner, **extra)
+                        library_shot=ls.id, reason=why + runner,
+                        confidence=_confidence(p, i, opt), **extra)
 
 
-def _card_reason(p: Problem, i: int, ex: Explanation) -> str:
-    """Why a title card won: no match reached the card's score, every good match was taken,
-    or the best match scored more than the card but its rule costs outweighed that."""
-    threshold = p.rules.placeholder_threshold
+def _confidence(p: Problem, i: int, option: Option) -> float | None:
+    """sd above the library for the shot's sentence (None without a calibration)."""
+    scale = p.scales[i] if p.scales else None
+    if scale is None or option.hit is None:
+        return None
+    return round(scale.confidence(option.hit.score), 3)
+
+
+def _card_reason(p: Problem, i: int, ex: Explanation) -> tuple[str, float | None]:
+    """Why a title card won, and the best hit's confidence: no hit stands above the card bar
+    (no shot in the library is clearly about the sentence), every good one is taken, the best
+    is too short, or it stands above the bar but its rule costs outweighed that."""
     hits = [o for o in p.options[i] if o.hit]
     if not hits:
-        return "placeholder: no library shot was found for it, or none was long enough"
-    free = [o for o in hits if o.hit.shot.id not in ex.used_by]
+        return "placeholder: no library shot was found for it, or none was long enough", None
+    bar = p.scales[i].bar
     best_any = max(hits, key=lambda o: o.value)
+    top = max(_confidence(p, i, o) for o in hits)
+    free = [o for o in hits if o.hit.shot.id not in ex.used_by]
     if not free:
-        return (f"placeholder: every match is used by a nearby shot; best "
-                + _describe(best_any, ex.used_by))
+        return ("placeholder: every match is used by a nearby shot; best "
+                + _describe(p, i, best_any, ex.used_by)), top
     best = max(free, key=lambda o: o.value)
-    if best.value < threshold:
+    if best.match < CARD_VALUE - 1e-9:
         taken = ""
-        if best_any.value >= threshold and best_any is not best:
-            taken = "; a better one is taken: " + _describe(best_any, ex.used_by)
-        return (f"placeholder: no free match scored the card's {threshold:.2f} or more; best "
-                + _describe(best, ex.used_by) + taken)
+        if best_any.match >= CARD_VALUE - 1e-9 and best_any is not best:
+            taken = "; a better one is taken: " + _describe(p, i, best_any, ex.used_by)
+        return (f"placeholder: the best free hit stands {_confidence(p, i, best):.1f} sd above "
+                f"the rest of the library, under the card bar of {bar:.1f} sd: no shot in the "
+                f"library is clearly about this (best {_describe(p, i, best, ex.used_by)})"
+                + taken), top
+    if best.value < CARD_VALUE:
+        return (f"placeholder: the best free match, {_describe(p, i, best, ex.used_by)}, stands "
+                f"above the card bar of {bar:.1f} sd but is too short for the shot"), top
     rules = f": {ex.decided_by}" if ex.decided_by else ""
-    return (f"placeholder: the best free match, {_describe(best, ex.used_by)}, scored above the "
-            f"card's {threshold:.2f}, but its rule costs outweighed the difference{rules}")
+    return (f"placeholder: the best free match, {_describe(p, i, best, ex.used_by)}, stands "
+            f"above the card bar of {bar:.1f} sd, but its rule costs outweighed the "
+            f"difference{rules}"), top
 
 
 def _longer_than(shot, option: Option, rate) -> bool:
@@ -260,17 +286,16 @@ def _longer_than(shot, option: Option, rate) -> bool:
     return last - first > option.frames
 
 
-def _describe(option: Option, used_by: dict[str, str]) -> str:
-    """"bikes.mp4#3 0.35 (0.45 less 0.10: too short for the shot; used by shot sh-1)"."""
+def _describe(p: Problem, i: int, option: Option, used_by: dict[str, str]) -> str:
+    """"bikes.mp4#3 3.1 sd (too short for the shot: -0.10; used by shot sh-1)"."""
     if option.hit is None:
-        return f"a title card {option.value:.2f}"
-    text = f"{option.hit.shot.id} {option.value:.2f}"
+        return "a title card"
+    z = _confidence(p, i, option)
+    text = f"{option.hit.shot.id} " + (f"{z:.1f} sd" if z is not None else f"{option.value:.2f}")
     notes = []
-    if option.value < option.hit.score - 1e-9:
-        notes.append(f"{option.hit.score:.2f} less {option.hit.score - option.value:.2f}: "
-                     f"too short for the shot")
+    if option.value < option.match - 0.005:
+        notes.append(f"too short for the shot: -{option.match - option.value:.2f}")
     owner = used_by.get(option.hit.shot.id)
     if owner:
         notes.append(f"used by shot {owner}")
     return text + (f" ({'; '.join(notes)})" if notes else "")
-

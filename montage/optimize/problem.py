@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from functools import lru_cache
+from typing import Callable
 
 import numpy as np
 
@@ -50,8 +51,9 @@ class Option:
     hit: Hit | None
     source_in: int
     frames: int
-    value: float  # match score less the duration-fit penalty (placeholder: the threshold)
+    value: float  # match value less the duration-fit penalty (placeholder: the card's value)
     shortfall: float = 0.0  # share of the planned length the clip cannot cover
+    match: float = 0.0  # the hit's match value (montage.optimize.confidence), before that penalty
 
     @property
     def clip_id(self) -> str:
@@ -82,14 +84,17 @@ def usable_span(start: float, end: float, rate: Fraction) -> tuple[int, int]:
 
 def shot_options(shot: PlannedShot, hits: tuple[Hit, ...], rate: Fraction,
                  rules: RuleSet | None = None, kept: Kept | None = None, *,
-                 want: int | None = None, floor: int = 0) -> list[Option]:
+                 want: int | None = None, floor: int = 0,
+                 value: Callable[[float], float] | None = None) -> list[Option]:
     """The usable trims of each hit for this shot; videos too short for the shot are dropped.
 
     A longer clip is trimmed around the moment the search found closest to the shot's words
     (its best-matching keyframe), else to its middle (furthest from both detected cuts). A kept
     choice keeps its own trim when it still fits. ``want`` overrides the planned length (in
     frames; :mod:`montage.optimize.pacing` sets it from speech and beats) and ``floor`` drops
-    every video shorter than that (a spoken shot must hold its sentence).
+    every video shorter than that (a spoken shot must hold its sentence). ``value`` maps a
+    hit's raw score to its match value (:class:`montage.optimize.confidence.ShotScale`; default:
+    the raw score itself).
     """
     rules = rules or default_rules()
     if want is None:
@@ -99,8 +104,9 @@ def shot_options(shot: PlannedShot, hits: tuple[Hit, ...], rate: Fraction,
     out: list[Option] = []
     for hit in hits:
         ls = hit.shot
+        match = value(hit.score) if value is not None else hit.score
         if ls.is_still:
-            out.append(Option(hit, 0, want, hit.score))
+            out.append(Option(hit, 0, want, match, match=match))
             continue
         first, last = usable_span(ls.start, ls.end, rate)
         span = last - first
@@ -114,7 +120,7 @@ def shot_options(shot: PlannedShot, hits: tuple[Hit, ...], rate: Fraction,
         if kept is not None and kept.library_shot == ls.id and first <= kept.source_in <= last - frames:
             source_in = kept.source_in
         shortfall = (want - frames) / want
-        out.append(Option(hit, source_in, frames, hit.score - w * shortfall, shortfall))
+        out.append(Option(hit, source_in, frames, match - w * shortfall, shortfall, match))
     return out
 
 
@@ -136,6 +142,7 @@ class Problem:
     clip_names: list[str]
     file_names: list[str]
     locked: dict[int, str] = field(default_factory=dict)  # shot -> "pinned" | "kept"
+    scales: list = field(default_factory=list)  # per shot: its ShotScale (confidence), or None
     _cuts: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
     _unary: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
     _faces: list | None = field(default=None, repr=False)

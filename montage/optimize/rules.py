@@ -32,9 +32,9 @@ SHOT_TERMS: dict[str, str] = {
     "pace": "clip motion fits the style's energy",
     "scene_opening": "a scene opens on a wide shot",
     "character_visible": "a shot that names a character shows a face",
-    "card": "where a clip clears the card threshold, a title card (and any clip under the "
-            "threshold) costs up to this much (the largest per-shot cost among the clips that "
-            "cleared it): a clip that matched is not replaced by a card for small faults of its looks",
+    "card": "where a clip clears the card bar, a title card (and any clip under the bar) costs "
+            "up to this much (the largest per-shot cost among the clips that cleared it): a clip "
+            "that matched is not replaced by a card for small faults of its looks",
 }
 CUT_TERMS: dict[str, str] = {
     "jump_cut": "no same-source, same-framing clips back to back",
@@ -53,9 +53,11 @@ TERMS: dict[str, str] = {**SHOT_TERMS, **CUT_TERMS, **FILM_TERMS}
 REWARDS = ("match", "keep")  # terms that add to the objective; every other term subtracts
 
 LIMITS: dict[str, str] = {
-    "placeholder_threshold": "a placeholder is worth this much match score (below it: a title card); "
-                             "unset: the embedder's own card threshold plus placeholder_shift",
-    "placeholder_shift": "added to the embedder's card threshold (negative: fewer title cards)",
+    "placeholder_threshold": "the card bar, in sd above the library's scores for the sentence: a "
+                             "shot whose best clip stands lower gets a title card; unset: the "
+                             "library's own bar (where an unrelated sentence's best hit stands) "
+                             "plus placeholder_shift",
+    "placeholder_shift": "sd added to the library's own card bar (negative: fewer title cards)",
     "placeholders": "whether title cards may fill shots at all",
     "reuse_gap": "0: never use a clip twice; N >= 2: a clip may come back N shots later",
     "tempo": "planned shot lengths are multiplied by this",
@@ -68,6 +70,7 @@ _SECTIONS = {"shot": SHOT_TERMS, "cut": CUT_TERMS, "film": FILM_TERMS, "limits":
 _TOP_KEYS = ("name", "description", "extends")
 MAX_WEIGHT = 1000.0  # a weight reads as match score (0..1): beyond this it only breaks the solver
 MAX_SHOT_SECONDS = 3600.0
+MAX_BAR = 100.0  # sd: a card bar (or a shift of it) beyond this cards every shot or none
 
 
 class RulesError(MontageError):
@@ -81,8 +84,8 @@ class RuleSet:
     name: str
     description: str = ""
     weights: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
-    placeholder_threshold: float | None = None  # None: the embedder's (see card_threshold)
-    placeholder_shift: float = 0.0
+    placeholder_threshold: float | None = None  # sd; None: the library's (montage.optimize.confidence)
+    placeholder_shift: float = 0.0  # sd
     placeholders: bool = True
     reuse_gap: int = 0
     tempo: float = 1.0
@@ -103,21 +106,8 @@ class RuleSet:
         return replace(self, weights=MappingProxyType({**self.weights, **weights}))
 
     def with_threshold(self, threshold: float) -> "RuleSet":
-        """A copy with another placeholder threshold (``--threshold`` overrides the style's)."""
+        """A copy with a fixed card bar in sd (``--threshold`` overrides the style's)."""
         return replace(self, placeholder_threshold=float(threshold))
-
-    def for_embedder(self, embedder: str) -> "RuleSet":
-        """A copy with the placeholder threshold settled for footage scored by ``embedder``.
-
-        Scores mean different things per embedder (a cosine, a weighted sum), so unless the
-        style or ``--threshold`` sets a number, the threshold is the one the embedder states
-        (:func:`retrieval.embed.registry.card_threshold`) plus the style's ``placeholder_shift``."""
-        if self.placeholder_threshold is not None:
-            return self
-        from retrieval.embed import card_threshold
-
-        return replace(self, placeholder_threshold=round(
-            max(0.0, card_threshold(embedder) + self.placeholder_shift), 4))
 
     def fingerprint(self) -> str:
         """A short stable hash of every weight and limit: equal rules, equal fingerprints."""
@@ -262,7 +252,9 @@ def _limit(key: str, value: Any, path: Path) -> Any:
     if key in ("min_shot", "max_shot"):
         return _number(what, value, path, low=0.0, high=MAX_SHOT_SECONDS)
     if key == "placeholder_shift":
-        return _number(what, value, path, low=-1.0, high=1.0)
+        return _number(what, value, path, low=-MAX_BAR, high=MAX_BAR)
+    if key == "placeholder_threshold":
+        return _number(what, value, path, low=-MAX_BAR, high=MAX_BAR)
     if key == "beat_tolerance":
         return _number(what, value, path, low=0.0, high=2.0)
     return _number(what, value, path, low=0.0)

@@ -1,8 +1,9 @@
 """Fill shots the library cannot illustrate with generated clips (the generator package).
 
-A shot is generated when its best candidate scores under the placeholder threshold, or when
-the user names it (`--generate SHOT`), so it only competes with footage under the threshold.
-It joins the shot's candidates at the threshold plus a margin that covers the focus and
+A shot is generated when its best candidate scores under its card bar (a raw score of its
+query: :func:`montage.optimize.raw_bars`), or when the user names it (`--generate SHOT`), so it
+only competes with footage under the bar.
+It joins the shot's candidates at the bar plus a margin that covers the focus and
 resolution costs a low-resolution preview pays: it beats a title card unless a cut rule weighs
 against it, and the optimizer's rules still apply to it. Every generated clip keeps its
 provenance (backend, model, seed, prompt, references) so it can be made again at higher
@@ -13,7 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -32,7 +35,7 @@ from generator.types import Character, GenerationRequest
 from montage.optimize import EditDecisionList
 
 logger = logging.getLogger(__name__)
-GENERATED_MARGIN = 0.15  # above the threshold by about what a blurry preview pays in focus and resolution costs
+GENERATED_MARGIN = 0.15  # above the bar by about what a blurry preview pays in focus and resolution costs
 
 
 @dataclass(frozen=True)
@@ -51,16 +54,18 @@ def _seed(shot_id: str, base: int = 0) -> int:
     return int(hashlib.sha1(text.encode()).hexdigest()[:8], 16) % (2**31)
 
 
-def fill_missing(plan: ShotPlan, candidates: CandidateSet, *, spec: str, threshold: float,
+def fill_missing(plan: ShotPlan, candidates: CandidateSet, *, spec: str,
+                 threshold: Mapping[str, float],
                  library: Path, cache: Path, width: int, height: int, rate: Fraction,
                  force: frozenset[str] = frozenset(), cast_file: Path | None = None,
                  only: frozenset[str] | None = None, progress: bool = True,
                  seed: int = 0) -> Generated:
     """Generate the missing shots and add them to the candidates.
 
-    ``only`` names the shots to generate instead, as if their footage scored under the
-    threshold: the caller's second round, for shots the optimizer left as cards because their
-    only good footage went to another shot (see ``merge``).
+    ``threshold``: each shot's card bar as a raw score of its query. ``only`` names the shots
+    to generate instead, as if their footage scored under the bar: the caller's second round,
+    for shots the optimizer left as cards because their only good footage went to another shot
+    (see ``merge``).
     """
     # generated hits of an earlier cut are dropped: they are re-added (from the cache) if needed
     cands = {c.shot_id: replace(c, hits=tuple(h for h in c.hits if not is_generated(h.shot)))
@@ -73,7 +78,8 @@ def fill_missing(plan: ShotPlan, candidates: CandidateSet, *, spec: str, thresho
                           "use shot ids from plan.json or report.md")
     todo = [s for s in plan.shots
             if (s.id in only if only is not None else
-                s.id in force or max((h.score for h in cands[s.id].hits), default=0.0) < threshold)]
+                s.id in force or not cands[s.id].hits
+                or max(h.score for h in cands[s.id].hits) < threshold[s.id])]
     attempted = frozenset(s.id for s in todo)
     rebuilt = replace(candidates, shots=tuple(cands[s.id] for s in plan.shots))
     try:
@@ -91,7 +97,7 @@ def fill_missing(plan: ShotPlan, candidates: CandidateSet, *, spec: str, thresho
     for character in load_cast(cast_file, names):
         seen = [cands[s.id].hits[0].shot for s in plan.shots
                 if character.name in s.characters and cands[s.id].hits
-                and cands[s.id].hits[0].score >= threshold]
+                and cands[s.id].hits[0].score >= threshold[s.id]]
         character = identity_from_library(character, seen)
         if character.name in wanted:  # portraits for the face pass, from every hit of theirs
             shown = [h.shot for s in plan.shots if character.name in s.characters
@@ -117,8 +123,9 @@ def fill_missing(plan: ShotPlan, candidates: CandidateSet, *, spec: str, thresho
                 seconds=shot.duration, width=width, height=height, rate=str(rate),
                 seed=_seed(shot.id, seed), init_image=init, cast=tuple(cast))
             clip = gen.generate(request, cache_dir=cache, progress=progress)
-            # a shot the user asked for enters above its best footage, any other above the threshold
-            base = max([threshold] + [h.score for h in hits if shot.id in force])
+            # a shot the user asked for enters above its best footage, any other above the bar
+            bar = threshold[shot.id] if math.isfinite(threshold[shot.id]) else 0.0  # sd 0: any
+            base = max([bar] + [h.score for h in hits if shot.id in force])
             hit: Hit = generated_hit(clip, request, base + GENERATED_MARGIN)
         except GeneratorError as exc:
             print(f"warning: shot {shot.id} not generated: {exc}", file=sys.stderr)

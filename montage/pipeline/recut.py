@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -27,7 +28,7 @@ from retrieval import open_index
 from retrieval.types import CandidateSet, Hit, ShotCandidates
 
 from montage.film import finish_film, read_timeline, render_edit, write_contact_sheet
-from montage.optimize import EditDecisionList, Kept, RuleSet, load_rules, optimize
+from montage.optimize import EditDecisionList, Kept, RuleSet, load_rules, optimize, raw_bars
 from montage.project import (RENDERED, SETTINGS_FILE, Choices, DamagedState, ProjectState,
                              Settings, copy_atomic, cut_dir, disk_full_is_an_error, last_cut,
                              load_choices, load_state, project_lock, rebuild_state, save_state,
@@ -278,7 +279,7 @@ class Recutter:
                 lap("generate")
                 solution = solve(candidates)
             edl = mark_generated(solution.edl, generated)
-            taken = taken_footage(edl, searched, cards, self._threshold(searched))
+            taken = taken_footage(edl, searched, cards, self._bars(searched))
             solution = replace(solution, edl=say_who_holds(edl, taken))
         lap("optimize")
         stop_at("solved")
@@ -339,19 +340,19 @@ class Recutter:
                       "in the script", warn=True)
             self.set_options(replace(o, generate=o.generate & ids))
         return self.options.generate
-    def _threshold(self, candidates: CandidateSet) -> float:
-        """The title-card threshold for ``candidates``' scores (their embedder's, unless the
-        style or --threshold sets one)."""
+
+    def _bars(self, candidates: CandidateSet) -> dict[str, float]:
+        """Each shot's card bar as a raw score of its query: the library's own bar moved by the
+        style, or --threshold (montage.optimize.confidence)."""
         o = self.options
-        if o.threshold is not None:
-            return o.threshold
-        return self.rules.for_embedder(candidates.embedder).placeholder_threshold
+        rules = self.rules if o.threshold is None else self.rules.with_threshold(o.threshold)
+        return raw_bars(candidates, rules)
 
     def _generate(self, plan: ShotPlan, candidates: CandidateSet,
                   only: frozenset[str] | None = None, force: frozenset[str] = frozenset()):
         """Generated clips for the shots the library cannot illustrate (montage.pipeline.generate)."""
         o = self.options
-        return fill_missing(plan, candidates, spec=o.generator, threshold=self._threshold(candidates),
+        return fill_missing(plan, candidates, spec=o.generator, threshold=self._bars(candidates),
                             library=self.library,
                             cache=(self.project / "cache" / "generated").resolve(),
                             width=o.width, height=o.height, rate=o.rate, force=force,
@@ -402,7 +403,8 @@ class Recutter:
         """Reuse the last cut's candidates for shots it already had; search only new text."""
         reuse = {}
         if previous is not None and previous.fresh:  # same index and settings: same hits
-            reuse = {c.shot_id: c for c in previous.candidates.shots}
+            reuse = {c.shot_id: c for c in previous.candidates.shots
+                     if c.calibration is not None or not c.hits}  # else: from before calibration
         todo = ShotPlan(source=plan.source, shots=tuple(s for s in plan.shots if s.id not in reuse))
         found = {c.shot_id: c for c in candidates_for_plan(index, todo, top=self.options.top).shots} \
             if todo.shots else {}
@@ -419,7 +421,8 @@ class Recutter:
                         "unpin it (montage unpin), or pin a clip id from candidates.json")
                 shots[i] = replace(c, hits=c.hits + (Hit(by_id[pin], 0.0),))
         return CandidateSet(library=str(self.library.resolve()), embedder=index.embedder_name,
-                            shots=tuple(ShotCandidates(c.shot_id, c.query, c.hits) for c in shots))
+                            shots=tuple(ShotCandidates(c.shot_id, c.query, c.hits, c.calibration)
+                                        for c in shots))
 
     def _stability(self, plan: ShotPlan, previous: "_Previous | None", choices: Choices,
                    candidates: CandidateSet, force: frozenset[str]):
@@ -450,14 +453,15 @@ class Recutter:
     def _still_good(self, keep: dict[str, Kept], candidates: CandidateSet,
                     choices: Choices) -> dict[str, Kept]:
         """The kept choices that this index and these settings would still pick: the keep reward
-        outweighs any match, so without this a new embedder version or a raised threshold would
-        leave a clip it now rates below the card threshold in the film, and footage added for a
-        title card would never replace it. Hand-set trims hold whatever the scores."""
-        threshold = self._threshold(candidates)
+        outweighs any match, so without this a new embedder version or a raised card bar would
+        leave a clip it now rates below the bar in the film, and footage added for a title card
+        would never replace it. Hand-set trims hold whatever the scores."""
+        bars = self._bars(candidates)
         scores = {c.shot_id: {h.shot.id: h.score for h in c.hits} for c in candidates.shots}
         return {sid: k for sid, k in keep.items()
                 if sid in choices.trims
-                or (k.library_shot and scores.get(sid, {}).get(k.library_shot, -1.0) >= threshold)}
+                or (k.library_shot and scores.get(sid, {}).get(k.library_shot, -math.inf)
+                    >= bars.get(sid, math.inf))}
 
 
 def make_film(script: Path, library: Path, out: Path, project: Path | None = None,

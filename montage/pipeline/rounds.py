@@ -2,6 +2,8 @@
 generator's second round, and what a shot that lost its footage to another says about it."""
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import replace
 
 from retrieval.types import CandidateSet
@@ -29,9 +31,10 @@ def second_round(edl: EditDecisionList, attempted: frozenset[str]) -> frozenset[
 
 
 def taken_footage(edl: EditDecisionList, candidates: CandidateSet, shots: frozenset[str],
-                  threshold: float) -> dict[str, tuple[str, float, str, int]]:
-    """For each of ``shots``: its best library footage that clears ``threshold`` and that
-    another shot of ``edl`` holds, as (clip id, score, holder's shot id, holder's number)."""
+                  bars: Mapping[str, float]) -> dict[str, tuple[str, float, str, int]]:
+    """For each of ``shots``: its best library footage that clears its card bar (``bars``: a
+    raw score of the shot's query) and that another shot of ``edl`` holds, as (clip id, score,
+    holder's shot id, holder's number)."""
     holder = {d.library_shot: (d.shot_id, n) for n, d in enumerate(edl.decisions, 1)
               if d.library_shot}
     out = {}
@@ -39,7 +42,7 @@ def taken_footage(edl: EditDecisionList, candidates: CandidateSet, shots: frozen
         if c.shot_id not in shots:
             continue
         for h in sorted(c.hits, key=lambda h: -h.score):
-            if h.shot.id.startswith("generated:") or h.score < threshold:
+            if h.shot.id.startswith("generated:") or h.score < bars.get(c.shot_id, math.inf):
                 continue
             owner = holder.get(h.shot.id)
             if owner is not None and owner[0] != c.shot_id:

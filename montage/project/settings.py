@@ -31,7 +31,9 @@ from pathlib import Path
 
 from planner.errors import ProjectError
 
-SETTINGS_VERSION = 1
+SETTINGS_VERSION = 2  # 2: threshold in sd above the library's scores (1: a raw score)
+_RAW_THRESHOLD = ("threshold auto (the {} kept was a raw score; the card bar is now in sd above "
+                  "the library's scores for a sentence: give --threshold again in sd to fix one)")
 PATH_FIELDS = ("cast", "voice", "music")
 
 
@@ -52,7 +54,7 @@ class Settings:
     voice: Path | None = None  # a Piper voice instead of the bundled one (implies narrate)
     music: Path | None = None  # music under the film; cuts land on its beats
     style: str = "default"  # a preset in assets/rules/ or a path to a TOML rule set
-    threshold: float | None = None  # the title-card threshold (None: the embedder's, by style)
+    threshold: float | None = None  # the card bar in sd (None: the library's own, by style)
     top: int = 10  # candidates kept per shot
     width: int = 1280
     height: int = 720
@@ -176,6 +178,8 @@ def settings_from_dict(data: object, project: Path) -> tuple[Settings, list[str]
                                 _HINT_DAMAGED) from None
     assumed = [f"{n} {show_value(getattr(default, n))}" for n in NAMES
                if n not in data and n not in ("embedder_model", "generator_model")]
+    if version < 2 and values.get("threshold") is not None:  # a raw score means nothing now
+        assumed.append(_RAW_THRESHOLD.format(values.pop("threshold")))
     return replace(default, **values), assumed
 
 
@@ -200,7 +204,7 @@ def parse_setting(name: str, value: object, project: Path) -> object:
                             _KINDS.get(name, "see montage make --help")) from None
 
 
-_KINDS = {"threshold": "a number (or null: the embedder's own)", "top": "a whole number, 1 or more",
+_KINDS = {"threshold": "a number of sd (or null: the library's own bar)", "top": "a whole number, 1 or more",
           "width": "an even whole number, 16 or more", "height": "an even whole number, 16 or more",
           "rate": "frames per second, e.g. 25 or 30000/1001", "seed": "a whole number",
           "narrate": "true or false", "generate": "a list of shot ids"}
@@ -268,7 +272,7 @@ def legacy_settings(key: str, project: Path) -> tuple[Settings, list[str], list[
             continue
         text = parts[at]
         try:
-            if name == "threshold":
+            if name == "threshold":  # a raw score then: the card bar is in sd now
                 found["threshold"] = None if text == "None" else float(text)
             elif name == "size":
                 size, rate = text.split("@")
@@ -297,9 +301,15 @@ def legacy_settings(key: str, project: Path) -> tuple[Settings, list[str], list[
         found.setdefault("voice", None)
         found.setdefault("music", None)
         found.setdefault("seed", 0)
+    raw = found.get("threshold")
+    if raw is not None:  # a raw score: not read, the library's own bar is assumed
+        del found["threshold"]
     settings = replace(Settings(), **found)
     assumed = [f"{n} {show_value(getattr(settings, n))}" for n in NAMES
-               if n not in found and n not in ("embedder", "embedder_model", "generator_model")]
+               if n not in found and n not in ("embedder", "embedder_model", "generator_model")
+               and not (n == "threshold" and raw is not None)]
+    if raw is not None:
+        assumed.append(_RAW_THRESHOLD.format(raw))
     return settings, sorted(found), assumed
 
 

@@ -16,7 +16,7 @@ from planner.shots import ShotPlan
 from retrieval.types import CandidateSet
 
 from montage.film import read_timeline
-from montage.optimize import EditDecisionList
+from montage.optimize import EditDecisionList, confidence_text
 from montage.pipeline import read_changes
 from montage.project import (EDITABLE, NAMES, Choices, Settings, settings_value,
                              show_value)
@@ -52,12 +52,14 @@ def cut_view(folder: Path, text: str, choices: Choices,
     shots = []
     for n, (p, d, start) in enumerate(zip(plan.shots, edl.decisions, edl.starts()), 1):
         hits = by_shot.get(p.id).hits if p.id in by_shot else ()
+        cal = by_shot[p.id].calibration if p.id in by_shot else None
         cands_out = []
         for h in hits[:CANDIDATES_SHOWN]:
             token = _register(media, library, h.shot.id, h.shot.path, h.shot.kind, h.moment,
                               h.shot.start, h.shot.end)
             owner = holder.get(h.shot.id)
             cands_out.append({"clip": h.shot.id, "score": round(h.score, 3), "kind": h.shot.kind,
+                              "confidence": round(cal.confidence(h.score), 2) if cal else None,
                               "media": token, "chosen": h.shot.id == d.library_shot,
                               "banned": h.shot.id in choices.bans,
                               "generated": h.shot.id.startswith("generated:"),
@@ -77,6 +79,7 @@ def cut_view(folder: Path, text: str, choices: Choices,
             "seconds": round(float(Fraction(d.frames) / rate), 3),
             "source": d.source, "kind": d.kind, "clip": d.library_shot, "media": token,
             "score": round(d.score, 3), "reason": d.reason, "runner_up": d.runner_up,
+            "confidence": d.confidence, "bar": d.bar, "confidence_text": confidence_text(d),
             "decided_by": d.decided_by, "bends": list(d.bends),
             "costs": [[t, round(v, 3)] for t, v in d.costs if v],
             "pinned": choices.pins.get(p.id), "trimmed": p.id in choices.trims,

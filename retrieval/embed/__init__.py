@@ -14,14 +14,14 @@ from __future__ import annotations
 from .base import Embedder, ImageAnalysis, default_cache_dir
 from .choice import AUTO, Choice, auto_embedder, cuda_usable, resolve_embedder
 from .device import DEVICE_ENV, resolve_device
-from .registry import (canonical_name, card_threshold, catalogue_embedders, embedder_spec,
-                       make_embedder, prepare_embedder)
+from .registry import (canonical_name, catalogue_embedders, embedder_spec, make_embedder,
+                       prepare_embedder)
 from .text import DIM as TEXT_DIM
 from .text import encode_texts
 
 __all__ = [
     "AUTO", "Choice", "DEVICE_ENV", "Embedder", "ImageAnalysis", "TEXT_DIM", "auto_embedder",
-    "canonical_name", "card_threshold", "catalogue_embedders", "cuda_usable",
+    "canonical_name", "catalogue_embedders", "cuda_usable",
     "default_cache_dir", "embedder_spec", "encode_texts", "make_embedder", "prepare_embedder",
     "resolve_device",
     "resolve_embedder",

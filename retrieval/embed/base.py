@@ -28,9 +28,6 @@ class Embedder(Protocol):
     """Maps footage frames and written queries into one space where cosine = relevance."""
 
     name: str  # identifies the model and its settings, e.g. "proxy-v2"
-    # the score above which a best match is usually right, in this embedder's own units (a
-    # weighted sum is not a cosine): below it a film gets a title card (see CARD_THRESHOLD)
-    card_threshold: float
 
     @property
     def dim(self) -> int: ...
@@ -146,6 +143,5 @@ def keep_plain(path: Path, data: object) -> None:
         pass
 
 
-COSINE_CARD_THRESHOLD = 0.30  # the card threshold every embedder had when all scores were cosines
 PROXY_NAME = "proxy-v4"  # the default: retrieval.embed.proxy4 (WordNet mass, mediapipe people, colour)
 PROXY_V3_NAME = "proxy-v3"  # retrieval.embed.proxy3: v2 wide frames as 3 crops; v3 people hints mixed in

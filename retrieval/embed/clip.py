@@ -16,7 +16,7 @@ import numpy as np
 
 from planner.errors import ModelError
 
-from .base import (COSINE_CARD_THRESHOLD, ImageAnalysis, blend_text, default_cache_dir, normalise,
+from .base import (ImageAnalysis, blend_text, default_cache_dir, normalise,
                    save_array_atomic)
 
 logger = logging.getLogger(__name__)
@@ -51,7 +51,6 @@ class ClipEmbedder:
     """open_clip model on CUDA when available (half precision, batches of CUDA_BATCH), else the
     CPU; ``device`` or ``--device`` chooses (:func:`retrieval.embed.device.resolve_device`)."""
 
-    card_threshold = COSINE_CARD_THRESHOLD  # a cosine (not re-measured for CLIP: no weights here)
 
     def __init__(self, model: str = DEFAULT_MODEL, pretrained: str | None = None, *,
                  device: str | None = None, cache_dir: Path | str | None = None,

@@ -18,7 +18,7 @@ import numpy as np
 
 from planner.errors import ModelError
 
-from .base import (COSINE_CARD_THRESHOLD, PROXY_V3_NAME, ImageAnalysis, blend_text,
+from .base import (PROXY_V3_NAME, ImageAnalysis, blend_text,
                    default_cache_dir, normalise, save_array_atomic)
 from .text import DIM, encode_texts, model_version
 
@@ -88,7 +88,6 @@ class ProxyEmbedder:
 
     name = NAME
     dim = DIM
-    card_threshold = COSINE_CARD_THRESHOLD  # a cosine; the value montage has always used
 
     def __init__(self, *, cache_dir: Path | str | None = None, threads: int | None = None,
                  batch_size: int = 16) -> None:

@@ -18,9 +18,10 @@ taking the rest), the query ``[alpha/c_text*text, beta/c_mass*classes, gamma/c_a
 so the product is ``alpha*cos + beta*mass + gamma*(mean of the asked people attributes) +
 gamma_scene*(mean of the asked light and colour attributes)``. Query vectors are not unit
 length: the score stays comparable across queries. The weights were chosen on the tuning half
-of assets/eval (``bench/tune_retrieval.py --search``), never on the test half; so was the
-title-card threshold the embedder states (CARD_THRESHOLD, ``--calibrate``). Re-weighing changes
-only the query side, so indexes built by proxy-v4 stay valid (the name did not change).
+of assets/eval (``bench/tune_retrieval.py --search``), never on the test half. (No title-card
+threshold: whether a best match is shown is decided on the calibrated scale of
+:mod:`montage.optimize.confidence`, the same for every embedder.) Re-weighing changes only the
+query side, so indexes built by proxy-v4 stay valid (the name did not change).
 """
 from __future__ import annotations
 
@@ -40,15 +41,6 @@ NAME = "proxy-v4"  # v4: WordNet class mass, mediapipe people, light and colour,
 N_CLASSES = 1000
 C_TEXT, C_MASS, C_ATTR = 0.6, 0.5, 0.1  # frame-side block scales (their squares stay < 1)
 DIM = TEXT_DIM + N_CLASSES + len(ATTRIBUTES) + 1
-# The title-card threshold (a score, not a cosine), calibrated on the tuning half by
-# `python bench/tune_retrieval.py --calibrate`: each tuning query, as the planner would search
-# for it, has its footage in the library; the share of right decisions (a right best match
-# shown, a wrong one carded) is flat from 0.45 to 0.55 (0.63 to 0.657: 3 of 108 queries apart,
-# within noise), best at 0.51. We take the plateau's low end, 0.45 (86% of right matches kept,
-# 39% of wrong ones carded): the optimizer adds rule costs on top (a clip must beat the card by
-# them), so the bar footage really meets is higher than the number; at 0.51 the demo carded
-# its clock, cat and moon though their footage ranked first.
-CARD_THRESHOLD = 0.45
 
 # phrases mixed into the frame's MiniLM vector for the attributes it scores high on
 PHRASES = {"person": "a person", "people": "a group of people", "crowd": "a crowd of people",
@@ -131,7 +123,6 @@ class ConceptEmbedder(ProxyEmbedder):
 
     name = NAME
     dim = DIM
-    card_threshold = CARD_THRESHOLD
 
     def __init__(self, *, mix: Mix = MIX, **options) -> None:
         super().__init__(**options)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from planner.errors import ModelError
 
-from .base import COSINE_CARD_THRESHOLD, PROXY_NAME, PROXY_V3_NAME, Embedder
+from .base import PROXY_NAME, PROXY_V3_NAME, Embedder
 
 AVAILABLE = ("proxy", PROXY_V3_NAME, "clip:<model>:<pretrained tag or local .pt>")
 
@@ -110,25 +110,6 @@ def embedder_spec(embedder: str | None, clip_model: str | None = None,
     if (embedder or "").startswith("clip:") and not model:
         model = embedder.split(":", 2)[1]
     return f"clip:{model}:{clip_pretrained or ''}"
-
-
-def card_threshold(spec: str) -> float:
-    """The title-card threshold the embedder named ``spec`` states (``Embedder.card_threshold``),
-    without building it or loading a model; an unknown name is the cosine embedders' 0.30."""
-    if _catalogue_entry((spec or "").strip()) is not None:
-        from .clip import ClipEmbedder
-
-        return ClipEmbedder.card_threshold
-    key = canonical_name(spec)
-    if key == PROXY_NAME:
-        from .proxy4 import ConceptEmbedder
-
-        return ConceptEmbedder.card_threshold
-    if key.startswith("clip:"):
-        from .clip import ClipEmbedder
-
-        return ClipEmbedder.card_threshold
-    return COSINE_CARD_THRESHOLD
 
 
 def canonical_name(spec: str) -> str:

@@ -31,7 +31,7 @@ from retrieval.embed.base import Embedder
 from retrieval.embed.registry import make_embedder
 from retrieval.media.cuts import DEFAULT_MIN_SHOT, DEFAULT_THRESHOLD
 from retrieval.media.library import check_root, find_media, group_skips, readers_signature
-from . import store
+from . import calibration, store
 from .changes import plan_changes
 from .largevectors import check_vector_mode, converts
 from .location import index_dir_for_writing
@@ -130,6 +130,7 @@ def _build(root, folder, media, emb, settings, started, vectors, checkpoint_s, p
                 not converts(vectors, old_meta):
             if plan.touched:
                 store.touch_files(con, plan.touched)
+            calibration.ensure(folder, con, old_meta, emb)
             return _report(media, {}, plan.kept_paths, plan.skipped, started, emb.name, folder)
         kept = _load_kept(folder, con, old_meta, plan) if old_meta else {}
         if old_meta and len(kept) < len(plan.kept_paths):  # old vectors unreadable

@@ -359,7 +359,7 @@ def compact(index_folder: Path, large: LargeVectorIndex, *, retrain: bool = Fals
 
 def commit_changes(con, index_folder: Path, large: LargeVectorIndex, meta: dict, *,
                    drop: set[str], files: dict[str, dict], entries: list,
-                   compact_now: bool = False) -> LargeVectorIndex:
+                   compact_now: bool = False, calibrate=None) -> LargeVectorIndex:
     """One commit of the footage index onto a large index, in place: the shots of ``drop``
     become tombstones, ``entries`` (objects with ``shots``, ``terms``, ``vectors``,
     ``moments``, like :class:`retrieval.index.build._Entry`) are appended at new rows, then one
@@ -368,7 +368,10 @@ def commit_changes(con, index_folder: Path, large: LargeVectorIndex, meta: dict,
     overwrites what this one wrote past them. With ``compact_now`` and tombstones past
     ``COMPACT_SHARE`` (or rows past what its cells were trained for: :func:`outgrown`, then
     with new cells), the live rows are then written to a new folder and the shots
-    renumbered. Returns the large index now in use."""
+    renumbered. ``calibrate(large, removed rows, vectors name) -> meta entries``, when given,
+    runs with the new rows in and the removed ones tombstoned, before the transaction (the
+    index's calibration, :mod:`retrieval.index.calibration`). Returns the large index now in
+    use."""
     from . import store
 
     gone = store.rows_of_paths(con, drop)
@@ -385,6 +388,8 @@ def commit_changes(con, index_folder: Path, large: LargeVectorIndex, meta: dict,
                 moments.append((r, e.moments[n]))
     meta = {**meta, "vectors": new_manifest_name(large), "rows": len(large),
             "vector_index": large.kind}
+    if calibrate is not None:
+        meta.update(calibrate(large, gone, meta["vectors"]))
     store.apply_changes(con, meta, drop, files, shots, moments)
     remove_stale(index_folder, meta["vectors"])
     if compact_now and (large.removed_share > COMPACT_SHARE or outgrown(large)):

@@ -31,7 +31,7 @@ from retrieval.embed.warm import WarmModels
 from retrieval.media.library import (MediaFile, footage_words, readers_signature, skip_level,
                                      split_reason)
 from retrieval.types import LibraryShot, shot_from_dict
-from . import store
+from . import calibration, store
 from .changes import Plan, content_hash, text_sig
 from .keyframes import KeyframeStore
 
@@ -117,6 +117,7 @@ class _Run:
         self.keyframes = KeyframeStore(folder, settings.as_dict()) if folder is not None else None
         self._sha: dict[str, str] = {}  # path -> content hash, computed once
         self.reembedded = 0  # files embedded from stored keyframes, without decoding
+        self._probes: np.ndarray | None = None  # the calibration's probe vectors, once a run
 
     def content(self, m: MediaFile) -> str:
         if m.path not in self._sha:
@@ -295,8 +296,10 @@ class _Run:
         from .largevectors import build, choose_kind, new_manifest_name, remove_stale
         from .vectors import VectorIndex
 
-        started = time.monotonic()
         old = store.read_meta(self.con)
+        previous, self._probes = calibration.prepare(self.folder, old, self.emb, self._probes)
+        started = time.monotonic()  # (the probes, embedded once a run at most, not counted)
+        committed = set(self._appended)  # fresh files an earlier commit of this run wrote
         entries: dict[str, _Entry] = {**self.kept, **self.fresh}
         shots = sum(len(e.shots) or e.stored for e in entries.values())
         kind = choose_kind(self.vectors_mode, shots, old.get("vector_index"))
@@ -304,7 +307,7 @@ class _Run:
             INDEX_VERSION, self.emb.name, self.settings.as_dict(), int(self.emb.dim))
         if kind == "large" and same and old.get("vector_index") == "ivfpq" and \
                 (self.folder / str(old.get("vectors"))).is_file():
-            self._append(old, final)
+            self._append(old, final, previous)
             self._committed_at = time.monotonic()
             self._commit_cost = self._committed_at - started
             if final:
@@ -338,11 +341,22 @@ class _Run:
                 row += 1
         for p, rec in self.skipped.items():
             files[p] = _file_row(rec)
+        was = set(store.shot_counts(self.con))
+        same_rows = was & (set(self.kept) | committed)  # in the old state, unchanged
         meta = {"version": INDEX_VERSION, "embedder": self.emb.name, "dim": dim,
                 "settings": self.settings.as_dict(), "vectors": name, "rows": row,
-                "vector_index": vectors.kind, "complete": final, "readers": readers_signature()}
+                "vector_index": vectors.kind, "complete": final, "readers": readers_signature(),
+                "calibration": calibration.commit(
+                    self.folder, previous, self._probes, self.emb.name, dim,
+                    search=vectors.search, vectors=name,
+                    added=_stored(vectors, _stack([entries[p].vectors for p in paths
+                                                   if p not in same_rows], dim)),
+                    removed=lambda: calibration.old_rows(self.folder, self.con, old,
+                                                         was - same_rows, dim),
+                    every_row=lambda: [_stored(vectors, stacked)])}
         store.replace_all(self.con, meta, files, rows, moments)
         remove_stale(self.folder, name)
+        calibration.remove_stale(self.folder, meta["calibration"])
         (self.folder / store.LEGACY_MANIFEST).unlink(missing_ok=True)
         self._committed_at = time.monotonic()
         self._commit_cost = self._committed_at - started
@@ -355,7 +369,7 @@ class _Run:
         self.keyframes.keep_only({self.keyframes.key(r["sha1"], r["size"])
                                   for r in records if r.get("sha1")})
 
-    def _append(self, old: dict, final: bool) -> None:
+    def _append(self, old: dict, final: bool, previous) -> None:
         """A commit onto the large index: new files appended, changed and dropped ones'
         shots tombstoned, the unchanged ones left where they are."""
         from .largevectors import commit_changes, open_committed
@@ -372,14 +386,35 @@ class _Run:
         drop |= {p for p in store.read_files(self.con) if p not in files and p not in self.kept
                  and p not in self._appended}  # dropped files and their records
         meta = {**old, "complete": final, "readers": readers_signature()}
+        added = _stored(self._large, _stack([self.fresh[p].vectors for p in new],
+                                            int(self.emb.dim)))
+
+        def calibrate(large, gone: list[int], vectors: str) -> dict:
+            return {"calibration": calibration.commit(
+                self.folder, previous, self._probes, self.emb.name, int(self.emb.dim),
+                added=added, search=large.search,
+                removed=lambda: large.rows(gone), vectors=vectors,
+                every_row=lambda: (large.rows(large.live_ids()[a : a + calibration.CHUNK])
+                                   for a in range(0, len(large), calibration.CHUNK)))}
         try:
             self._large = commit_changes(self.con, self.folder, self._large, meta, drop=drop,
                                          files=files, entries=[self.fresh[p] for p in new],
-                                         compact_now=final)
+                                         compact_now=final, calibrate=calibrate)
         except BaseException:
             self._large = None
             raise
+        calibration.remove_stale(self.folder, store.read_meta(self.con).get("calibration"))
         self._appended |= set(new)
+
+
+def _stack(parts: list[np.ndarray], dim: int) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
+
+
+def _stored(vectors, rows: np.ndarray) -> np.ndarray:
+    """``rows`` as ``vectors`` keeps them: a large index stores float16, so the calibration
+    adds what a later removal will subtract."""
+    return rows.astype(np.float16).astype(np.float32) if vectors.kind == "ivfpq" else rows
 
 
 def _file_row(rec: dict) -> dict:

@@ -42,10 +42,11 @@ def embedder_dir(index_folder: Path, name: str) -> Path:
 
 
 def _items(meta: dict) -> list[str]:
-    """The entries of a set in its folder: the vectors (a file, or a large index's folder),
-    then the database (moved last, so a set without its database is never taken for whole)."""
-    vectors = str(meta.get("vectors") or "")
-    return ([Path(vectors).parts[0]] if vectors else []) + [store.DB_NAME]
+    """The entries of a set in its folder: the vectors (a file, or a large index's folder) and
+    the library's calibration of them (:mod:`.calibration`), then the database (moved last, so a
+    set without its database is never taken for whole)."""
+    vectors, cal = str(meta.get("vectors") or ""), str(meta.get("calibration") or "")
+    return ([Path(vectors).parts[0]] if vectors else []) + ([cal] if cal else []) + [store.DB_NAME]
 
 
 def _move(src: Path, dst: Path, meta: dict) -> None:

@@ -151,6 +151,13 @@ def replace_all(con: sqlite3.Connection, meta: dict, files: dict[str, dict],
         _insert(con, meta, files, shots, moments)
 
 
+def set_meta(con: sqlite3.Connection, values: dict) -> None:
+    """Set some meta keys in one transaction (the rest of the state as it is)."""
+    with con:
+        con.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                        [(k, json.dumps(v)) for k, v in values.items()])
+
+
 def touch_files(con: sqlite3.Connection, mtimes: dict[str, int]) -> None:
     """Record new modification times of files whose content did not change."""
     with con:

@@ -52,14 +52,15 @@ def _relative(root: Path, path: str) -> str:
 
 
 def candidates_for_plan(index: FootageIndex, plan: ShotPlan, top: int = 10) -> CandidateSet:
-    """Ranked library shots for every planned shot (its query, or its text if the query is empty)."""
+    """Ranked library shots for every planned shot (its query, or its text if the query is
+    empty), each shot with its query's calibration (see :class:`retrieval.types.QueryCalibration`)."""
     queries = [s.query.strip() or s.text for s in plan.shots]
-    results = index.search(queries, top) if queries else []
+    results, calibrations = index.search_calibrated(queries, top) if queries else ([], [])
     return CandidateSet(
         library=str(index.root.resolve()),
         embedder=index.embedder_name,
         shots=tuple(
-            ShotCandidates(shot_id=s.id, query=q, hits=tuple(hits))
-            for s, q, hits in zip(plan.shots, queries, results)
+            ShotCandidates(shot_id=s.id, query=q, hits=tuple(hits), calibration=cal)
+            for s, q, hits, cal in zip(plan.shots, queries, results, calibrations)
         ),
     )

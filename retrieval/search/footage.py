@@ -16,10 +16,10 @@ from planner.errors import LibraryError
 
 from retrieval.embed.base import Embedder
 from retrieval.embed.registry import canonical_name, make_embedder
-from retrieval.index import store
+from retrieval.index import calibration, store
 from retrieval.index.location import index_dirs_for_reading
 from retrieval.media.library import check_root
-from retrieval.types import Hit, LibraryShot
+from retrieval.types import Hit, LibraryShot, QueryCalibration
 from .ranking import DEFAULT_MODE, rank
 
 FORMAT = 2
@@ -37,6 +37,7 @@ class FootageIndex:
         self._embedder: Embedder | None = None
         self._shots: tuple[LibraryShot, ...] | None = None
         self._n = int(meta["rows"])
+        self._calibration: calibration.SearchCalibration | None = None
 
     def __len__(self) -> int:
         return self._n
@@ -76,15 +77,45 @@ class FootageIndex:
             self._embedder = make_embedder(self.embedder_name)
         return self._embedder
 
+    def calibration(self) -> calibration.SearchCalibration:
+        """The library's calibration, stored with the index at index time
+        (:mod:`retrieval.index.calibration`), read once."""
+        if self._calibration is None:
+            found = calibration.load_for_search(self.folder, self.meta)
+            if found is None:
+                raise LibraryError(
+                    f"the index of {self.root} has no calibration of its scores (it was made by "
+                    f"an older montage, or its last update was interrupted)",
+                    hint=f"run `montage index {self.root}`: it adds one without analysing the "
+                         f"footage again")
+            self._calibration = found
+        return self._calibration
+
     def search(self, queries: list[str], top: int = 5, embedder: str | Embedder | None = None,
                mode: str = DEFAULT_MODE) -> list[list[Hit]]:
         """The ``top`` best shots for each query (one batched query-embedding call).
 
         ``mode``: how keywords and the embedding combine (see :mod:`retrieval.search.candidates`).
         """
-        queries = list(queries)
+        return self._search(list(queries), top, embedder, mode)[0]
+
+    def search_calibrated(self, queries: list[str], top: int = 5,
+                          embedder: str | Embedder | None = None,
+                          ) -> tuple[list[list[Hit]], list[QueryCalibration | None]]:
+        """:meth:`search` in the default mode, and each query's calibration (from the sums the
+        index keeps: no pass over the library). In an empty library nothing stands out: every
+        score is 0 sd (``QueryCalibration(0, 0, 0, 0)``)."""
+        hits, vectors = self._search(list(queries), top, embedder, DEFAULT_MODE)
+        if not self._n:
+            return hits, [QueryCalibration(0.0, 0.0, 0.0, 0.0, 0) for _ in hits]
+        if vectors is None:
+            return hits, [None] * len(hits)
+        return hits, list(self.calibration().for_queries(vectors))
+
+    def _search(self, queries: list[str], top: int, embedder: str | Embedder | None,
+                mode: str) -> tuple[list[list[Hit]], np.ndarray | None]:
         if not queries or top <= 0 or not self._n:
-            return [[] for _ in queries]
+            return [[] for _ in queries], None
         emb = self.embedder(embedder)
         query_vectors = None if mode == "keywords" else emb.embed_queries(queries)
         with closing(self._connect()) as con:
@@ -98,7 +129,7 @@ class FootageIndex:
         return [[Hit(shot=shots[r], score=s,
                      moment=best_moment(moments.get(r), query_vectors[i]) if moments else None)
                  for r, s in hits if r in shots]  # a large index's rows have gaps
-                for i, hits in enumerate(ranked)]
+                for i, hits in enumerate(ranked)], query_vectors
 
 
 def best_moment(moments, query) -> float | None:

@@ -245,7 +245,8 @@ function renderShot(s) {
   box.dataset.file = s.file || "";
   const kind = s.source === "placeholder" ? "title card" : s.source === "generated" ? "generated clip" : "library clip";
   const facts = el("div", { class: "facts" },
-    el("div", { text: `${kind}${s.clip && s.source === "library" ? ": " + s.clip : ""} · starts ${clock(s.start)} · ${s.seconds.toFixed(2)} s · score ${s.score.toFixed(3)}` }),
+    el("div", { text: `${kind}${s.clip && s.source === "library" ? ": " + s.clip : ""} · starts ${clock(s.start)} · ${s.seconds.toFixed(2)} s${s.confidence === null ? " · score " + s.score.toFixed(3) : ""}` }),
+    s.confidence_text ? el("div", { class: "confidence", text: s.confidence_text }) : null,
     s.file ? el("div", { class: "file", text: `file: ${s.file}` }) : null,
     s.reason ? el("div", { text: `why: ${s.reason}` }) : null,
     s.runner_up ? el("div", { text: `runner-up: ${s.runner_up}${s.decided_by ? " (" + s.decided_by + ")" : ""}` }) : null,
@@ -273,7 +274,7 @@ function renderShot(s) {
       pic,
       el("div", { class: "meta" },
         el("div", { class: "name", title: c.clip, text: c.clip }),
-        el("div", { class: "muted", text: `score ${c.score.toFixed(3)} · ${c.kind}${c.kind === "video" ? " " + c.seconds.toFixed(1) + " s" : ""}${c.chosen ? " · in the film" : ""}` }),
+        el("div", { class: "muted", text: `${c.confidence === null ? "score " + c.score.toFixed(3) : c.confidence.toFixed(1) + " sd" + (s.bar !== null && c.confidence < s.bar ? " (under the bar)" : "")} · ${c.kind}${c.kind === "video" ? " " + c.seconds.toFixed(1) + " s" : ""}${c.chosen ? " · in the film" : ""}` }),
         c.used_by ? el("div", { class: "taken", text: `used by shot ${c.used_by.n}` }) : null),
       el("div", { class: "buttons" },
         el("button", { type: "button", class: c.used_by ? "use swap" : "use",

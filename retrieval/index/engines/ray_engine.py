@@ -34,6 +34,7 @@ from retrieval.media.cuts import DEFAULT_MIN_SHOT, DEFAULT_THRESHOLD
 from retrieval.media.library import MediaFile, check_root, find_media
 from ..build import (CHECKPOINT_S, IndexReport, _connect_or_reset, _Entry, _load_kept, _readable,
                      _report, _Run, _usable_meta, switch_set, writable_index_folder)
+from ..calibration import ensure as calibrate_if_missing
 from ..changes import content_hash, text_sig
 from ..largevectors import check_vector_mode, converts
 from ..lock import index_lock
@@ -155,6 +156,7 @@ def build_index_ray(root: Path, embedder: str = "proxy", *, address: str | None 
                 not converts(vectors, old_meta):
             if plan.touched:
                 store.touch_files(con, plan.touched)
+            calibrate_if_missing(folder, con, old_meta, _Spec(name, int(old_meta["dim"])))
             return _readable(root, _report(media, {}, plan.kept_paths, plan.skipped, started,
                                            name, folder))
         kept = _load_kept(folder, con, old_meta, plan) if old_meta else {}
