@@ -1,17 +1,20 @@
 """generator: fill shots the library cannot, and keep each character the same person.
 
 Importing this package is cheap; torch, diffusers and dlib load on first use, in the one module
-that owns each. ``placeholder`` draws the labelled title card of a shot left missing.
+that owns each. Backends: ``standin`` (a previs shot composed from a library frame and the
+cast's photos), ``builtin`` (the small diffusion model), ``diffusers``; ``candidates`` turns a
+generated clip into a measured candidate; ``placeholder`` draws the labelled title card of a
+shot left missing.
 """
 from __future__ import annotations
 
 from generator.cast import identity_from_library, load_cast, resolve_identity
 from generator.errors import CastError, GenerationFailed, GeneratorError, GeneratorModelError
-from generator.factory import SPECS, make_generator
-from generator.types import Character, GeneratedClip, GenerationRequest, Generator
+from generator.factory import SPECS, make_generator, make_generators
+from generator.types import FILL_TRIES, Character, GeneratedClip, GenerationRequest, Generator
 
 __all__ = [
-    "SPECS", "CastError", "Character", "GeneratedClip", "GenerationFailed", "GenerationRequest",
+    "FILL_TRIES", "SPECS", "CastError", "Character", "GeneratedClip", "GenerationFailed", "GenerationRequest",
     "Generator", "GeneratorError", "GeneratorModelError", "identity_from_library", "load_cast",
-    "make_generator", "resolve_identity",
+    "make_generator", "make_generators", "resolve_identity",
 ]
