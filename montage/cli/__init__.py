@@ -16,6 +16,7 @@ import sys
 from fractions import Fraction
 from pathlib import Path
 
+from generator import FILL_TRIES
 from montage.optimize import list_styles
 from planner.errors import MontageError
 
@@ -71,10 +72,17 @@ def _add_make_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=_size, default=(1280, 720), help="film size WxH (default: 1280x720)")
     p.add_argument("--fps", type=_fps, default=Fraction(25), help="film frame rate (default: 25)")
     p.add_argument("--generator", default="off", metavar="SPEC",
-                   help="fill shots the library lacks: builtin, builtin:WEIGHTS, diffusers:MODEL "
-                        "(a local diffusers folder or hub id) or off (default: off: title cards)")
+                   help="fill shots the library lacks: standin (a previs shot composed from a "
+                        "library frame and the cast's photos), builtin, builtin:WEIGHTS, "
+                        "diffusers:MODEL (a local diffusers folder or hub id), several "
+                        "comma-separated (the measured score picks), or off (default: off: "
+                        "title cards)")
     p.add_argument("--generate", action="append", default=[], metavar="SHOT_ID",
-                   help="generate this shot even if the library has a match (repeatable)")
+                   help="generate this shot even if the library has a match (repeatable; with "
+                        "--generator off, a stand-in)")
+    p.add_argument("--fill-tries", type=int, default=FILL_TRIES, metavar="N",
+                   help="fills each generator makes per generated shot (seeds x library frames); "
+                        f"the best by measured score is kept (default: {FILL_TRIES})")
     p.add_argument("--cast", type=Path, default=None, metavar="cast.toml",
                    help="characters: name, description, reference images, seed")
     p.add_argument("--wait", type=float, default=None, metavar="SECONDS",
@@ -127,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the demo film goes (default: out/demo, or out/demo-narrated "
                         "with --narrate)")
     _add_make_options(p)
-    p.set_defaults(generator="builtin")  # the demo shows a generated shot
+    p.set_defaults(generator="standin,builtin")  # the measured score picks a fill, or a card
 
     p = sub.add_parser("watch", help="make the film, then recut it every time the script is saved")
     p.add_argument("script", type=Path)
@@ -213,12 +221,15 @@ def _options(args: argparse.Namespace, *, wait: float = 0.0):
 
     if args.top < 1:
         raise MontageError(f"--top must be at least 1, got {args.top}")
+    if args.fill_tries < 1:
+        raise MontageError(f"--fill-tries must be at least 1, got {args.fill_tries}")
     if args.wait is not None and not 0 <= args.wait < 1e6:
         raise MontageError(f"--wait must be a number of seconds >= 0, got {args.wait}")
     return MakeOptions(embedder=args.embedder, style=args.style, top=args.top,
                        threshold=args.threshold, width=args.size[0], height=args.size[1],
                        rate=args.fps, progress=not args.quiet, generator=args.generator,
-                       generate=frozenset(args.generate), cast=args.cast,
+                       generate=frozenset(args.generate), fill_tries=args.fill_tries,
+                       cast=args.cast,
                        wait=args.wait if args.wait is not None else wait,
                        narrate=args.narrate or args.voice is not None, voice=args.voice,
                        music=args.music)

@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw, ImageFont
 from retrieval.media import read_frames
 
 from montage.optimize import EditDecisionList
+from montage.film.report import fill_label
 
 THUMB_VERSION = 2  # 2: title cards say "no footage chosen"; bump when clips' pixels change
 
@@ -56,7 +57,9 @@ def write_contact_sheet(film: Path, edl: EditDecisionList, path: Path, *, column
         x, y = (n % columns) * thumb_width, (n // columns) * (thumb_h + caption_h)
         sheet.paste(Image.fromarray(frame).resize((thumb_width, thumb_h)), (x, y))
         label = f"{n + 1}. {d.text}"
-        if d.source != "library":
+        if d.source == "generated":
+            label += f" [{fill_label(d)} {d.score:.2f}]"
+        elif d.source != "library":
             label += f" [{d.source}]"
         else:
             label += f" [{Path(d.media).name} {d.score:.2f}]"

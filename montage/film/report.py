@@ -19,9 +19,19 @@ def _cell(text: str) -> str:
     return text.replace("|", "/").replace("\n", " ")
 
 
+def fill_label(d) -> str:
+    """What a generated decision is called wherever it shows: a stand-in (composed from library
+    frames and the cast's photos) or a generated picture, with its backend."""
+    prov = dict(d.provenance)
+    if prov.get("stand_in") == "yes":
+        return "stand-in"
+    return f"generated ({prov['backend']})" if prov.get("backend") else "generated"
+
+
 def report_text(plan: ShotPlan, candidates: CandidateSet, solution: Solution, film: Path,
-                changes: str = "", cast: Sequence[str] = ()) -> str:
-    """The report; ``cast``: markdown lines about the characters (when a generator ran)."""
+                changes: str = "", cast: Sequence[str] = (), identity: Sequence[str] = ()) -> str:
+    """The report; ``cast``: markdown lines about the characters (when a generator ran);
+    ``identity``: how many of each character's shots show their face (montage.film.identity)."""
     edl = solution.edl
     placeholders = sum(d.source == "placeholder" for d in edl.decisions)
     generated = sum(d.source == "generated" for d in edl.decisions)
@@ -46,6 +56,8 @@ def report_text(plan: ShotPlan, candidates: CandidateSet, solution: Solution, fi
     for n, (d, start) in enumerate(zip(edl.decisions, edl.starts()), 1):
         if d.source == "placeholder":
             clip = "*title card*"
+        elif d.source == "generated":
+            clip = f"*{fill_label(d)}* `{d.library_shot}`"
         else:
             span = f"{_clock(d.source_in, edl.rate)}-{_clock(d.source_in + d.frames, edl.rate)}"
             clip = f"`{d.library_shot}`" + ("" if d.kind == "still" else f" {span}")
@@ -54,6 +66,11 @@ def report_text(plan: ShotPlan, candidates: CandidateSet, solution: Solution, fi
                      f"| {_cell(runner)} | {', '.join(d.bends)} |")
     if cast:
         lines += ["", "## Cast", "", *cast]
+    if identity:
+        lines += ["", "## Identity (measured on the film)", "",
+                  "Each shot naming a character with a reference photo, looked at in three frames "
+                  "of the film: it shows them when dlib finds a face within 0.6 of their photo's "
+                  "in two of the three.", "", *identity]
     lines += ["", "## Reasons", ""]
     lines += [f"{n}. `{d.shot_id}` {_cell(d.reason)}" for n, d in enumerate(edl.decisions, 1)]
     lines += ["", edl_text(edl, film.name).replace("# Why each shot", "## Why each shot")]

@@ -14,12 +14,13 @@ from montage.optimize.edl import RUNNER_UP_CARD, SOURCES, EditDecision, EditDeci
 from montage.optimize.explain import edl_text
 from montage.optimize.optimizer import Solution, optimize
 from montage.optimize.pacing import Pacing
-from montage.optimize.problem import Kept, OptimizeError, frames_for, shot_options, usable_span
+from montage.optimize.problem import (EDGE_FRAMES, Kept, OptimizeError, frames_for, shot_options,
+                                      usable_span)
 from montage.optimize.rules import (REWARDS, TERMS, RuleSet, RulesError, default_rules,
                                     list_styles, load_rules)
 
 __all__ = [
-    "EditDecision", "EditDecisionList", "Kept", "OptimizeError", "Pacing", "REWARDS", "RUNNER_UP_CARD",
+    "EDGE_FRAMES", "EditDecision", "EditDecisionList", "Kept", "OptimizeError", "Pacing", "REWARDS", "RUNNER_UP_CARD",
     "RuleSet", "RulesError", "SOURCES", "Solution", "TERMS", "default_rules", "edl_text",
     "frames_for", "list_styles", "load_rules", "optimize", "shot_options", "usable_span",
 ]

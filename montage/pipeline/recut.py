@@ -28,11 +28,13 @@ from retrieval import candidates_for_plan
 from retrieval import open_index
 from retrieval.types import CandidateSet, Hit, ShotCandidates
 
-from montage.film import (clip_features, read_timeline, render_edit, report_text, rhythm_plot,
-                          write_contact_sheet, write_srt, write_timeline)
+from montage.film import (clip_features, identity_lines, measure_identity, read_timeline,
+                          render_edit, report_text, rhythm_plot, write_contact_sheet, write_srt,
+                          write_timeline)
 from montage.film import Soundtrack
 from montage.optimize import EditDecisionList, Kept, RuleSet, Solution, load_rules, optimize
-from .generate import cast_lines, fill_missing, mark_generated, merge
+from .generate import (TRIES, cast_faces, cast_lines, fill_missing, is_fill, mark_generated,
+                       merge, second_round)
 from montage.project import (Choices, DamagedState, ProjectState, cut_dir, disk_full_is_an_error,
                              last_cut, load_choices, load_state, project_lock, rebuild_state,
                              record_cut, save_state, settle, staged_film, write_atomic)
@@ -52,8 +54,10 @@ class MakeOptions:
     rate: Fraction = Fraction(25)
     progress: bool = True
     contact_sheet: bool = True
-    generator: str = "off"  # "builtin", "builtin:WEIGHTS", "diffusers:MODEL" or "off"
+    generator: str = "off"  # "standin", "builtin[:WEIGHTS]", "diffusers:MODEL", several
+    # comma-separated (the measured score picks among their fills), or "off"
     generate: frozenset[str] = frozenset()  # shot ids to generate whatever the library has
+    fill_tries: int = TRIES  # fills each generator makes per generated shot (the best is kept)
     cast: Path | None = None  # cast.toml: names, descriptions, reference images, seeds
     wait: float = 0.0  # seconds to wait for another writer of the project (0: fail at once)
     narrate: bool = False  # speak each shot's sentence (Piper); a shot lasts as long as its speech
@@ -169,6 +173,7 @@ class Recutter:
         rules = json.dumps(self.rules.to_dict(), sort_keys=True, default=str)
         return (f"{rules}|{o.threshold}|{o.width}x{o.height}@{o.rate}|top{o.top}|"
                 f"{o.generator}|{sorted(o.generate)}|{o.cast}"
+                + (f"|fills{o.fill_tries}" if o.generator != "off" else "")
                 + (f"|narrate:{o.narrate}:{o.voice}|music:{o.music}"
                    if o.narrate or o.voice or o.music else ""))
 
@@ -227,30 +232,40 @@ class Recutter:
 
         generated = None
         searched = candidates
-        if o.generator != "off" or o.generate:
-            generated = self._generate(plan, searched)
+        # a shot pinned to a generated clip (the studio) is generated again, as one named
+        asked = o.generate | {sid for sid, clip in choices.pins.items() if is_fill(clip)}
+        pins = {sid: clip for sid, clip in choices.pins.items() if not is_fill(clip)}
+        if o.generator != "off" or asked:
+            generated = self._generate(plan, searched, index, asked)
             candidates = generated.candidates
+            pins.update(generated.pins)
             lap("generate")
 
-        keep, free, alignment = self._stability(plan, previous, choices, candidates)
+        keep, free, alignment = self._stability(plan, previous, choices, candidates, pins)
         gone = self._gone(previous, index)
         for sid in [sid for sid, k in keep.items() if k.library_shot in gone]:
             del keep[sid]  # its clip left the library: its footage is chosen anew
             free = free | {sid} if free is not None else None
 
+        faces = cast_faces(generated, o.cast, plan)
+
         def solve(cands: CandidateSet):
             return optimize(plan, cands, rules=self.rules, threshold=o.threshold, rate=o.rate,
-                            width=o.width, height=o.height, pins=choices.pins, bans=choices.bans,
+                            width=o.width, height=o.height, pins=pins, bans=choices.bans,
                             keep=keep, free=free, pacing=sound.pacing(),
-                            cast_faces=_cast_faces(generated))
+                            cast_faces=faces)
 
         solution = solve(candidates)
         if generated is not None:
-            cards = _second_round(solution.edl, generated.attempted)
+            cards = second_round(solution.edl, generated.attempted)
             if cards and generated.usable:  # generate them, then solve again
                 lap("optimize")
-                generated = merge(generated, self._generate(plan, searched, only=cards))
+                shown = frozenset(d.library_shot for d in solution.edl.decisions
+                                  if d.library_shot)
+                generated = merge(generated, self._generate(plan, searched, index, asked,
+                                                            only=cards, avoid=shown))
                 candidates = generated.candidates
+                pins.update(generated.pins)
                 lap("generate")
                 solution = solve(candidates)
             solution = replace(solution, edl=mark_generated(solution.edl, generated))
@@ -272,7 +287,10 @@ class Recutter:
         lap("render")
 
         cast = cast_lines(generated, plan, solution.edl) if generated is not None else []
-        self._prepare(folder, solution, plan, candidates, staged, out, changes, cast, soundtrack)
+        identity = identity_lines(measure_identity(staged, solution.edl, plan, faces,
+                                                   cache=project / "cache"))
+        self._prepare(folder, solution, plan, candidates, staged, out, changes, cast, soundtrack,
+                      identity)
         _stop_at("state")
         # the commit: from here the new cut is the project's; settle() copies it into place
         save_state(project, ProjectState(library=str(lib.resolve()), embedder=index.embedder_name,
@@ -298,15 +316,17 @@ class Recutter:
             return o.threshold
         return self.rules.for_embedder(candidates.embedder).placeholder_threshold
 
-    def _generate(self, plan: ShotPlan, candidates: CandidateSet,
-                  only: frozenset[str] | None = None):
+    def _generate(self, plan: ShotPlan, candidates: CandidateSet, index, force: frozenset[str],
+                  only: frozenset[str] | None = None, avoid: frozenset[str] = frozenset()):
         """Generated clips for the shots the library cannot illustrate (montage.pipeline.generate)."""
         o = self.options
-        return fill_missing(plan, candidates, spec=o.generator, threshold=self._threshold(candidates),
-                            library=self.library,
+        spec = o.generator if o.generator != "off" else "standin"  # a shot named: a stand-in
+        return fill_missing(plan, candidates, index=index, spec=spec,
+                            threshold=self._threshold(candidates), library=self.library,
                             cache=(self.project / "cache" / "generated").resolve(),
-                            width=o.width, height=o.height, rate=o.rate, force=o.generate,
-                            cast_file=o.cast, only=only, progress=o.progress)
+                            width=o.width, height=o.height, rate=o.rate, force=force,
+                            cast_file=o.cast, only=only, tries=o.fill_tries, avoid=avoid,
+                            progress=o.progress)
 
     def _previous(self, state: ProjectState | None, index_id: str) -> "_Previous | None":
         """The last cut, to seed this one; None for a new project."""
@@ -361,7 +381,7 @@ class Recutter:
         by_id = None
         for i, c in enumerate(shots):  # a pinned clip is always a candidate of its shot
             pin = choices.pins.get(c.shot_id)
-            if pin and all(h.shot.id != pin for h in c.hits):
+            if pin and not is_fill(pin) and all(h.shot.id != pin for h in c.hits):
                 by_id = by_id or {ls.id: ls for ls in index.shots}
                 if pin not in by_id:
                     raise ProjectError(
@@ -373,7 +393,7 @@ class Recutter:
                             shots=tuple(ShotCandidates(c.shot_id, c.query, c.hits) for c in shots))
 
     def _stability(self, plan: ShotPlan, previous: "_Previous | None", choices: Choices,
-                   candidates: CandidateSet):
+                   candidates: CandidateSet, pins: dict[str, str]):
         """What the last cut chose (kept where possible) and which shots are re-solved."""
         if previous is None:
             return {}, None, None
@@ -391,7 +411,7 @@ class Recutter:
         if not previous.fresh:  # other settings or another index: re-solve all, still preferring the old
             return self._still_good(keep, candidates, choices), None, alignment
         free = set(alignment.touched)
-        free |= {s for s, clip in choices.pins.items() if keep.get(s, Kept("", 0, 0)).library_shot != clip}
+        free |= {s for s, clip in pins.items() if keep.get(s, Kept("", 0, 0)).library_shot != clip}
         free |= {s for s, k in keep.items() if k.library_shot in choices.bans}
         free |= {s for s, (clip, at) in choices.trims.items() if s in keep}
         return keep, frozenset(free), alignment
@@ -422,7 +442,8 @@ class Recutter:
 
     def _prepare(self, folder: Path, solution: Solution, plan: ShotPlan,
                  candidates: CandidateSet, staged: Path, out: Path, changes: str,
-                 cast: list[str], sound: Soundtrack | None = None) -> None:
+                 cast: list[str], sound: Soundtrack | None = None,
+                 identity: list[str] | None = None) -> None:
         """Every artifact of the new cut, in its history folder (montage.project.publish
         copies them into place after the commit)."""
         write_atomic(folder / "candidates.json", candidates.to_json())
@@ -433,7 +454,7 @@ class Recutter:
         rhythm_plot(solution.edl, clip_features(candidates), folder / "rhythm.png")
         write_atomic(folder / "report.md",
                      report_text(plan, candidates, solution, film=out, changes=changes,
-                                 cast=cast))
+                                 cast=cast, identity=identity or []))
 
 
 STOP_AT = "MONTAGE_TEST_STOP_AT"  # tests: kill -9 this process at a named stage
@@ -467,22 +488,3 @@ def make_film(script: Path, library: Path, out: Path, project: Path | None = Non
               options: MakeOptions = MakeOptions()) -> MakeResult:
     """Make (or recut) `out` from `script` and the footage under `library`."""
     return Recutter(library, project or default_project(out), options).cut(script, out)
-
-
-def _cast_faces(generated) -> dict[str, tuple[float, ...]]:
-    """The faces of the characters whose cast.toml gives photos (the optimizer's anchor for
-    who a character is); none without generation, which is what reads the cast."""
-    if generated is None:
-        return {}
-    return {c.name: tuple(c.descriptor) for c in generated.cast
-            if c.references and c.descriptor is not None}
-
-
-def _second_round(edl, attempted: frozenset[str]) -> frozenset[str]:
-    """Shots the first solve left as title cards that round one did not try to generate: their
-    footage scored at least the threshold, but went to other shots (a clip is used once) or
-    lost on its rule costs (too short for the shot, soft, another face for the character). A
-    generated clip fits the shot's length and the cast's face, so it is tried before a card
-    stays in the film."""
-    return frozenset(d.shot_id for d in edl.decisions
-                     if d.source == "placeholder" and d.shot_id not in attempted)

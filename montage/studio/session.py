@@ -236,7 +236,7 @@ class Studio:
         self._require_shot(shot)
         o = self.recutter.options
         options = replace(o, generate=o.generate | {shot},
-                          generator=o.generator if o.generator != "off" else "builtin")
+                          generator=o.generator if o.generator != "off" else "standin")
 
         def apply() -> None:
             self.recutter.set_options(options)
@@ -348,7 +348,8 @@ class Studio:
                 "score": round(d.score, 3), "reason": d.reason, "runner_up": d.runner_up,
                 "decided_by": d.decided_by, "bends": list(d.bends),
                 "costs": [[t, round(v, 3)] for t, v in d.costs if v],
-                "pinned": choices.pins.get(p.id), "trimmed": p.id in choices.trims,
+                "fill": _fill_facts(d), "pinned": choices.pins.get(p.id),
+                "trimmed": p.id in choices.trims,
                 "candidates": cands_out})
         self._media.update(media)  # ids of an earlier cut keep working until the page reloads
         base.update(cut=state.cut, shots=shots, seconds=round(edl.seconds, 3),
@@ -469,3 +470,13 @@ def script_spans(text: str, plan: ShotPlan) -> dict[str, list[int]]:
         spans[shot.id] = [m.start(), m.end()]
         pos = m.end()
     return spans
+
+
+def _fill_facts(d) -> dict | None:
+    """How a generated clip in the film measured (from its provenance), for the inspector."""
+    if d.source != "generated" or not d.provenance:
+        return None
+    p = dict(d.provenance)
+    return {"kind": "stand-in" if p.get("stand_in") == "yes" else "generated",
+            **{k: p.get(k, "") for k in ("backend", "measured", "query", "made_from", "fills",
+                                         "runner_up", "best_footage")}}

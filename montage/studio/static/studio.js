@@ -155,7 +155,7 @@ function renderStrip() {
   for (const s of snap.shots) {
     const cls = ["clip", s.source];
     if (s.scene !== scene) { if (scene >= 0) cls.push("scene-start"); scene = s.scene; }
-    const label = `${s.n} ${s.source === "placeholder" ? "card" : s.source === "generated" ? "gen" : "lib"}`;
+    const label = `${s.n} ${s.source === "placeholder" ? "card" : s.source === "generated" ? (s.fill && s.fill.kind === "stand-in" ? "stand-in" : "gen") : "lib"}`;
     const node = el("div", { class: cls.join(" "), "data-id": s.id, role: "button", tabindex: "0",
       title: `shot ${s.n}: ${s.text}${s.bends.length ? "\nbends: " + s.bends.join(", ") : ""}`,
       onclick: () => select(s.id, true) });
@@ -229,9 +229,13 @@ function act(path, body) {
 
 function renderShot(s) {
   const box = $("shot");
-  const kind = s.source === "placeholder" ? "title card" : s.source === "generated" ? "generated clip" : "library clip";
+  const kind = s.source === "placeholder" ? "title card"
+    : s.source === "generated" ? (s.fill && s.fill.kind === "stand-in" ? "stand-in (composed from library frames and the cast's photos)" : "generated clip")
+    : "library clip";
+  const f = s.fill;
   const facts = el("div", { class: "facts" },
     el("div", { text: `${kind}${s.clip && s.source === "library" ? ": " + s.clip : ""} · starts ${clock(s.start)} · ${s.seconds.toFixed(2)} s · score ${s.score.toFixed(3)}` }),
+    f ? el("div", { class: "fill", text: `measured ${Number(f.measured).toFixed(3)} for '${f.query}' (${f.backend}, ${f.made_from}); ${f.fills}; runner-up fill: ${f.runner_up}; best footage: ${f.best_footage}` }) : null,
     s.reason ? el("div", { text: `why: ${s.reason}` }) : null,
     s.runner_up ? el("div", { text: `runner-up: ${s.runner_up}${s.decided_by ? " (" + s.decided_by + ")" : ""}` }) : null,
     !s.runner_up && s.decided_by ? el("div", { text: s.decided_by }) : null,
