@@ -66,7 +66,6 @@ class Generated:
     usable: bool = True  # False when there was no generator to use (off, or it did not load)
     cast: tuple[Character, ...] = ()  # the film's characters as the generator saw them
     pins: dict[str, str] = field(default_factory=dict)  # a shot the user named -> its best fill
-    tried: dict[str, tuple[Fill, ...]] = field(default_factory=dict)  # shot -> fills, best first
 
 
 def _seed(shot_id: str) -> int:
@@ -113,12 +112,11 @@ def fill_missing(plan: ShotPlan, candidates: CandidateSet, *, index, spec: str, 
     cast = _cast(plan, cands, todo, cast_file, threshold, library, cache)
     provenance: dict[str, tuple[tuple[str, str], ...]] = {}
     pins: dict[str, str] = {}
-    tried: dict[str, tuple[Fill, ...]] = {}
     failed: list[str] = []
     for n, shot in enumerate(todo, 1):
         if progress:
             print(f"[montage] generating shot {n}/{len(todo)}: {shot.text}", file=sys.stderr)
-        best, tried[shot.id], why = _fill(
+        best, fills, why = _fill(
             shot, cands[shot.id], gens, cast, index=index, library=library, cache=cache,
             size=(width, height), rate=rate, tries=tries, avoid=avoid, progress=progress)
         if best is None:
@@ -130,11 +128,10 @@ def fill_missing(plan: ShotPlan, candidates: CandidateSet, *, index, spec: str, 
         if shot.id in force:
             pins[shot.id] = hit.shot.id
         if progress:
-            print(f"[montage]   kept {tried[shot.id][0].describe()} of {len(tried[shot.id])} "
-                  "fills", file=sys.stderr)
+            print(f"[montage]   best of {len(fills)} fills: {fills[0].describe()} (the "
+                  f"optimizer weighs it against the footage and a card)", file=sys.stderr)
     return Generated(replace(candidates, shots=tuple(cands[s.id] for s in plan.shots)),
-                     provenance, tuple(failed), attempted, cast=tuple(cast), pins=pins,
-                     tried=tried)
+                     provenance, tuple(failed), attempted, cast=tuple(cast), pins=pins)
 
 
 def _cast(plan: ShotPlan, cands: dict, todo: list[PlannedShot], cast_file: Path | None,
@@ -220,7 +217,7 @@ def _fill(shot: PlannedShot, found, gens, cast: list[Character], *, index, libra
     order = tuple(f[0] for f in fills)
     fill, clip, request, measured = fills[0]
     if fill.dropped:
-        return None, order, f"every fill was dropped ({fill.dropped}); " + "; ".join(problems)
+        return None, order, "; ".join([f"every fill was dropped ({fill.dropped})", *problems])
     hit = generated_hit(clip, request, fill.score, measured)
     usable = [f for f in order if not f.dropped]
     footage = max(found.hits, key=lambda h: h.score, default=None)
@@ -249,8 +246,7 @@ def merge(first: Generated, second: Generated) -> Generated:
     return Generated(replace(first.candidates, shots=shots),
                      {**first.provenance, **second.provenance}, first.failed + second.failed,
                      first.attempted | second.attempted, first.usable and second.usable,
-                     tuple(cast.values()), {**first.pins, **second.pins},
-                     {**first.tried, **second.tried})
+                     tuple(cast.values()), {**first.pins, **second.pins})
 
 
 def cast_lines(generated: Generated, plan: ShotPlan, edl: EditDecisionList) -> list[str]:
