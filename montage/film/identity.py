@@ -110,7 +110,7 @@ def identity_lines(found: list[Identity]) -> list[str]:
         missed = [f"{c.shots[i]} ({'no face' if c.distances[i] is None else f'{c.distances[i]:.2f}'})"
                   for i in shown if not c.matched[i]]
         lines.append(f"- **{c.name}**: {share} of their shots show their face ("
-                     + (", ".join(parts) or "none shown") + (f"; {cards} title cards" if cards else "")
+                     + (", ".join(parts) or "none shown") + (f"; {cards} title card{'s' if cards > 1 else ''}" if cards else "")
                      + ")" + (f"; not them: {', '.join(missed)}" if missed else ""))
     return lines
 

@@ -35,6 +35,7 @@ def report_text(plan: ShotPlan, candidates: CandidateSet, solution: Solution, fi
     edl = solution.edl
     placeholders = sum(d.source == "placeholder" for d in edl.decisions)
     generated = sum(d.source == "generated" for d in edl.decisions)
+    standins = sum(d.source == "generated" and fill_label(d) == "stand-in" for d in edl.decisions)
     bent = sum(len(d.bends) for d in edl.decisions)
     lines = [
         f"# Montage report: {film.name}",
@@ -44,7 +45,8 @@ def report_text(plan: ShotPlan, candidates: CandidateSet, solution: Solution, fi
         f"- library: {candidates.library} (embedder {candidates.embedder})",
         f"- film: {edl.seconds:.1f} s at {edl.width}x{edl.height}, {edl.rate} fps; "
         f"{len(edl.decisions) - placeholders - generated} library clips, "
-        + (f"{generated} generated, " if generated else "") + f"{placeholders} placeholders",
+        + (f"{generated} generated ({standins} stand-in{'s' if standins != 1 else ''}), "
+           if generated else "") + f"{placeholders} placeholders",
         f"- rules: {solution.rules or 'default'}; {bent} rule bends",
         f"- optimizer ({solution.method}): objective {solution.objective:.3f}, bound "
         f"{solution.bound:.3f}, gap {100 * solution.gap:.2f}%, "
