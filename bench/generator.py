@@ -1,27 +1,37 @@
-"""Generated shots on this machine: time per shot, text match, identity consistency.
+"""Generated shots in real films: what wins, how fills measure against footage, what they cost.
 
-`python bench/generator.py [--weights FILE] [--shots N]` prints JSON lines:
-- ``builtin_time``: seconds per generated shot of the demo script (film size 1280x720, 25 fps,
-  the shot's planned length), SDEdit from the nearest library frame, cache off;
-- ``text_match``: cosine between the shot's query and a generated frame with the project's proxy
-  embedder, against random library frames, the init frame itself, and generation without an
-  init frame (what the model adds on its own);
-- ``identity``: two people of the demo library become characters (identity and portraits from
-  their face clusters); each is generated in 4 shots set in another library shot's scene and
-  from noise, with the face pass and without it (the model alone). dlib then looks for faces in
-  3 frames of each encoded clip; distances between the same character's faces in different
-  shots, to that character's library faces, and between the two characters;
-- ``diffusers_time``: the diffusers path end to end with a tiny random pipeline (CPU here).
-Numbers depend on machine load; the load average is printed with them.
+`python bench/generator.py [--films demo,eval,absent] [--tries N] [--before DIR] [--sheets DIR]`
+prints JSON lines:
+
+- ``film`` (one per film): shots; footage, title cards, blur fills (the builtin diffusion model)
+  and stand-in fills (generator.standin) in the cut; the mean measured score of the fills the
+  film shows and of the footage it shows; over the shots a fill was made for, the mean score of
+  their best fill and of their best footage, and how often the fill measured higher. Every fill
+  is scored as footage is (retrieval.score_outside), so these are on one scale. For ``absent``,
+  what the sentences whose footage was removed became.
+- ``before`` (with --before DIR): the same films cut by the montage checked out in DIR (its own
+  ``.venv/bin/montage``, e.g. the main branch before fills were measured), its fills measured
+  by this code.
+- ``cost``: CPU seconds per fill at 1280x720 (this process and its ffmpeg children, cache off)
+  for each backend over the demo's fills, and the CPU seconds measuring a fill costs.
+
+Films: ``demo`` (the demo script, library and cast, --generator standin,builtin as `montage
+demo` runs it); ``eval`` (a story of one sentence per item of the test half of assets/eval: the
+item's first query, over the test half's library, neutral file names); ``absent`` (that story
+over the library with a seeded third of its items' files removed: those sentences have no
+footage). The card threshold is the embedder's own throughout. Numbers depend on the machine's
+load; the load average is printed with them.
 """
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import platform
+import random
+import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,14 +42,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from generator.builtin import DEFAULT_WEIGHTS, BuiltinGenerator  # noqa: E402
-from generator.conditioning import init_frame, pick_init_hit  # noqa: E402
-from generator.types import Character, GenerationRequest  # noqa: E402
+import evalset  # noqa: E402
+
 from montage.cli.demo import DEMO, fetch_demo_library  # noqa: E402
-from planner.plan import load_script  # noqa: E402
-from retrieval.index.build import build_index
-from retrieval.search.footage import open_index  # noqa: E402
-from retrieval.media.decode import probe, read_frames, read_still  # noqa: E402
+from montage.film import read_timeline  # noqa: E402
+from montage.pipeline.recut import MakeOptions, Recutter  # noqa: E402
+from retrieval import build_index, measure_outside, open_index, score_outside  # noqa: E402
+from retrieval.types import CandidateSet  # noqa: E402
+
+MEDIA_CACHE = Path.home() / ".cache" / "montage" / "eval-media"
+ABSENT_SEED = 7
 
 
 def emit(**data) -> None:
@@ -50,194 +62,267 @@ def load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def middle(path: str) -> np.ndarray:
-    return read_frames(Path(path), [probe(Path(path)).duration / 2])[0]
+def cpu() -> float:
+    """CPU seconds of this process and of its finished children (ffmpeg)."""
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
 
 
-def library_frame(root: Path, shot) -> np.ndarray:
-    p = root / shot.path
-    return read_still(p) if shot.is_still else read_frames(p, [(shot.start + shot.end) / 2])[0]
+# -- the films --------------------------------------------------------------------------------
+def eval_story(work: Path) -> tuple[Path, Path, dict[str, str]]:
+    """The test half's library and a story of one sentence per item (its first query); the
+    item id of each sentence."""
+    items = evalset.rows(evalset.EVAL / "items.csv")
+    queries = evalset.rows(evalset.EVAL / "queries.csv")
+    _, test = evalset.split(items)
+    root = work / "eval-library"
+    evalset.fetch(test, root, MEDIA_CACHE)
+    lines, owner = [], {}
+    for item in sorted(test, key=lambda i: i["id"]):
+        q = next((q["query"] for q in queries
+                  if item["id"] in {t.partition("@")[0] for t in q["relevant"].split()}), None)
+        if q:
+            sentence = q[0].upper() + q[1:].rstrip(".") + "."
+            lines.append(sentence)
+            owner[sentence] = item["id"]
+    script = work / "eval-story.txt"
+    script.write_text(" ".join(lines) + "\n", encoding="utf-8")
+    return script, root, owner
 
 
-def bench_builtin(gen, root: Path, index, plan, work: Path, n: int):
-    """Generate n demo shots; return per-shot rows for the text-match step."""
-    from retrieval.embed.registry import make_embedder
-
-    shots = plan.shots[:n]
-    hits = index.search([s.query or s.text for s in shots], top=5)
-    rows, times = [], []
-    for k, (shot, h) in enumerate(zip(shots, hits)):
-        best = pick_init_hit(h, [])
-        init = str(init_frame(root, best.shot, work / "init")) if best else None
-        req = GenerationRequest(shot.id, shot.text, shot.query, shot.characters, shot.duration,
-                                1280, 720, "25", seed=k, init_image=init)
-        t = time.perf_counter()
-        clip = gen.generate(req, cache_dir=work / f"cache-{k}", progress=False)
-        times.append(time.perf_counter() - t)
-        free = gen.generate(replace(req, init_image=None), cache_dir=work / f"free-{k}",
-                            progress=False)
-        rows.append((shot, clip.path, free.path, init))
-    emit(bench="builtin_time", shots=len(times), seconds_per_shot_mean=round(float(np.mean(times)), 3),
-         seconds_per_shot_median=round(float(np.median(times)), 3),
-         seconds_first=round(times[0], 3), film_size="1280x720", rate="25",
-         shot_seconds_mean=round(float(np.mean([s.duration for s in shots])), 2),
-         steps=gen.settings.steps, strength=gen.settings.strength, load_avg=load(),
-         cpus=os.cpu_count(), note="the first shot includes loading the weights (MiniLM was loaded by the search)")
-
-    emb = make_embedder("proxy")
-    rng = np.random.default_rng(0)
-    lib_shots = list(index.shots)
-    randoms = [library_frame(root, lib_shots[i]) for i in rng.integers(0, len(lib_shots), 20)]
-    r_vec = emb.embed_images(randoms, [""] * len(randoms))
-    gen_s, free_s, init_s, rand_s = [], [], [], []
-    for shot, path, free, init in rows:
-        q = emb.embed_queries([shot.query or shot.text])[0]
-        imgs = [middle(path), middle(free)] + ([read_still(Path(init))] if init else [])
-        v = emb.embed_images(imgs, [""] * len(imgs))
-        gen_s.append(float(v[0] @ q))
-        free_s.append(float(v[1] @ q))
-        if init:
-            init_s.append(float(v[2] @ q))
-        rand_s.append(float((r_vec @ q).mean()))
-    emit(bench="text_match", embedder=emb.name, shots=len(rows),
-         generated_sdedit=round(float(np.mean(gen_s)), 4),
-         generated_no_init=round(float(np.mean(free_s)), 4),
-         init_frame=round(float(np.mean(init_s)), 4) if init_s else None,
-         random_library_frames=round(float(np.mean(rand_s)), 4),
-         sdedit_beats_random=int(sum(g > r for g, r in zip(gen_s, rand_s))),
-         no_init_beats_random=int(sum(g > r for g, r in zip(free_s, rand_s))))
+def absent_library(root: Path, owner: dict[str, str], work: Path) -> tuple[Path, set[str]]:
+    """A copy of the eval library without a seeded third of its items' files."""
+    items = {i["id"]: i for i in evalset.rows(evalset.EVAL / "items.csv")}
+    ids = sorted(set(owner.values()))
+    gone = set(random.Random(ABSENT_SEED).sample(ids, len(ids) // 3))
+    dest = work / "absent-library"
+    shutil.copytree(root, dest, ignore=shutil.ignore_patterns(".montage"))
+    for item in gone:
+        (dest / items[item]["name"]).unlink(missing_ok=True)
+    return dest, gone
 
 
-def _pairs(a, b=None) -> list[float]:
-    if b is None:
-        return [float(np.linalg.norm(x - y)) for x, y in itertools.combinations(a, 2)]
-    return [float(np.linalg.norm(x - y)) for x in a for y in b]
+def cut(name: str, script: Path, library: Path, work: Path, options: MakeOptions):
+    project = work / f"{name}-project"
+    t, c = time.perf_counter(), cpu()
+    res = Recutter(library, project, options).cut(script, work / f"{name}.mp4")
+    return project, round(time.perf_counter() - t, 1), round(cpu() - c, 1), res
 
 
-def _mean(xs) -> float | None:
-    return round(float(np.mean(xs)), 4) if xs else None
+def summary(project: Path, index, absent: set[str] | None = None,
+            owner: dict[str, str] | None = None, measure_chosen: bool = False) -> dict:
+    """What the film shows, and how its fills measured against its footage."""
+    edl = read_timeline(project / "edit.otio")
+    cands = {c.shot_id: c for c in CandidateSet.from_json(
+        (project / "candidates.json").read_text(encoding="utf-8")).shots}
+    kinds = {"footage": 0, "card": 0, "blur fill": 0, "stand-in fill": 0}
+    chosen_fill, chosen_footage, best_fill, best_footage = [], [], [], []
+    fate: dict[str, int] = {}
+    for d in edl.decisions:
+        c = cands[d.shot_id]
+        by_id = {h.shot.id: h for h in c.hits}
+        backend = dict(d.provenance).get("backend", "")
+        if d.source == "generated":
+            kind = "stand-in fill" if backend == "standin" else "blur fill"
+            if measure_chosen:  # a film cut by other code: its fill is measured here
+                (score,) = score_outside(index, c.query, [measure_outside(index, Path(d.media))])
+            else:
+                score = by_id[d.library_shot].score
+            chosen_fill.append(score)
+        elif d.source == "placeholder":
+            kind = "card"
+        else:
+            kind = "footage"
+            chosen_footage.append(by_id[d.library_shot].score)
+        kinds[kind] += 1
+        fills = [h.score for h in c.hits if h.shot.id.startswith("generated:")]
+        footage = [h.score for h in c.hits if not h.shot.id.startswith("generated:")]
+        if fills and not measure_chosen:
+            best_fill.append(max(fills))
+            best_footage.append(max(footage, default=0.0))
+        if absent is not None and owner is not None and owner.get(d.text) in absent:
+            fate[kind] = fate.get(kind, 0) + 1
+    mean = lambda xs: round(float(np.mean(xs)), 4) if xs else None  # noqa: E731
+    out = {"shots": len(edl.decisions), **kinds,
+           "chosen_fill_mean_score": mean(chosen_fill),
+           "chosen_footage_mean_score": mean(chosen_footage)}
+    if best_fill:
+        out.update(shots_with_fills=len(best_fill), best_fill_mean=mean(best_fill),
+                   best_footage_mean=mean(best_footage),
+                   fill_above_footage=int(sum(f > g for f, g in zip(best_fill, best_footage))))
+    if absent is not None:
+        out["absent_sentences"] = fate
+    return out
 
 
-def bench_identity(gen, root: Path, index, work: Path) -> None:
-    """Two people of the library as characters; each generated in 4 shots, in a scene of
-    another library shot (SDEdit) and from noise, with and without the face pass."""
+def before(dir_: Path, name: str, script: Path, library: Path, cast: Path | None,
+           work: Path) -> tuple[Path, float, float]:
+    """The film cut by the montage in ``dir_`` (its builtin generator, as it shipped), the
+    wall and CPU seconds it took."""
+    exe = dir_ / ".venv" / "bin" / "montage"
+    project = work / f"before-{name}-project"
+    cmd = [str(exe), "make", str(script), "--library", str(library), "--out",
+           str(work / f"before-{name}.mp4"), "--project", str(project), "--generator", "builtin",
+           "--quiet"] + (["--cast", str(cast)] if cast else [])
+    t, c = time.perf_counter(), cpu()
+    subprocess.run(cmd, cwd=dir_, check=True, stdout=subprocess.DEVNULL)
+    return project, round(time.perf_counter() - t, 1), round(cpu() - c, 1)
+
+
+# -- the cost of a fill -----------------------------------------------------------------------
+def cost(project: Path, library: Path, work: Path) -> None:
+    """CPU seconds per fill at 1280x720 for each backend, over the demo shots that got fills."""
+    from generator import GenerationRequest, load_cast, resolve_identity
     from generator.builtin import BuiltinGenerator
-    from generator.cast import face_clusters
-    from generator.identity import portraits_from_library
-    from retrieval.analysis.faces import detect_faces
+    from generator.candidates import measure
+    from generator.conditioning import hit_frame
+    from generator.standin import StandinGenerator
+    from planner.plan import load_script
 
-    groups = sorted((c.faces for c in face_clusters(index.shots)), key=len, reverse=True)[:2]
-    if len(groups) < 2:
-        emit(bench="identity", skipped="the library shows fewer than two different people")
+    plan = load_script(DEMO / "script.txt")
+    cands = {c.shot_id: c for c in CandidateSet.from_json(
+        (project / "candidates.json").read_text(encoding="utf-8")).shots}
+    cast = tuple(resolve_identity(c) for c in load_cast(DEMO / "cast.toml", ["Maya"]))
+    index = open_index(library)
+    shots = [s for s in plan.shots if any(h.shot.id.startswith("generated:")
+                                          for h in cands[s.id].hits)]
+    for gen in (StandinGenerator(), BuiltinGenerator()):
+        times, walls, measures, lengths = [], [], [], []
+        for k, shot in enumerate(shots):
+            if shot.characters and not gen.draws_faces:
+                continue
+            hits = [h for h in cands[shot.id].hits if not h.shot.id.startswith("generated:")]
+            init = str(hit_frame(library, hits[0], work / "frames")) if hits else None
+            req = GenerationRequest(shot.id, shot.text, shot.query, shot.characters,
+                                    shot.duration, 1280, 720, "25", seed=k, init_image=init,
+                                    cast=cast)
+            c, t = cpu(), time.perf_counter()
+            clip = gen.generate(req, cache_dir=work / f"cost-{gen.backend}", progress=False)
+            times.append(cpu() - c)
+            walls.append(time.perf_counter() - t)
+            lengths.append(shot.duration)
+            c = cpu()
+            measure(clip, index)
+            measures.append(cpu() - c)
+        emit(bench="cost", backend=gen.backend, fills=len(times), film_size="1280x720",
+             shot_seconds_mean=round(float(np.mean(lengths)), 2),
+             cpu_s_per_fill_mean=round(float(np.mean(times)), 3),
+             cpu_s_per_fill_max=round(float(np.max(times)), 3),
+             wall_s_per_fill_mean=round(float(np.mean(walls)), 3),
+             measure_cpu_s_mean=round(float(np.mean(measures)), 3), load_avg=load(),
+             note="the first builtin fill includes loading its weights" if gen.backend == "builtin"
+             else "the first stand-in includes loading the segmentation model")
+
+
+def _small(image, path: Path, width: int) -> None:
+    """A small PNG for the docs: scaled to ``width``, 128 colours (about 100 KB a sheet)."""
+    from PIL import Image
+
+    image = image.convert("RGB").resize((width, round(image.height * width / image.width)),
+                                        Image.Resampling.LANCZOS)
+    image.quantize(colors=128, method=Image.Quantize.MEDIANCUT,
+                   dither=Image.Dither.FLOYDSTEINBERG).save(path, optimize=True)
+    emit(bench="sheet", path=str(path), bytes=path.stat().st_size)
+
+
+def sheets(pairs: list[tuple[str, Path]], out: Path, width: int = 720) -> None:
+    """Small copies of contact sheets for the docs."""
+    from PIL import Image
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name, sheet in pairs:
+        if sheet.is_file():
+            _small(Image.open(sheet), out / f"{name}.png", width)
+
+
+def fill_sheet(project: Path, out: Path, width: int = 720) -> None:
+    """The best fill made for each shot that got fills (the one the film shows, or the one
+    that lost to footage or a card), its middle frame, measured score and fate."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from retrieval.media import probe, read_frames
+
+    edl = {d.shot_id: d for d in read_timeline(project / "edit.otio").decisions}
+    cands = CandidateSet.from_json((project / "candidates.json").read_text(encoding="utf-8"))
+    tiles = []
+    for c in cands.shots:
+        fill = next((h for h in c.hits if h.shot.id.startswith("generated:")), None)
+        if fill is None:
+            continue
+        d = edl[c.shot_id]
+        fate = ("in the film" if d.library_shot == fill.shot.id else
+                "lost to a card" if d.source == "placeholder" else "lost to footage")
+        path = Path(fill.shot.path)
+        frame = read_frames(path, [probe(path).duration / 2])[0]
+        tiles.append((frame, f"{d.text[:46]} | {fill.shot.labels[0]} {fill.score:.2f}, {fate}"))
+    if not tiles:
         return
-    cast, library_faces = [], {}
-    for i, g in enumerate(groups):
-        c = Character(name=f"P{i}", seed=100 + i,
-                      descriptor=tuple(float(x) for x in np.mean([v for _, v in g], 0)))
-        c = portraits_from_library(c, [s for s, _ in g], root, work / "portraits", limit=3)
-        cast.append(c)
-        library_faces[c.name] = []  # the person's faces in several frames of their shots
-        for shot in {s.id: s for s, _ in g}.values():
-            times = [shot.start + (shot.end - shot.start) * f for f in (0.2, 0.5, 0.8)]
-            for f in ([read_still(root / shot.path)] if shot.is_still
-                      else read_frames(root / shot.path, times)):
-                near = [np.asarray(x.descriptor) for x in detect_faces(f) if x.descriptor
-                        and np.linalg.norm(np.subtract(x.descriptor, c.descriptor)) < 0.6]
-                library_faces[c.name] += near[:1]
-    emit(bench="identity", mode="library", people=[sorted({s.path for s, _ in g}) for g in groups],
-         faces=[len(library_faces[c.name]) for c in cast], portraits=[len(c.portraits) for c in cast],
-         same_character_mean=_mean(_pairs(library_faces["P0"]) + _pairs(library_faces["P1"])),
-         different_character_mean=_mean(_pairs(library_faces["P0"], library_faces["P1"])))
-    scenes = [s for s in index.shots if not (s.features and s.features.faces)]
-    rng = np.random.default_rng(1)
-    actions = ["looks at the camera", "smiles", "talks on the phone", "turns around"]
-    no_faces = BuiltinGenerator(gen.weights, replace(gen.settings, face_pass=False))
-    for label, g in (("face_pass", gen), ("model_only", no_faces)):
-        for mode in ("sdedit_other_scene", "no_init"):
-            found: dict[str, list] = {c.name: [] for c in cast}
-            frames = detected = 0
-            times = []
-            for c in cast:
-                for k, act in enumerate(actions):
-                    scene = scenes[int(rng.integers(len(scenes)))]
-                    init = (str(init_frame(root, scene, work / "init"))
-                            if mode != "no_init" else None)
-                    req = GenerationRequest(f"id-{c.name}-{k}", f"{c.name} {act}.", act,
-                                            (c.name,), 2.0, 1280, 720, "25", seed=k,
-                                            init_image=init, cast=tuple(cast))
-                    t = time.perf_counter()
-                    clip = g.generate(req, cache_dir=work / "id", progress=False)
-                    times.append(time.perf_counter() - t)
-                    dur = probe(Path(clip.path)).duration
-                    for f in read_frames(Path(clip.path), [dur * x for x in (0.1, 0.5, 0.9)]):
-                        frames += 1
-                        faces = detect_faces(f)
-                        if faces and faces[0].descriptor:
-                            detected += 1
-                            found[c.name].append((k, np.asarray(faces[0].descriptor)))
-            a, b = ([v for _, v in found[n]] for n in ("P0", "P1"))
-            # same character: faces of different shots only (frames of one shot are near-copies)
-            same = [float(np.linalg.norm(x - y)) for faces in found.values()
-                    for (i, x), (j, y) in itertools.combinations(faces, 2) if i != j]
-            emit(bench="identity", mode=f"{label}/{mode}", shots=len(actions) * len(cast),
-                 frames_checked=frames, frames_with_a_face=detected,
-                 same_character_generated=_mean(same),
-                 generated_to_own_library_faces=_mean(
-                     _pairs(a, library_faces["P0"]) + _pairs(b, library_faces["P1"])),
-                 generated_to_other_library_faces=_mean(
-                     _pairs(a, library_faces["P1"]) + _pairs(b, library_faces["P0"])),
-                 different_character_generated=_mean(_pairs(a, b)),
-                 seconds_per_shot_median=round(float(np.median(times)), 3), load_avg=load(),
-                 shots_per_character=len(actions))
-
-
-def bench_diffusers(work: Path) -> None:
-    import importlib.util
-
-    if importlib.util.find_spec("diffusers") is None:
-        emit(bench="diffusers_time", skipped="diffusers not installed")
-        return
-    from generator.diffusers_backend import (DiffusersGenerator, DiffusersSettings,
-                                             build_tiny_pipeline)
-
-    build_tiny_pipeline(work / "tiny-sd", sample_size=32)
-    gen = DiffusersGenerator(str(work / "tiny-sd"), DiffusersSettings(steps=20))
-    times = []
-    for k in range(3):
-        req = GenerationRequest(f"d{k}", "A violinist plays on a bridge.", "violinist bridge", (),
-                                3.0, 1280, 720, "25", seed=k)
-        t = time.perf_counter()
-        gen.generate(req, cache_dir=work / "dcache", progress=False)
-        times.append(time.perf_counter() - t)
-    device, _ = gen._device()
-    emit(bench="diffusers_time", device=device, steps=20, picture=list(gen._size(gen.pipe(), req)),
-         seconds_per_shot=[round(t, 3) for t in times], film_size="1280x720", shot_seconds=3.0,
-         load_avg=load(), note="tiny random pipeline: times the real code path, not a real model")
+    tw, th, cap = 480, 270, 22
+    sheet = Image.new("RGB", (tw * 2, (th + cap) * ((len(tiles) + 1) // 2)), "white")
+    draw, font = ImageDraw.Draw(sheet), ImageFont.load_default(size=13)
+    for n, (frame, text) in enumerate(tiles):
+        x, y = (n % 2) * tw, (n // 2) * (th + cap)
+        sheet.paste(Image.fromarray(frame).resize((tw, th)), (x, y))
+        draw.text((x + 4, y + th + 3), text, fill="black", font=font)
+    out.mkdir(parents=True, exist_ok=True)
+    _small(sheet, out / "demo-fills.png", width)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS)
-    ap.add_argument("--shots", type=int, default=13)
-    ap.add_argument("--skip", nargs="*", default=[], choices=("builtin", "identity", "diffusers"))
+    ap.add_argument("--films", default="demo,eval,absent")
+    ap.add_argument("--tries", type=int, default=None, help="fills per generator per shot")
+    ap.add_argument("--generator", default="standin,builtin")
+    ap.add_argument("--before", type=Path, default=None,
+                    help="a checkout of an earlier montage (with its .venv) to compare with")
+    ap.add_argument("--sheets", type=Path, default=None,
+                    help="write small before/after contact sheets of the demo here")
+    ap.add_argument("--no-cost", action="store_true")
+    ap.add_argument("--work", type=Path, default=None, help="keep the films here")
     args = ap.parse_args()
+    films = args.films.split(",")
     emit(machine=platform.machine(), cpus=os.cpu_count(), python=platform.python_version(),
-         load_avg=load(), weights=str(args.weights))
-    source = fetch_demo_library()
+         load_avg=load(), generator=args.generator)
+    options = MakeOptions(generator=args.generator, progress=False)
+    if args.tries:
+        options = replace(options, fill_tries=args.tries)
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        root = work / "library"
-        shutil.copytree(source, root)  # the index comes along when it is already built
-        build_index(root, "proxy", progress=False)
-        index = open_index(root)
-        gen = BuiltinGenerator(args.weights)
-        plan = load_script(DEMO / "script.txt")
-        if "builtin" not in args.skip:
-            bench_builtin(gen, root, index, plan, work, args.shots)
-        if "identity" not in args.skip:
-            bench_identity(gen, root, index, work)
-        if "diffusers" not in args.skip:
-            bench_diffusers(work)
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        runs = []
+        if "demo" in films:
+            lib = work / "demo-library"
+            if not lib.is_dir():
+                shutil.copytree(fetch_demo_library(), lib)
+            runs.append(("demo", DEMO / "script.txt", lib, DEMO / "cast.toml", None, None))
+        if "eval" in films or "absent" in films:
+            script, root, owner = eval_story(work)
+            if "eval" in films:
+                runs.append(("eval", script, root, None, None, None))
+            if "absent" in films:
+                gone_lib, gone = absent_library(root, owner, work)
+                runs.append(("absent", script, gone_lib, None, gone, owner))
+        for name, script, lib, cast, gone, owner in runs:
+            build_index(lib, "proxy", progress=False)
+            index = open_index(lib)
+            project, wall, cpu_s, res = cut(name, script, lib, work,
+                                            replace(options, cast=cast))
+            emit(bench="film", film=name, **summary(project, index, gone, owner), wall_s=wall,
+                 cpu_s=cpu_s, fill_tries=options.fill_tries, load_avg=load())
+            if args.before:
+                old, wall, cpu_s = before(args.before, name, script, lib, cast, work)
+                emit(bench="before", film=name, code=str(args.before),
+                     **summary(old, index, gone, owner, measure_chosen=True), wall_s=wall,
+                     cpu_s=cpu_s, load_avg=load())
+            if name == "demo":
+                if args.sheets:
+                    pairs = [("demo-after", project / "contact.png")]
+                    if args.before:
+                        pairs.insert(0, ("demo-before", work / "before-demo-project" / "contact.png"))
+                    sheets(pairs, args.sheets)
+                    fill_sheet(project, args.sheets)
+                if not args.no_cost:
+                    cost(project, lib, work)
 
 
 if __name__ == "__main__":

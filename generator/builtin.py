@@ -2,8 +2,11 @@
 
 Loads weights trained by `montage generator train` (default: the ones shipped in
 assets/generator/, trained on the demo library), generates a few tiny frames by SDEdit from the
-nearest library frame, conditioned on the shot's text and the character's face, and writes them
-at the film's size and rate. Weights load on the first generated shot, not at construction.
+nearest library frame, conditioned on the shot's text and the character's face descriptor, and
+writes them at the film's size and rate. It draws no recognisable face (``draws_faces``): a
+shot that names a character with a known face is left to a backend that can show them
+(:mod:`generator.standin`), and a face is never pasted onto its blur. Weights load on the first
+generated shot, not at construction.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from generator.weights import read_header
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WEIGHTS = ROOT / "assets" / "generator" / "builtin.safetensors"
-VERSION = "builtin-3"  # bump when sampling changes what the same weights produce (2, 3: face pass)
+VERSION = "builtin-4"  # bump when sampling changes what the same weights produce (4: no face pass)
 
 
 @dataclass(frozen=True)
@@ -28,13 +31,13 @@ class BuiltinSettings:
     steps: int = 16  # DDIM steps over the whole schedule (fewer with SDEdit)
     strength: float = 0.6  # SDEdit: how far the init frame is noised (1.0 = from pure noise)
     guidance: float = 2.0  # classifier-free guidance scale
-    face_pass: bool = True  # lay the characters' faces in from their portraits (generator.identity)
 
 
 class BuiltinGenerator:
     """``generate`` one shot at a time; the model stays loaded between shots."""
 
     backend = "builtin"
+    draws_faces = False  # 48x27 pixels: no face a person (or dlib) could recognise
 
     def __init__(self, weights: Path = DEFAULT_WEIGHTS,
                  settings: BuiltinSettings = BuiltinSettings()) -> None:
@@ -59,8 +62,7 @@ class BuiltinGenerator:
         if self._identity is None:
             s = self.settings
             self._identity = (f"{VERSION}:{cache.file_digest(self.weights)}:"
-                              f"steps={s.steps}:strength={s.strength}:guidance={s.guidance}:"
-                              f"faces={int(s.face_pass)}")
+                              f"steps={s.steps}:strength={s.strength}:guidance={s.guidance}")
         return self._identity
 
     def net(self):
@@ -102,37 +104,18 @@ class BuiltinGenerator:
         finally:
             if bar:
                 bar.close()
-        faces = []
-        if s.face_pass:
-            from generator.identity import place, work_size
-
-            faces = [p.to_dict() for p in place(cast, request.init_image,
-                                                *work_size(request.width, request.height), seed)]
         refs = tuple(r for c in cast for r in c.references)
-        refs += tuple(f["portrait"]["path"] for f in faces if f["portrait"]["path"] not in refs)
         used = {"seed": seed, "prompt": conditioning.full_prompt(request, cast),
                 "condition_text": text, "identity": ident is not None, "steps": steps,
-                "faces": faces,
                 "references": refs + ((request.init_image,) if request.init_image else ())}
         return frames, used
-
-    def face_pass(self, request: GenerationRequest, used: dict):
-        """The per-frame face pass for ``write_clip`` (None when no face was placed)."""
-        if not used.get("faces"):
-            return None
-        from generator.identity import FacePass, Placement, work_size
-
-        step = FacePass([Placement.from_dict(f) for f in used["faces"]],
-                        *work_size(request.width, request.height), request.frames)
-        return step or None
 
     def generate(self, request: GenerationRequest, *, cache_dir: Path,
                  progress: bool = True) -> GeneratedClip:
         return cache.generate_cached(
             request, cache_dir, identity=self.identity(), backend=self.backend, model=self.model,
             sample=lambda: self.sample(request, progress=progress),
-            references=lambda used: used["references"], settings=asdict(self.settings),
-            finish=lambda used: self.face_pass(request, used))
+            references=lambda used: used["references"], settings=asdict(self.settings))
 
 
 def _sample(net, vector, ident, **kw) -> np.ndarray:

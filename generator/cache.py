@@ -77,7 +77,7 @@ def store(cache_dir: Path, key: str, clip: GeneratedClip, request: GenerationReq
 
 def generate_cached(request: GenerationRequest, cache_dir: Path, *, identity: str, backend: str,
                     model: str, sample, references, settings: dict,
-                    finish=None) -> GeneratedClip:
+                    finish=None, preset: str = "veryfast") -> GeneratedClip:
     """The flow every backend shares: check, look in the cache, sample, write the clip, store.
 
     ``sample()`` returns (frames, used) where ``used`` holds at least seed and prompt;
@@ -99,7 +99,7 @@ def generate_cached(request: GenerationRequest, cache_dir: Path, *, identity: st
     video, _ = clip_paths(cache_dir, key)
     write_clip(frames, video, count=request.frames, width=request.width,
                height=request.height, rate=request.fps, shot_id=request.shot_id,
-               finish=finish(used) if finish else None)
+               finish=finish(used) if finish else None, preset=preset)
     clip = GeneratedClip(path=str(video), frames=request.frames, backend=backend, model=model,
                          seed=used["seed"], prompt=used["prompt"], references=references(used),
                          seconds_taken=round(time.perf_counter() - started, 3))

@@ -4,7 +4,8 @@ The prompt is the shot's text plus each character's description; the noise seed 
 character's fixed seed (so a character starts from the same noise in every shot) or the
 request's; the identity is that character's face descriptor; the init image is a frame of the
 best near-miss library shot, preferring one that shows the character (SDEdit keeps the film's
-look, and the person's).
+look, and the person's); a stand-in's background prefers shots that show no face
+(:func:`rank_inputs`).
 """
 from __future__ import annotations
 
@@ -73,6 +74,35 @@ def pick_init_hit(hits: Sequence[Hit], cast: Sequence[Character]) -> Hit | None:
         if showing:
             return max(showing, key=lambda h: h.score)
     return max(hits, key=lambda h: h.score)
+
+
+def rank_inputs(hits: Sequence[Hit], cast: Sequence[Character], *, clear: bool,
+                n: int, avoid: frozenset[str] = frozenset()) -> list[Hit]:
+    """The library shots a backend starts from, best first, at most ``n``, none in ``avoid``
+    (shots the film already shows elsewhere: a stand-in of one would show it twice).
+
+    ``clear`` (a stand-in that places the cast): shots that show no face first, as a stranger's
+    face beside the character's would be taken for theirs, then by score. Otherwise (SDEdit):
+    shots showing the first known character first (:func:`pick_init_hit`), then by score.
+    """
+    hits = [h for h in hits if h.shot.id not in avoid]
+    if clear and any(c.descriptor is not None or c.portraits for c in cast):
+        order = sorted(hits, key=lambda h: (bool(h.shot.features and h.shot.features.faces),
+                                            -h.score))
+    else:
+        first = pick_init_hit(hits, cast)
+        order = ([first] if first else []) + sorted((h for h in hits if h is not first),
+                                                    key=lambda h: -h.score)
+    return order[:max(0, n)]
+
+
+def hit_frame(library: Path, hit: Hit, out_dir: Path) -> Path:
+    """The frame of a hit where it best matches its query (its moment), else its middle."""
+    shot = hit.shot
+    at = 0.5
+    if hit.moment is not None and not shot.is_still and shot.end > shot.start:
+        at = round(min(0.95, max(0.05, (hit.moment - shot.start) / (shot.end - shot.start))), 3)
+    return init_frame(library, shot, out_dir, at=at)
 
 
 def init_frame(library: Path, shot: LibraryShot, out_dir: Path, at: float = 0.5) -> Path:

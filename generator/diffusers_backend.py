@@ -96,6 +96,7 @@ def _missing_components(model: str) -> dict:
 
 class DiffusersGenerator:
     backend = "diffusers"
+    draws_faces = True  # a real model may draw one: the measured identity check decides
 
     def __init__(self, model: str, settings: DiffusersSettings = DiffusersSettings(),
                  i2v: str | None = None, *, label: str | None = None,

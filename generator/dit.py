@@ -212,8 +212,23 @@ def diffusion_loss(model: DiT, x0: torch.Tensor, text: torch.Tensor, ident: torc
     return F.mse_loss(model(xt, t, text, ident, has_id), target)
 
 
+SAMPLE_THREADS = 1  # a model this small gains nothing from a second thread, and on a busy
+# 2-core machine two spin against each other: a 720p fill took 4.1 s of CPU (18 s wall) with
+# two threads and 1.2 s (3 to 5 s wall) with one, load average 16 (bench/generator.py)
+
+
+def sample(model: DiT, text: np.ndarray, ident: np.ndarray | None, **kw) -> np.ndarray:
+    """:func:`_sample` on at most SAMPLE_THREADS threads (torch's setting is restored after)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(min(previous, SAMPLE_THREADS))
+    try:
+        return _sample(model, text, ident, **kw)
+    finally:
+        torch.set_num_threads(previous)
+
+
 @torch.no_grad()
-def sample(model: DiT, text: np.ndarray, ident: np.ndarray | None, *, seed: int, steps: int,
+def _sample(model: DiT, text: np.ndarray, ident: np.ndarray | None, *, seed: int, steps: int,
            init: np.ndarray | None = None, strength: float = 1.0, guidance: float = 2.0,
            on_step: Callable[[int], None] | None = None) -> np.ndarray:
     """One clip (frames, height, width, 3) uint8 for a text vector and an optional identity.

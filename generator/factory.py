@@ -15,6 +15,7 @@ from generator.errors import GeneratorModelError
 from generator.types import Generator
 
 SPECS = (
+    ("standin", "a previs stand-in composed from a library frame and the cast's photos (offline)"),
     ("builtin", "the project's small diffusion transformer with the shipped weights"),
     ("builtin:WEIGHTS", "the same model with weights from `montage generator train`"),
     ("diffusers:MODEL", "a diffusers pipeline folder or hub id (text-to-image or text-to-video)"),
@@ -24,18 +25,37 @@ SPECS = (
     ("off", "no generation: shots without footage stay missing"),
 )
 GENERATOR_KINDS = ("video", "image")  # auto prefers by catalogue rank (video models rank higher)
-# What `auto` falls back to with no usable diffusion model installed. Title cards, not the
-# builtin model: its shipped weights learnt the demo library only, so on anyone else's footage
-# its fills are blurs, and a labelled card says more than a blur. (The demo passes "builtin":
-# its library is what those weights learnt.) An offline fill that reads on any library would
-# go here.
-OFFLINE = "off"
+# What `auto` falls back to with no usable diffusion model installed: the stand-in
+# (generator.standin), which composes a fill from the library's own frames (a person cut out
+# and set on a clear background), so it reads on anyone's footage, and it wins a shot only where
+# its measured score beats the footage and the card. Not the builtin model: its shipped weights
+# learnt the demo library only, so on other footage its fills are blurs. (The demo passes
+# "standin,builtin": its library is what those weights learnt.)
+OFFLINE = "standin"
 DESCRIBE = {"off": "off (title cards for shots the library lacks)",
-            "builtin": "builtin (the small model trained on the demo library)"}
+            "standin": "standin (fills made from the library's own frames, measured like footage)",
+            "builtin": "builtin (the small model trained on the demo library)",
+            "standin,builtin": "standin,builtin (stand-ins and the demo's small model; the "
+                               "measured score picks)"}
+SEVERAL = "several comma-separated (e.g. standin,builtin): each makes fills, the measured score picks"
 
 
 def available() -> str:
-    return ", ".join(name for name, _ in SPECS)
+    return ", ".join(name for name, _ in SPECS) + "; or " + SEVERAL
+
+
+def make_generators(spec: str) -> tuple[Generator, ...]:
+    """The generators of a spec that may name several, comma-separated ('standin,builtin'):
+    each makes its fills and the measured score chooses among them (none for 'off')."""
+    parts = [p.strip() for p in (spec or "").split(",")]
+    if len(parts) > 1 and not all(parts):
+        raise GeneratorModelError(f"generator {spec!r}: an empty name between commas",
+                                  "write e.g. --generator standin,builtin")
+    made = [make_generator(p) for p in parts]
+    if len(made) > 1 and any(g is None for g in made):
+        raise GeneratorModelError(f"generator {spec!r}: 'off' cannot be combined with others",
+                                  "write --generator off alone")
+    return tuple(g for g in made if g is not None)
 
 
 @dataclass(frozen=True)
@@ -72,8 +92,8 @@ def resolve_auto(offline: str = OFFLINE) -> GeneratorChoice:
 
 
 def make_generator(spec: str) -> Generator | None:
-    """A generator for ``spec`` ('builtin', 'builtin:PATH', 'diffusers:MODEL[+I2V]', a
-    catalogue model name, 'off'; resolve 'auto' first with :func:`resolve_auto`).
+    """A generator for ``spec`` ('standin', 'builtin', 'builtin:PATH', 'diffusers:MODEL[+I2V]',
+    a catalogue model name, 'off'; resolve 'auto' first with :func:`resolve_auto`).
 
     Cheap: weights and pipelines load on the first generated shot. A missing weights file or
     model folder, or a folder that is not a diffusers pipeline, fails here (GeneratorModelError).
@@ -85,6 +105,10 @@ def make_generator(spec: str) -> Generator | None:
         return None
     if kind == "auto" and not arg:
         return make_generator(resolve_auto().spec)
+    if kind == "standin" and not arg:
+        from generator.standin import StandinGenerator
+
+        return StandinGenerator()
     if kind == "builtin":
         from generator.builtin import DEFAULT_WEIGHTS, BuiltinGenerator
 
@@ -153,5 +177,6 @@ def identity_adapter(e) -> tuple[str, tuple[Path, str, str]] | None:
     return None
 
 
-__all__ = ["DESCRIBE", "GENERATOR_KINDS", "GeneratorChoice", "OFFLINE", "SPECS", "available",
-           "catalogue_generator", "identity_adapter", "make_generator", "resolve_auto"]
+__all__ = ["DESCRIBE", "GENERATOR_KINDS", "GeneratorChoice", "OFFLINE", "SEVERAL", "SPECS", "available",
+           "catalogue_generator", "identity_adapter", "make_generator", "make_generators",
+           "resolve_auto"]

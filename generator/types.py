@@ -13,6 +13,9 @@ from typing import Protocol, runtime_checkable
 from generator.errors import GenerationFailed
 
 DESCRIPTOR_DIM = 128  # dlib face descriptor
+FILL_TRIES = 2  # fills each generator makes per shot by default (seeds x library frames); the
+# best by measured score is kept. Two: a stand-in of a 3 s 720p shot costs about 1 s of CPU
+# and measuring it another 0.5 to 1 s; the builtin model several seconds (bench/generator.py)
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,9 @@ class Generator(Protocol):
 
     backend: str
     model: str
+    # whether its fills can show a recognisable face: one that cannot (the builtin model, 48x27
+    # pixels) is not asked for shots that name a character with a known face
+    draws_faces: bool
 
     def identity(self) -> str:
         """Identifies the model and its settings, for cache keys."""

@@ -34,53 +34,60 @@ def fit_frame(frame: np.ndarray, width: int, height: int) -> np.ndarray:
 
 def spread(frames: np.ndarray, count: int) -> np.ndarray:
     """``count`` frames blended linearly from ``frames`` (T, h, w, 3), first and last kept."""
+    return np.stack([spread_one(frames, count, i) for i in range(count)])
+
+
+def spread_one(frames: np.ndarray, count: int, i: int) -> np.ndarray:
+    """Frame ``i`` of :func:`spread` alone (a long shot's frames are made one at a time)."""
     frames = np.asarray(frames)
     t = frames.shape[0]
     if t == 1 or count == 1:
-        return np.repeat(frames[:1], count, axis=0)
-    pos = np.linspace(0.0, t - 1, count)
-    lo = np.floor(pos).astype(int)
-    hi = np.minimum(lo + 1, t - 1)
-    w = (pos - lo)[:, None, None, None]
+        return frames[0]
+    pos = i * (t - 1) / (count - 1)
+    lo = min(int(np.floor(pos)), t - 1)
+    hi = min(lo + 1, t - 1)
+    w = pos - lo
+    if w == 0.0:
+        return frames[lo]
     mixed = frames[lo].astype(np.float32) * (1 - w) + frames[hi].astype(np.float32) * w
     return np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
 
 
 def write_clip(frames: np.ndarray, path: Path, *, count: int, width: int, height: int,
                rate: Fraction, shot_id: str,
-               finish: Callable[[np.ndarray, int], np.ndarray] | None = None) -> Path:
+               finish: Callable[[np.ndarray, int], np.ndarray] | None = None,
+               preset: str = "veryfast") -> Path:
     """Encode ``count`` frames spread from ``frames`` to ``path`` (atomic; exact count checked).
 
     ``finish(frame, index)``, when given, turns each spread frame into the frame to encode (any
     one size, e.g. the face pass's work size); frames are written one at a time, so a long
-    shot at a large work size never sits in memory whole.
+    shot at a large work size never sits in memory whole. ``preset``: x264's (the clip is
+    encoded again when the film is rendered, so a faster one costs only disk in the cache).
     """
     from retrieval.media import count_video_frames, file_arg, run_ffmpeg
     from planner.errors import RenderError
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    full = spread(frames, count)
-    h, w = full.shape[1:3]
+    frames = np.asarray(frames)
+    h, w = frames.shape[1:3]
     raw = path.with_name(f".{path.stem}.{os.getpid()}.rgb")
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.mp4")
     try:
-        if finish is None:
-            full.tofile(raw)
-        else:
-            with open(raw, "wb") as fh:
-                for i, frame in enumerate(full):
-                    done = np.ascontiguousarray(finish(frame, i), dtype=np.uint8)
-                    if i == 0:
-                        h, w = done.shape[:2]
-                    elif done.shape[:2] != (h, w):
-                        raise GenerationFailed(f"shot {shot_id}: frame {i} changed size")
-                    fh.write(done.tobytes())
+        with open(raw, "wb") as fh:
+            for i in range(count):
+                frame = spread_one(frames, count, i)
+                done = np.ascontiguousarray(finish(frame, i) if finish else frame, dtype=np.uint8)
+                if i == 0:
+                    h, w = done.shape[:2]
+                elif done.shape[:2] != (h, w):
+                    raise GenerationFailed(f"shot {shot_id}: frame {i} changed size")
+                fh.write(done.tobytes())
         scale = (f"scale={width}:{height}:force_original_aspect_ratio=increase:flags=bicubic,"
                  f"crop={width}:{height},setsar=1")
         run_ffmpeg(["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-framerate", str(rate),
                     "-i", file_arg(raw), "-vf", scale, "-frames:v", str(count), "-r", str(rate),
-                    "-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p",
+                    "-c:v", "libx264", "-preset", preset, "-crf", "18", "-pix_fmt", "yuv420p",
                     "-movflags", "+faststart", "-f", "mp4", file_arg(tmp)],
                    what=f"encoding generated shot {shot_id}")
         got = count_video_frames(tmp)

@@ -14,14 +14,15 @@ from __future__ import annotations
 from .embed import Embedder, ImageAnalysis, make_embedder
 from .index import IndexReport, build_index
 from .media import MediaFile, find_media
-from .search import (DEFAULT_MODE, MODES, FootageIndex, candidates_for_plan, hits_to_json, open_index,
-                     search_library, skipped_files)
-from .types import CandidateSet, Hit, LibraryShot, QueryCalibration, ShotCandidates, ShotFeatures
+from .search import (DEFAULT_MODE, MODES, FootageIndex, candidates_for_plan, hits_to_json,
+                     measure_outside, open_index, score_outside, search_library, skipped_files)
+from .types import (CandidateSet, Hit, LibraryShot, MeasuredClip, QueryCalibration, ShotCandidates,
+                    ShotFeatures)
 
 __all__ = [
     "CandidateSet", "DEFAULT_MODE", "Embedder", "FootageIndex", "Hit", "ImageAnalysis",
-    "IndexReport", "LibraryShot", "MODES", "MediaFile", "QueryCalibration", "ShotCandidates",
-    "ShotFeatures",
-    "build_index", "candidates_for_plan", "find_media", "hits_to_json", "make_embedder",
-    "open_index", "search_library", "skipped_files",
+    "IndexReport", "LibraryShot", "MODES", "MeasuredClip", "MediaFile", "QueryCalibration",
+    "ShotCandidates", "ShotFeatures", "build_index", "candidates_for_plan", "find_media",
+    "hits_to_json", "make_embedder", "measure_outside", "open_index", "score_outside",
+    "search_library", "skipped_files",
 ]

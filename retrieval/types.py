@@ -115,6 +115,19 @@ class QueryCalibration:
 
 
 @dataclass(frozen=True)
+class MeasuredClip:
+    """A clip from outside the library (a generated one) as the index would have it: analysed
+    and embedded by the same code, as one shot. ``search.score_outside`` scores it against a
+    query exactly as a library shot is scored, so its score sits on the same scale."""
+
+    embedder: str  # the embedder's name (a measurement is only comparable within one)
+    vector: tuple[float, ...]  # unit vector: the mean of its keyframes' vectors
+    labels: tuple[str, ...]  # the words it is labelled with (classifier, people)
+    terms: tuple[str, ...]  # their lemmas, for keyword matching
+    features: ShotFeatures  # tone, focus, motion, faces..., as the index measures a shot
+
+
+@dataclass(frozen=True)
 class ShotCandidates:
     """The ranked hits for one planned shot, and what calibrates any raw score of its query
     (None: from an index without calibration, or candidates.json of montage before it)."""

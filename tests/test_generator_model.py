@@ -15,7 +15,8 @@ import pytest
 import torch
 from PIL import Image
 
-from generator import GenerationFailed, GenerationRequest, GeneratorModelError, make_generator
+from generator import (GenerationFailed, GenerationRequest, GeneratorModelError, make_generator,
+                       make_generators)
 from generator.builtin import BuiltinGenerator, BuiltinSettings
 from generator.dit import DiT, DiTConfig, fit, load_weights, sample, save_weights, to_model, diffusion_loss
 from generator.video import spread
@@ -199,8 +200,14 @@ def test_factory_specs(tmp_path: Path) -> None:
     w = _weights(tmp_path / "w.safetensors")
     gen = make_generator(f"builtin:{w}")
     assert gen is not None and gen.backend == "builtin" and gen.model == str(w.resolve())
-    with pytest.raises(GeneratorModelError, match="available: builtin"):
+    with pytest.raises(GeneratorModelError, match="available: standin, builtin"):
         make_generator("sora")
+    assert make_generator("standin").backend == "standin"
+    both = make_generators(f"standin, builtin:{w}")
+    assert [g.backend for g in both] == ["standin", "builtin"] and make_generators("off") == ()
+    for bad in ("standin,,builtin", "standin,off"):
+        with pytest.raises(GeneratorModelError, match="comma|cannot be combined"):
+            make_generators(bad)
     with pytest.raises(GeneratorModelError, match="weights not found"):
         make_generator(f"builtin:{tmp_path / 'missing.safetensors'}")
     junk = tmp_path / "junk.safetensors"
@@ -224,23 +231,6 @@ def test_shipped_weights_load() -> None:
     assert gen.weights.stat().st_size < 6_000_000, "shipped weights stay small"
 
 
-def test_a_generated_clip_becomes_a_measured_candidate(tmp_path: Path) -> None:
-    from generator.candidates import generated_hit, is_generated
-
-    gen = BuiltinGenerator(_weights(tmp_path / "w.safetensors"), BuiltinSettings(steps=2))
-    init = tmp_path / "init.png"
-    Image.new("RGB", (64, 36), (250, 250, 250)).save(init)
-    req = _request(init_image=str(init), seconds=0.8)
-    clip = gen.generate(req, cache_dir=tmp_path / "c", progress=False)
-    hit = generated_hit(clip, req, 0.25)
-    shot = hit.shot
-    assert is_generated(shot) and shot.id.startswith("generated:sh-1:") and hit.score == 0.25
-    assert Path(shot.path).is_absolute() and shot.path == clip.path
-    assert shot.duration == pytest.approx(20 / 25) and (shot.width, shot.height) == (64, 36)
-    assert shot.features is not None and shot.features.brightness > 0.6  # measured: a bright clip
-    assert shot.features.faces == 0 and shot.features.face_descriptors == ()
-
-
 def test_a_bad_reference_fails_only_that_shot(tmp_path: Path) -> None:
     from generator import CastError, Character, GeneratorError
 
@@ -255,27 +245,3 @@ def test_a_bad_reference_fails_only_that_shot(tmp_path: Path) -> None:
     ok = gen.generate(_request(characters=("Ben",), cast=cast), cache_dir=tmp_path / "c",
                       progress=False)
     assert ok.seed == 6, "a shot of another character still generates, with that one's seed"
-
-
-def test_a_clip_is_measured_once_and_again_when_it_changes(tmp_path: Path, monkeypatch) -> None:
-    """Recuts reuse the measured features of a cached clip instead of decoding it again."""
-    from generator import candidates
-
-    gen = BuiltinGenerator(_weights(tmp_path / "w.safetensors"), BuiltinSettings(steps=2))
-    clip = gen.generate(_request(), cache_dir=tmp_path / "c", progress=False)
-    first = candidates.measure(clip)
-    assert Path(clip.path + ".features.json").is_file()
-
-    def no_decoding(path):
-        raise AssertionError("measured again")
-
-    monkeypatch.setattr(candidates, "_measure", no_decoding)
-    assert candidates.measure(clip) == first
-    monkeypatch.undo()
-    init = tmp_path / "white.png"
-    Image.new("RGB", (64, 36), (250, 250, 250)).save(init)
-    other = gen.generate(_request(init_image=str(init)), cache_dir=tmp_path / "c2", progress=False)
-    expected = candidates.measure(other)
-    assert expected != first
-    Path(other.path).replace(clip.path)  # the same file name, new pixels: measured afresh
-    assert candidates.measure(clip) == expected

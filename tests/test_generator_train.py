@@ -66,7 +66,7 @@ def test_generator_info_and_errors(capsys, tmp_path: Path) -> None:
     assert info["trained"]["steps"] > 0
     assert main(["generator", "info", "nonsense"]) == 2
     err = capsys.readouterr().err
-    assert "unknown generator 'nonsense'" in err and "available: builtin" in err
+    assert "unknown generator 'nonsense'" in err and "available: standin, builtin" in err
     assert main(["generator", "train", "--library", str(tmp_path / "none")]) == 2
     assert "library folder does not exist" in capsys.readouterr().err
     assert main(["generator", "train", "--library", str(tmp_path), "--out", "w.pt"]) == 2

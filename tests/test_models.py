@@ -212,7 +212,7 @@ def test_a_non_commercial_model_asks_first_and_auto_never_takes_it(hub, capsys) 
     assert hub.log == []
     assert main(["models", "pull", "tiny-sd-nc", "--quiet", "--accept-licence"]) == 0
     choice = resolve_auto()
-    assert choice.spec == "off" and "tiny-sd-nc installed but not taken" in choice.line
+    assert choice.spec == "standin" and "tiny-sd-nc installed but not taken" in choice.line
     assert main(["models", "pull", "tiny-sd", "--quiet"]) == 0
     choice = resolve_auto()
     assert choice.spec == "tiny-sd" and choice.line.startswith("generation: tiny-sd@")

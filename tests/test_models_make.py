@@ -41,9 +41,9 @@ def test_offline_with_nothing_pulled_make_says_what_it_used_and_what_to_pull(tmp
     assert code == 0, err
     assert ("retrieval: proxy-v4 (offline, no CLIP installed); `montage models pull "
             "clip-vit-b32` for CLIP") in err
-    assert ("generation: off (title cards for shots the library lacks); `montage models pull "
-            "lcm-dreamshaper-v7` for generated shots") in err
-    assert state["embedder"] == "proxy-v4" and state["settings"]["generator"] == "off"  # today's behaviour
+    assert ("generation: standin (fills made from the library's own frames, measured like "
+            "footage); `montage models pull lcm-dreamshaper-v7` for generated shots") in err
+    assert state["embedder"] == "proxy-v4" and state["settings"]["generator"] == "standin"
 
 
 def test_make_takes_the_pulled_tiny_clip_and_generator_and_keeps_them(hub, tmp_path,

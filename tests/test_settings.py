@@ -271,10 +271,12 @@ def test_settings_of_an_older_project_are_read_from_its_key_and_the_rest_is_said
     r = Recutter(library, project, MakeOptions(progress=False, contact_sheet=False, given=frozenset()))
     second = r.cut(script, out)
     assert second.changes == "5 unchanged" and second.kept == first.shots
+    from montage.pipeline.rounds import generator_model
+
     assert load_state(project).settings == replace(legacy.settings, embedder="proxy-v4",
-                                                   generator_model="")
+                                                   generator_model=generator_model("standin"))
     settings, read, assumed = legacy_settings(state["key"], project)
-    assert "style" in read and assumed == []
+    assert "style" in read and assumed == ["fill_tries 2"]  # fills per shot came later
 
 
 def test_a_raw_threshold_of_settings_version_1_is_not_read_as_sd(tmp_path):

@@ -303,7 +303,11 @@ def test_a_shot_asked_to_be_generated_is_generated(studio):
     assert status["error"] is None
     decision = {d.shot_id: d for d in read_timeline(studio.project / "edit.otio").decisions}[shot["id"]]
     assert decision.source == "generated" and decision.library_shot.startswith("generated:")
-    assert client(studio).get("/api/project").json()["shots"][2]["source"] == "generated"
+    shown = client(studio).get("/api/project").json()["shots"][2]
+    assert shown["source"] == "generated"
+    # the inspector says what the fill is and how it measured (a stand-in: generator was off)
+    assert shown["fill"]["kind"] == "stand-in" and float(shown["fill"]["measured"]) != 0.0
+    assert shown["fill"]["runner_up"] and shown["fill"]["best_footage"]
 
 
 def test_a_failing_edit_keeps_the_film_and_the_file(studio):

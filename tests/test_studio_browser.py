@@ -196,6 +196,20 @@ def test_choosing_a_candidate_pins_it_in_the_next_cut(page):
     assert page.page.is_visible("#unpin")
 
 
+def test_a_generated_shot_says_what_it_is_and_how_it_measured(page):
+    shot = page.studio.snapshot()["shots"][2]
+    page.page.click(f"#strip .clip[data-id='{shot['id']}']")
+    page.page.wait_for_selector("#shot #generate")
+    page.page.click("#shot #generate")
+    page.cut(2)
+    page.page.click(f"#strip .clip[data-id='{shot['id']}']")
+    page.page.wait_for_selector("#shot .fill", timeout=20000)
+    facts = page.page.text_content("#shot .facts")
+    assert "stand-in (composed from library frames" in facts
+    assert "measured" in page.page.text_content("#shot .fill") and "runner-up fill" in facts
+    page.screenshot("stand-in")
+
+
 def test_a_failed_edit_shows_its_message_and_keeps_the_film(page):
     film = page.page.get_attribute("#player", "src")
     page.page.evaluate("document.getElementById('editor').textContent = '   '")

@@ -16,6 +16,7 @@ import sys
 from fractions import Fraction
 from pathlib import Path
 
+from generator import FILL_TRIES, OFFLINE
 from montage.optimize import list_styles
 from planner.errors import MontageError
 
@@ -99,12 +100,19 @@ def _add_make_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fps", type=_fps, default=None, help="film frame rate (default: 25)")
     p.add_argument("--generator", default=None, metavar="SPEC",
                    help="fill shots the library lacks: auto (the default: the best pulled "
-                        "diffusion model that runs here, else the offline fill), a pulled model, "
+                        "diffusion model that runs here, else standin), a pulled model, standin "
+                        "(a previs shot composed from a library frame and the cast's photos), "
                         "builtin, builtin:WEIGHTS, diffusers:MODEL (a local diffusers folder or "
-                        "hub id) or off (title cards)")
+                        "hub id), several comma-separated (the measured score picks), or off "
+                        "(title cards). A fill wins a shot only where its measured score beats "
+                        "the footage and the card")
     p.add_argument("--generate", action="append", default=None, metavar="SHOT_ID",
                    help="generate this shot even if the library has a match (repeatable; "
-                        "replaces the shots the project remembers)")
+                        "replaces the shots the project remembers; with --generator off, a "
+                        "stand-in)")
+    p.add_argument("--fill-tries", type=int, default=None, metavar="N",
+                   help="fills each generator makes per generated shot (seeds x library frames); "
+                        f"the best by measured score is kept (default: {FILL_TRIES})")
     p.add_argument("--seed", type=int, default=None, metavar="N",
                    help="a seed for every generated shot (default: 0, each shot's own)")
     p.add_argument("--cast", type=_file_or_none, default=None, metavar="cast.toml",
@@ -158,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", type=Path, default=None,
                    help="where the demo film goes (default: out/demo, or out/demo-narrated "
                         "with --narrate)")
-    _add_make_options(p)  # auto there falls back to builtin: the demo shows a generated shot
+    _add_make_options(p)  # auto there falls back to standin,builtin (see _options)
 
     p = sub.add_parser("watch", help="make the film, then recut it every time the script is saved")
     p.add_argument("script", type=Path)
@@ -254,10 +262,12 @@ def _options(args: argparse.Namespace, *, wait: float = 0.0):
 
     if args.top is not None and args.top < 1:
         raise MontageError(f"--top must be at least 1, got {args.top}")
+    if args.fill_tries is not None and args.fill_tries < 1:
+        raise MontageError(f"--fill-tries must be at least 1, got {args.fill_tries}")
     if args.wait is not None and not 0 <= args.wait < 1e6:
         raise MontageError(f"--wait must be a number of seconds >= 0, got {args.wait}")
     values: dict = {}
-    for name in ("embedder", "style", "top", "generator", "seed"):
+    for name in ("embedder", "style", "top", "generator", "seed", "fill_tries"):
         if getattr(args, name) is not None:
             values[name] = getattr(args, name)
     if args.threshold is not None:
@@ -278,8 +288,9 @@ def _options(args: argparse.Namespace, *, wait: float = 0.0):
         values["narrate"] = True  # a voice implies narration
     return MakeOptions(progress=not args.quiet, wait=args.wait if args.wait is not None else wait,
                        given=frozenset(values), **values,
-                       # the demo's library is what the builtin model's weights learnt
-                       offline_generator="builtin" if args.command == "demo" else "off")
+                       # the demo's library is what the builtin model's weights learnt: its
+                       # fills compete with stand-ins there, and the measured score picks
+                       offline_generator="standin,builtin" if args.command == "demo" else OFFLINE)
 
 
 def _make(args: argparse.Namespace, script: Path, library: Path, out: Path | None,

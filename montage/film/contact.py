@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw, ImageFont
 from retrieval.media import read_frames
 
 from montage.optimize import EditDecisionList
+from montage.film.report import fill_label
 
 THUMB_VERSION = 2  # 2: title cards say "no footage chosen"; bump when clips' pixels change
 
@@ -59,6 +60,8 @@ def write_contact_sheet(film: Path, edl: EditDecisionList, path: Path, *, column
         sd = f" {d.confidence:.1f} sd" if d.confidence is not None else ""
         if d.source == "library":
             label += f" [{Path(d.media).name}{sd or f' {d.score:.2f}'}]"
+        elif d.source == "generated":
+            label += f" [{fill_label(d)}{sd or f' {d.score:.2f}'}]"
         elif d.source == "placeholder" and sd:
             label += f" [card: best{sd}, bar {d.bar:.1f}]"
         else:

@@ -29,14 +29,25 @@ def _confidence(d) -> str:
     return f"{d.confidence:.1f}"
 
 
+def fill_label(d) -> str:
+    """What a generated decision is called wherever it shows: a stand-in (composed from library
+    frames and the cast's photos) or a generated picture, with its backend."""
+    prov = dict(d.provenance)
+    if prov.get("stand_in") == "yes":
+        return "stand-in"
+    return f"generated ({prov['backend']})" if prov.get("backend") else "generated"
+
+
 def report_text(plan: ShotPlan, candidates: CandidateSet, solution: Solution, film: Path,
                 changes: str = "", cast: Sequence[str] = (),
-                skipped: Sequence[tuple[str, str]] = ()) -> str:
+                skipped: Sequence[tuple[str, str]] = (), identity: Sequence[str] = ()) -> str:
     """The report; ``cast``: markdown lines about the characters (when a generator ran);
-    ``skipped``: (path, reason) of the library's files the index did not take."""
+    ``skipped``: (path, reason) of the library's files the index did not take; ``identity``:
+    how many of each character's shots show their face (montage.film.identity)."""
     edl = solution.edl
     placeholders = sum(d.source == "placeholder" for d in edl.decisions)
     generated = sum(d.source == "generated" for d in edl.decisions)
+    standins = sum(d.source == "generated" and fill_label(d) == "stand-in" for d in edl.decisions)
     bent = sum(len(d.bends) for d in edl.decisions)
     lines = [
         f"# Montage report: {film.name}",
@@ -48,7 +59,8 @@ def report_text(plan: ShotPlan, candidates: CandidateSet, solution: Solution, fi
            if skipped else ""),
         f"- film: {edl.seconds:.1f} s at {edl.width}x{edl.height}, {edl.rate} fps; "
         f"{len(edl.decisions) - placeholders - generated} library clips, "
-        + (f"{generated} generated, " if generated else "") + f"{placeholders} placeholders",
+        + (f"{generated} generated ({standins} stand-in{'s' if standins != 1 else ''}), "
+           if generated else "") + f"{placeholders} placeholders",
         f"- rules: {solution.rules or 'default'}; {bent} rule bends",
         f"- optimizer ({solution.method}): objective {solution.objective:.3f}, bound "
         f"{solution.bound:.3f}, gap {100 * solution.gap:.2f}%, "
@@ -60,6 +72,8 @@ def report_text(plan: ShotPlan, candidates: CandidateSet, solution: Solution, fi
     for n, (d, start) in enumerate(zip(edl.decisions, edl.starts()), 1):
         if d.source == "placeholder":
             clip = "*title card*"
+        elif d.source == "generated":
+            clip = f"*{fill_label(d)}* `{d.library_shot}`"
         else:
             span = f"{_clock(d.source_in, edl.rate)}-{_clock(d.source_in + d.frames, edl.rate)}"
             clip = f"`{d.library_shot}`" + ("" if d.kind == "still" else f" {span}")
@@ -75,6 +89,11 @@ def report_text(plan: ShotPlan, candidates: CandidateSet, solution: Solution, fi
                       f"gets a title card: no shot in the library is clearly about it."]
     if cast:
         lines += ["", "## Cast", "", *cast]
+    if identity:
+        lines += ["", "## Identity (measured on the film)", "",
+                  "Each shot naming a character with a reference photo, looked at in three frames "
+                  "of the film: it shows them when dlib finds a face within 0.6 of their photo's "
+                  "in two of the three.", "", *identity]
     if skipped:
         lines += ["", "## Library files not used", "", "| file | why | what was wrong |",
                   "|------|-----|----------------|"]

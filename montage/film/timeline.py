@@ -86,6 +86,8 @@ def _clip(d: EditDecision, rate: Fraction) -> "otio.schema.Clip":
     }
     if d.provenance:
         meta["provenance"] = dict(d.provenance)
+        if meta["provenance"].get("stand_in") == "yes":  # said plainly, for editors and tools
+            meta["stand_in"] = "a previs stand-in composed from library frames and cast photos"
     for key in ("confidence", "bar"):  # sd (montage.optimize.confidence); absent when unknown
         if getattr(d, key) is not None:
             meta[key] = float(getattr(d, key))

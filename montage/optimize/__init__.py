@@ -16,13 +16,15 @@ from montage.optimize.confidence import KAPPA, ShotScale, card_bar, raw_bars, sh
 from montage.optimize.explain import confidence_text, edl_text
 from montage.optimize.optimizer import Solution, optimize
 from montage.optimize.pacing import Pacing
-from montage.optimize.problem import Kept, OptimizeError, frames_for, shot_options, usable_span
+from montage.optimize.problem import (EDGE_FRAMES, Kept, OptimizeError, frames_for, shot_options,
+                                      usable_span)
 from montage.optimize.rules import (REWARDS, TERMS, RuleSet, RulesError, default_rules,
                                     list_styles, load_rules)
 
 __all__ = [
-    "EditDecision", "EditDecisionList", "KAPPA", "Kept", "OptimizeError", "Pacing", "REWARDS",
-    "RUNNER_UP_CARD", "RuleSet", "RulesError", "SOURCES", "ShotScale", "Solution", "TERMS",
-    "card_bar", "confidence_text", "default_rules", "edl_text", "frames_for", "list_styles",
-    "load_rules", "optimize", "raw_bars", "shot_options", "shot_scales", "usable_span",
+    "EDGE_FRAMES", "EditDecision", "EditDecisionList", "KAPPA", "Kept", "OptimizeError", "Pacing",
+    "REWARDS", "RUNNER_UP_CARD", "RuleSet", "RulesError", "SOURCES", "ShotScale", "Solution",
+    "TERMS", "card_bar", "confidence_text", "default_rules", "edl_text", "frames_for",
+    "list_styles", "load_rules", "optimize", "raw_bars", "shot_options", "shot_scales",
+    "usable_span",
 ]

@@ -150,6 +150,12 @@ def edl_text(edl: EditDecisionList, title: str = "edit") -> str:
         lines.append(f"   chose {chosen} ({d.frames} frames)")
         if confidence_text(d):
             lines.append(f"   {confidence_text(d)}")
+        fill = dict(d.provenance)
+        if d.source == "generated" and "measured" in fill:
+            kind = "stand-in" if fill.get("stand_in") == "yes" else "generated"
+            lines.append(f"   {kind} fill ({fill['backend']}, {fill['made_from']}): measured "
+                         f"{float(fill['measured']):.3f} for '{fill['query']}' ({fill['fills']}); "
+                         f"runner-up fill {fill['runner_up']}; best footage {fill['best_footage']}")
         if d.runner_up:
             lines.append(f"   runner-up {d.runner_up}: {d.decided_by}")
         elif d.decided_by:

@@ -46,10 +46,11 @@ def record(project: Path, n: int, plan: ShotPlan, edl: EditDecisionList, changes
 def prepare(folder: Path, solution: Solution, plan: ShotPlan, candidates: CandidateSet,
             staged: Path, out: Path, changes: str, cast: list[str],
             sound: Soundtrack | None = None, *, contact: bool, thumbs: Path,
-            skipped: tuple[tuple[str, str], ...] = ()) -> None:
+            skipped: tuple[tuple[str, str], ...] = (), identity: list[str] | None = None) -> None:
     """Every artifact of the new cut, in its history folder (montage.project.publish copies
     them into place after the commit); ``contact``: the contact sheet now (a preview cut's
-    comes when it is finished); ``skipped``: the library's files its index did not take."""
+    comes when it is finished); ``skipped``: the library's files its index did not take;
+    ``identity``: the report's lines on whether each character's face is in their shots."""
     write_atomic(folder / "candidates.json", candidates.to_json())
     write_srt(solution.edl, folder / "film.srt", sound=sound)
     if contact:
@@ -57,4 +58,4 @@ def prepare(folder: Path, solution: Solution, plan: ShotPlan, candidates: Candid
     rhythm_plot(solution.edl, clip_features(candidates), folder / "rhythm.png")
     write_atomic(folder / "report.md",
                  report_text(plan, candidates, solution, film=out, changes=changes, cast=cast,
-                             skipped=skipped))
+                             skipped=skipped, identity=identity or []))

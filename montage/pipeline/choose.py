@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from generator import resolve_auto
+from generator import OFFLINE, resolve_auto
 from planner.errors import MontageError
 from retrieval.embed import AUTO, canonical_name, resolve_embedder
 
 from montage.project import Settings
 
 
-def choose_models(options, stored: Settings | None, *, offline_generator: str = "off"):
+def choose_models(options, stored: Settings | None, *, offline_generator: str = OFFLINE):
     """(``options`` with ``auto`` resolved, the lines that say what was chosen). ``stored``:
     the project's settings (None for a new project); a model this run does not name (not in
     ``options.given``) is the project's own, kept while it can still be used."""

@@ -13,6 +13,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from planner.errors import ProjectError
+from generator import FILL_TRIES, OFFLINE
 
 from montage.project import NAMES, Settings, SettingsError, is_style_file
 
@@ -20,7 +21,8 @@ from montage.project import NAMES, Settings, SettingsError, is_style_file
 FLAGS = {"embedder": "--embedder", "generator": "--generator", "cast": "--cast",
          "narrate": "--narrate/--no-narrate", "voice": "--voice", "music": "--music",
          "style": "--style", "threshold": "--threshold", "top": "--top", "width": "--size",
-         "height": "--size", "rate": "--fps", "seed": "--seed", "generate": "--generate"}
+         "height": "--size", "rate": "--fps", "seed": "--seed", "generate": "--generate",
+         "fill_tries": "--fill-tries"}
 
 
 @dataclass(frozen=True)
@@ -30,15 +32,17 @@ class MakeOptions:
     embedder: str = "auto"  # auto: the best installed (montage.pipeline.choose); a project keeps its own
     style: str = "default"  # a preset in assets/rules/ or a path to a TOML rule set
     top: int = 10
-    threshold: float | None = None  # overrides the rule set's placeholder threshold
+    threshold: float | None = None  # a fixed card bar in sd, instead of the library's (+ style)
     width: int = 1280
     height: int = 720
     rate: Fraction = Fraction(25)
     progress: bool = True
     contact_sheet: bool = True
-    generator: str = "auto"  # "auto", a pulled model, "builtin[:WEIGHTS]", "diffusers:MODEL", "off"
-    offline_generator: str = "off"  # what auto takes with no usable diffusion model installed
+    generator: str = "auto"  # "auto", a pulled model, "standin", "builtin[:WEIGHTS]",
+    # "diffusers:MODEL", several comma-separated (the measured score picks a fill), or "off"
+    offline_generator: str = OFFLINE  # what auto takes with no usable diffusion model installed
     generate: frozenset[str] = frozenset()  # shot ids to generate whatever the library has
+    fill_tries: int = FILL_TRIES  # fills each generator makes per generated shot (the best is kept)
     cast: Path | None = None  # cast.toml: names, descriptions, reference images, seeds
     wait: float = 0.0  # seconds to wait for another writer of the project (0: fail at once)
     narrate: bool = False  # speak each shot's sentence (Piper); a shot lasts as long as its speech

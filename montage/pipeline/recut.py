@@ -27,7 +27,8 @@ from retrieval import candidates_for_plan
 from retrieval import open_index
 from retrieval.types import CandidateSet, Hit, ShotCandidates
 
-from montage.film import finish_film, read_timeline, render_edit, write_contact_sheet
+from montage.film import (finish_film, identity_lines, measure_identity, read_timeline,
+                          render_edit, write_contact_sheet)
 from montage.optimize import EditDecisionList, Kept, RuleSet, load_rules, optimize, raw_bars
 from montage.project import (RENDERED, SETTINGS_FILE, Choices, DamagedState, ProjectState,
                              Settings, copy_atomic, cut_dir, disk_full_is_an_error, last_cut,
@@ -39,9 +40,10 @@ from .artifacts import MakeResult, prepare, record
 from .choose import choose_models
 from .changes import fingerprints, read_rendered, rendered_json, shot_changes, summary
 from .faults import STOP_AT, stop_after_clips, stop_at
-from .generate import cast_lines, fill_missing, mark_generated, merge
+from .generate import TRIES, cast_lines, fill_missing, is_fill, mark_generated, merge
 from .options import MakeOptions, check_output, default_project, resolve
-from .rounds import cast_faces, generator_model, say_who_holds, second_round, taken_footage
+from .rounds import (cast_faces, generator_model, offer_kept_fills, say_who_holds, second_round,
+                     taken_footage)
 
 _second_round = second_round  # the name tests know
 __all__ = ["STOP_AT", "MakeOptions", "MakeResult", "Recutter", "check_output", "default_project",
@@ -152,7 +154,8 @@ class Recutter:
                 f"{o.generator}|{sorted(o.generate)}|{o.cast}"
                 + (f"|narrate:{o.narrate}:{o.voice}|music:{o.music}"
                    if o.narrate or o.voice or o.music else "")
-                + (f"|seed:{o.seed}" if o.seed else ""))
+                + (f"|seed:{o.seed}" if o.seed else "")
+                + (f"|fills:{o.fill_tries}" if o.fill_tries != TRIES else ""))
 
     def cut(self, script: Path, out: Path, note: str = "", preview: bool = False) -> MakeResult:
         """Plan, choose and render; a recut when the project already holds a cut. ``note`` says
@@ -251,31 +254,41 @@ class Recutter:
 
         generated = None
         searched = candidates
-        if o.generator != "off" or force:
-            generated = self._generate(plan, searched, force=force)
+        # a shot pinned to a generated clip (the studio) is generated again, as one named
+        asked = force | {sid for sid, clip in choices.pins.items() if is_fill(clip)}
+        pins = {sid: clip for sid, clip in choices.pins.items() if not is_fill(clip)}
+        if o.generator != "off" or asked:
+            generated = self._generate(plan, searched, index, asked)
+            if previous is not None and o.generator != "off":
+                generated = offer_kept_fills(generated, previous.candidates, previous.edl)
             candidates = generated.candidates
+            pins.update(generated.pins)
             lap("generate")
 
-        keep, free, alignment = self._stability(plan, previous, choices, candidates, force)
+        keep, free, alignment = self._stability(plan, previous, choices, candidates, asked, pins)
         gone = self._gone(previous, index)
         for sid in [sid for sid, k in keep.items() if k.library_shot in gone]:
             del keep[sid]  # its clip left the library: its footage is chosen anew
             free = free | {sid} if free is not None else None
 
+        faces = cast_faces(generated, o.cast, plan)
+
         def solve(cands: CandidateSet):
             return optimize(plan, cands, rules=self.rules, threshold=o.threshold, rate=o.rate,
-                            width=o.width, height=o.height, pins=choices.pins, bans=choices.bans,
-                            keep=keep, free=free, pacing=sound.pacing(),
-                            cast_faces=cast_faces(generated))
+                            width=o.width, height=o.height, pins=pins, bans=choices.bans,
+                            keep=keep, free=free, pacing=sound.pacing(), cast_faces=faces)
 
         solution = solve(candidates)
         if generated is not None:
             cards = second_round(solution.edl, generated.attempted)
             if cards and generated.usable:  # generate them, then solve again
                 lap("optimize")
-                generated = merge(generated, self._generate(plan, searched, only=cards,
-                                                            force=force))
+                shown = frozenset(d.library_shot for d in solution.edl.decisions
+                                  if d.library_shot)
+                generated = merge(generated, self._generate(plan, searched, index, asked,
+                                                            only=cards, avoid=shown))
                 candidates = generated.candidates
+                pins.update(generated.pins)
                 lap("generate")
                 solution = solve(candidates)
             edl = mark_generated(solution.edl, generated)
@@ -307,9 +320,11 @@ class Recutter:
         lap("render")
 
         cast = cast_lines(generated, plan, solution.edl) if generated is not None else []
+        identity = identity_lines(measure_identity(staged, solution.edl, plan, faces,
+                                                   cache=project / "cache"))
         prepare(folder, solution, plan, candidates, staged, out, changes, cast, soundtrack,
                 contact=self.options.contact_sheet and not rendered.preview,
-                thumbs=project / "cache" / "thumbs", skipped=index.skipped)
+                thumbs=project / "cache" / "thumbs", skipped=index.skipped, identity=identity)
         stop_at("state")
         # the commit: from here the new cut is the project's; settle() copies it into place
         save_state(project, ProjectState(library=str(lib.resolve()), embedder=index.embedder_name,
@@ -348,15 +363,17 @@ class Recutter:
         rules = self.rules if o.threshold is None else self.rules.with_threshold(o.threshold)
         return raw_bars(candidates, rules)
 
-    def _generate(self, plan: ShotPlan, candidates: CandidateSet,
-                  only: frozenset[str] | None = None, force: frozenset[str] = frozenset()):
+    def _generate(self, plan: ShotPlan, candidates: CandidateSet, index, force: frozenset[str],
+                  only: frozenset[str] | None = None, avoid: frozenset[str] = frozenset()):
         """Generated clips for the shots the library cannot illustrate (montage.pipeline.generate)."""
         o = self.options
-        return fill_missing(plan, candidates, spec=o.generator, threshold=self._bars(candidates),
-                            library=self.library,
+        spec = o.generator if o.generator != "off" else "standin"  # a shot named: a stand-in
+        return fill_missing(plan, candidates, index=index, spec=spec,
+                            threshold=self._bars(candidates), library=self.library,
                             cache=(self.project / "cache" / "generated").resolve(),
                             width=o.width, height=o.height, rate=o.rate, force=force,
-                            cast_file=o.cast, only=only, progress=o.progress, seed=o.seed)
+                            cast_file=o.cast, only=only, tries=o.fill_tries, avoid=avoid,
+                            progress=o.progress, seed=o.seed)
 
     def _previous(self, state: ProjectState | None, index_id: str) -> "_Previous | None":
         """The last cut, to seed this one; None for a new project."""
@@ -412,7 +429,7 @@ class Recutter:
         by_id = None
         for i, c in enumerate(shots):  # a pinned clip is always a candidate of its shot
             pin = choices.pins.get(c.shot_id)
-            if pin and all(h.shot.id != pin for h in c.hits):
+            if pin and not is_fill(pin) and all(h.shot.id != pin for h in c.hits):
                 by_id = by_id or {ls.id: ls for ls in index.shots}
                 if pin not in by_id:
                     raise ProjectError(
@@ -425,7 +442,7 @@ class Recutter:
                                         for c in shots))
 
     def _stability(self, plan: ShotPlan, previous: "_Previous | None", choices: Choices,
-                   candidates: CandidateSet, force: frozenset[str]):
+                   candidates: CandidateSet, force: frozenset[str], pins: dict[str, str]):
         """What the last cut chose (kept where possible) and which shots are re-solved."""
         if previous is None:
             return {}, None, None
@@ -445,7 +462,7 @@ class Recutter:
         if not previous.fresh:  # other settings or another index: re-solve all, still preferring the old
             return self._still_good(keep, candidates, choices), None, alignment
         free = set(alignment.touched)
-        free |= {s for s, clip in choices.pins.items() if keep.get(s, Kept("", 0, 0)).library_shot != clip}
+        free |= {s for s, clip in pins.items() if keep.get(s, Kept("", 0, 0)).library_shot != clip}
         free |= {s for s, k in keep.items() if k.library_shot in choices.bans}
         free |= {s for s, (clip, at) in choices.trims.items() if s in keep}
         return keep, frozenset(free), alignment

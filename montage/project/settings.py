@@ -30,6 +30,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from planner.errors import ProjectError
+from generator import FILL_TRIES
 
 SETTINGS_VERSION = 2  # 2: threshold in sd above the library's scores (1: a raw score)
 _RAW_THRESHOLD = ("threshold auto (the {} kept was a raw score; the card bar is now in sd above "
@@ -61,6 +62,7 @@ class Settings:
     rate: Fraction = Fraction(25)
     seed: int = 0  # added to every generated shot's seed (0: the shot's own)
     generate: frozenset[str] = frozenset()  # shots generated whatever the library has
+    fill_tries: int = FILL_TRIES  # fills each generator makes per generated shot (best kept)
 
     # -- reading and writing --------------------------------------------------------------
     def to_dict(self, project: Path) -> dict:
@@ -205,6 +207,7 @@ def parse_setting(name: str, value: object, project: Path) -> object:
 
 
 _KINDS = {"threshold": "a number of sd (or null: the library's own bar)", "top": "a whole number, 1 or more",
+          "fill_tries": "a whole number, 1 or more",
           "width": "an even whole number, 16 or more", "height": "an even whole number, 16 or more",
           "rate": "frames per second, e.g. 25 or 30000/1001", "seed": "a whole number",
           "narrate": "true or false", "generate": "a list of shot ids"}
@@ -241,7 +244,7 @@ def _parse(name: str, value: object, default: object, project: Path) -> object:
             raise TypeError(value)
         if name in ("width", "height") and (value < 16 or value % 2):
             raise ValueError(value)
-        if name == "top" and value < 1:
+        if name in ("top", "fill_tries") and value < 1:
             raise ValueError(value)
         return value
     return _text(value)

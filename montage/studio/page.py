@@ -81,13 +81,23 @@ def cut_view(folder: Path, text: str, choices: Choices,
             "score": round(d.score, 3), "reason": d.reason, "runner_up": d.runner_up,
             "confidence": d.confidence, "bar": d.bar, "confidence_text": confidence_text(d),
             "decided_by": d.decided_by, "bends": list(d.bends),
-            "costs": [[t, round(v, 3)] for t, v in d.costs if v],
+            "costs": [[t, round(v, 3)] for t, v in d.costs if v], "fill": _fill_facts(d),
             "pinned": choices.pins.get(p.id), "trimmed": p.id in choices.trims,
             "status": changes.get(p.id, ("", ""))[0],
             "previous": changes.get(p.id, ("", ""))[1] or None,
             "file": Path(d.media).name if d.media else None,
             "candidates": cands_out})
     return plan, edl, shots, media
+
+
+def _fill_facts(d) -> dict | None:
+    """How a generated clip in the film measured (from its provenance), for the inspector."""
+    if d.source != "generated" or not d.provenance:
+        return None
+    p = dict(d.provenance)
+    return {"kind": "stand-in" if p.get("stand_in") == "yes" else "generated",
+            **{k: p.get(k, "") for k in ("backend", "measured", "query", "made_from", "fills",
+                                         "runner_up", "best_footage")}}
 
 
 def settings_view(current: Settings, project: Path) -> list[dict]:

@@ -299,7 +299,7 @@ class Studio:
         def apply() -> None:
             o = self.recutter.options
             self.recutter.change(generate=o.generate | {shot},
-                                 generator=o.generator if o.generator != "off" else "builtin")
+                                 generator=o.generator if o.generator != "off" else "standin")
             self._choices(lambda c: replace(c, pins={k: v for k, v in c.pins.items() if k != shot},
                                             trims={k: v for k, v in c.trims.items() if k != shot}))()
         return self.submit(f"generate shot {self._number(shot)}", apply)

@@ -11,5 +11,8 @@ from __future__ import annotations
 
 from .faces import descriptor_settings, detect_faces, shot_scale
 from .features import dominant_colors, histogram, tone
+from .people import Cutout, person_cutout
+from .vision import gaussian_blur, resize, warp_affine
 
-__all__ = ["descriptor_settings", "detect_faces", "dominant_colors", "histogram", "shot_scale", "tone"]
+__all__ = ["Cutout", "descriptor_settings", "detect_faces", "dominant_colors", "gaussian_blur",
+           "histogram", "person_cutout", "resize", "shot_scale", "tone", "warp_affine"]

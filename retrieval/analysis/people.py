@@ -103,6 +103,13 @@ def _square(image: np.ndarray, size: int) -> tuple[np.ndarray, float, float, flo
 def _faces(image: np.ndarray, model: str, size: int, anchors: np.ndarray,
            min_score: float = MIN_FACE_SCORE) -> list[tuple]:
     """An SSD detector's boxes (BlazeFace's, BlazePose's): ((x, y, w, h), score), best first."""
+    return [(box, score) for box, score, _ in _detections(image, model, size, anchors, min_score)]
+
+
+def _detections(image: np.ndarray, model: str, size: int, anchors: np.ndarray,
+                min_score: float) -> list[tuple]:
+    """:func:`_faces` with each detection's keypoints ((x, y) in the image's pixels; BlazeFace:
+    right eye, left eye, nose tip, mouth, right ear, left ear)."""
     small, side, left, top = _square(image, size)
     x = small.astype(np.float32) / 127.5 - 1.0
     boxes, scores = _run(model, x)
@@ -116,8 +123,11 @@ def _faces(image: np.ndarray, model: str, size: int, anchors: np.ndarray,
         cy = boxes[i, 1] / size + anchors[i, 1]
         bw, bh = boxes[i, 2] / size, boxes[i, 3] / size
         box = ((cx - bw / 2) * side - left, (cy - bh / 2) * side - top, bw * side, bh * side)
-        if all(_iou(box, other) < NMS_IOU for other, _ in found):
-            found.append((box, float(score[i])))
+        points = tuple(((boxes[i, k] / size + anchors[i, 0]) * side - left,
+                        (boxes[i, k + 1] / size + anchors[i, 1]) * side - top)
+                       for k in range(4, boxes.shape[-1] - 1, 2))
+        if all(_iou(box, other) < NMS_IOU for other, _, _ in found):
+            found.append((box, float(score[i]), points))
     return found
 
 
@@ -184,3 +194,70 @@ def face_boxes(image: np.ndarray) -> list[tuple[tuple[float, float, float, float
         if all(_iou(box, other) < NMS_IOU for other, _ in faces):
             faces.append((box, score))
     return [(tuple(float(v) for v in box), score) for box, score in faces]
+
+
+@dataclass(frozen=True)
+class Cutout:
+    """One person cut out of a photo by the selfie segmentation model, in the photo's pixels."""
+
+    alpha: np.ndarray  # float32 (h, w), 0..1: the person
+    face: tuple[float, float, float, float]  # (x, y, w, h) of the face the cut-out keeps
+    facing: float  # where the face looks: -1 the image's left .. 1 its right (0: at the camera)
+
+
+CUTOUT_SIDE = 640  # faces and the mask are found at this longer side, as the face search does
+
+
+def person_cutout(image: np.ndarray, near: tuple[float, float] | None = None) -> Cutout | None:
+    """The person of an RGB photo whose face is nearest ``near`` (x, y in the photo's pixels;
+    default: the largest face), cut out for compositing (a previs stand-in); None without a face.
+
+    The selfie segmentation mask keeps only the regions that touch that face (another person or
+    a stray blob is left out); the face itself (an ellipse inside its box) is always kept whole,
+    as the identity is read from it, even where the mask is unsure;
+    the edge is feathered. ``facing`` comes from BlazeFace's keypoints: the nose tip against the
+    eyes' midpoint, in eye distances (a face turned right of the camera is > 0).
+    """
+    from PIL import Image, ImageDraw
+
+    from .vision import gaussian_blur, region_labels, resize
+
+    image = np.ascontiguousarray(np.asarray(image, dtype=np.uint8)[..., :3])
+    h, w = image.shape[:2]
+    scale = min(1.0, CUTOUT_SIDE / max(h, w))
+    small = image if scale == 1.0 else resize(image, round(w * scale), round(h * scale), "area")
+    found = _detections(small, FACE_SHORT, 128, _anchors(128, (8, 16), (2, 6)), MIN_FACE_SCORE)
+    found += [d for d in _detections(small, FACE_FULL, 192, _anchors(192, (4,), (1,)),
+                                     MIN_FACE_SCORE)
+              if all(_iou(d[0], other[0]) < NMS_IOU for other in found)]
+    if not found:
+        return None
+    if near is None:
+        box, _, points = max(found, key=lambda d: d[0][3])
+    else:
+        nx, ny = near[0] * scale, near[1] * scale
+        box, _, points = min(found, key=lambda d: (d[0][0] + d[0][2] / 2 - nx) ** 2
+                             + (d[0][1] + d[0][3] / 2 - ny) ** 2)
+    x, y, bw, bh = (v / scale for v in box)
+    square = np.asarray(Image.fromarray(small).resize((256, 256), Image.Resampling.BILINEAR))
+    (mask,) = _run(SELFIE, square.astype(np.float32) / 255.0)
+    soft = resize(np.clip(mask[..., 0], 0.0, 1.0).astype(np.float32), w, h, "linear")
+    labels = region_labels(soft >= MASK_THRESHOLD)
+    x0, y0 = max(0, int(x)), max(0, int(y))
+    x1, y1 = min(w, int(x + bw) + 1), min(h, int(y + bh * 1.6) + 1)  # the face and the neck
+    touching = np.unique(labels[y0:y1, x0:x1])
+    keep = np.isin(labels, touching[touching > 0]).astype(np.float32)
+    near_keep = gaussian_blur(keep, max(1.0, 0.01 * max(h, w))) > 0.02  # the soft edge round it
+    alpha = np.where(near_keep, soft, 0.0).astype(np.float32)
+    head = Image.new("L", (w, h), 0)
+    cx, cy = x + bw / 2, y + bh / 2
+    ImageDraw.Draw(head).ellipse((cx - 0.45 * bw, cy - 0.6 * bh, cx + 0.45 * bw, cy + 0.6 * bh),
+                                 fill=255)
+    alpha = np.maximum(alpha, np.asarray(head, np.float32) / 255.0)
+    alpha = np.clip(gaussian_blur(alpha, max(1.0, 0.004 * max(h, w))), 0.0, 1.0)
+    facing = 0.0
+    if len(points) >= 3:
+        (rx, _), (lx, _), (nose, _) = points[:3]
+        facing = float(np.clip((nose - (rx + lx) / 2) / max(abs(lx - rx), 1.0), -1.0, 1.0))
+    return Cutout(alpha=alpha, face=(float(x), float(y), float(bw), float(bh)),
+                  facing=round(facing, 3))

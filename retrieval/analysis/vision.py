@@ -96,5 +96,28 @@ def region_sizes(mask: np.ndarray) -> np.ndarray:
     return stats[1:n, cv2.CC_STAT_AREA]
 
 
-__all__ = ["fit_similarity", "good_features", "laplacian", "region_sizes", "resize",
-           "rgb_to_gray", "rgb_to_hsv", "track_points"]
+def region_labels(mask: np.ndarray) -> np.ndarray:
+    """The 4-connected regions of a boolean mask as an int32 label image (0: background)."""
+    cv2 = _cv2()
+    _, labels = cv2.connectedComponents(np.ascontiguousarray(mask, np.uint8), connectivity=4)
+    return labels
+
+
+def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """``image`` (any dtype OpenCV blurs: uint8, float32) blurred by a Gaussian of ``sigma`` px."""
+    return _cv2().GaussianBlur(np.ascontiguousarray(image), (0, 0), sigmaX=float(sigma))
+
+
+def warp_affine(image: np.ndarray, matrix: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``image`` mapped by the 2x3 ``matrix`` (output pixel <- input pixel: the inverse map)
+    into ``width`` x ``height``, bilinear, edges replicated: a sub-pixel camera move (a
+    whole-pixel crop judders when it moves slowly)."""
+    cv2 = _cv2()
+    return cv2.warpAffine(np.ascontiguousarray(image), np.asarray(matrix, np.float64),
+                          (int(width), int(height)),
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
+__all__ = ["fit_similarity", "gaussian_blur", "good_features", "laplacian", "region_labels",
+           "region_sizes", "resize", "rgb_to_gray", "rgb_to_hsv", "track_points", "warp_affine"]

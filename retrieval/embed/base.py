@@ -49,6 +49,21 @@ class Embedder(Protocol):
         """
 
 
+def analyse_with(emb: Embedder, frames: list[np.ndarray], texts: list[str], hints: list,
+                 facts: list) -> ImageAnalysis:
+    """``emb.analyse`` with what it takes: the analysis workers' people facts (proxy-v4), the
+    people hints (proxy-v3), or neither (CLIP). The index and a clip measured outside the
+    library (:mod:`retrieval.search.outside`) both embed through here, so they agree."""
+    import inspect
+
+    takes = inspect.signature(emb.analyse).parameters
+    if "facts" in takes:
+        return emb.analyse(frames, texts, hints=hints, facts=facts)
+    if "hints" in takes:
+        return emb.analyse(frames, texts, hints=hints)
+    return emb.analyse(frames, texts)
+
+
 _threads: int | None = None  # set by set_torch_threads; None: every core
 
 

@@ -8,7 +8,6 @@ worker is needed. What the workers analyse is stored for the next embedder. Used
 """
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Iterator
 from itertools import chain
@@ -24,7 +23,7 @@ import numpy as np
 
 from retrieval.analysis.analyse import FileAnalysis
 from retrieval.analysis.people import PeopleFacts
-from retrieval.embed.base import normalise
+from retrieval.embed.base import analyse_with, normalise
 from retrieval.embed.keywords import LabelLemmas
 from retrieval.embed.labels import merge_labels, people_hints, people_words
 from retrieval.embed.warm import WarmModels
@@ -110,8 +109,6 @@ class _Run:
         self._committed_at = time.monotonic()
         self._commit_cost = 0.0  # seconds the last commit took (an HNSW build can take minutes)
         self._media = {m.path: m for m in plan.to_index}
-        takes = inspect.signature(emb.analyse).parameters  # proxy-v4 takes people facts
-        self._hints, self._facts = "hints" in takes, "facts" in takes
         self._lemmas = LabelLemmas.open()  # kept label lemmas: spaCy loads only for new ones
         # (a Ray worker's run only embeds, and has no index folder)
         self.keyframes = KeyframeStore(folder, settings.as_dict()) if folder is not None else None
@@ -238,13 +235,7 @@ class _Run:
                 "text_sig": text_sig(self.plan.texts[m.path]), "seconds": 0.0, "reason": ""}
 
     def _analyse(self, frames: list[np.ndarray], texts: list[str], hints: list, facts: list):
-        """The embedder's analysis with what it takes: the workers' people facts (proxy-v4),
-        the people hints (proxy-v3), or neither."""
-        if self._facts:
-            return self.emb.analyse(frames, texts, hints=hints, facts=facts)
-        if self._hints:
-            return self.emb.analyse(frames, texts, hints=hints)
-        return self.emb.analyse(frames, texts)
+        return analyse_with(self.emb, frames, texts, hints, facts)
 
     def _embed(self, batch: list[FileAnalysis]) -> list[str]:
         """Embed the keyframes of ``batch`` in one model call; returns the finished paths."""

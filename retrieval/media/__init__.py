@@ -14,13 +14,14 @@ from .decode import Probe, look_of, probe, read_frames, read_still, sniff
 from .ffmpeg import (Job, MediaInfo, capture_ffmpeg, count_video_frames, ffmpeg_exe, file_arg,
                      media_info, run_ffmpeg, run_ffmpeg_jobs)
 from .library import (INDEX_DIR, SKIP_REASONS, MediaFile, SkippedMedia, check_root, find_media,
-                      group_skips, media_kind, skip_counts, split_reason)
+                      footage_text, group_skips, media_kind, skip_counts, split_reason)
 from .look import Look
 from .stills import write_png
 
 __all__ = [
     "INDEX_DIR", "Job", "Look", "MediaFile", "MediaInfo", "Probe", "SKIP_REASONS", "SkippedMedia",
     "capture_ffmpeg", "check_root", "count_video_frames", "ffmpeg_exe", "file_arg", "find_media",
-    "group_skips", "look_of", "media_info", "media_kind", "probe", "read_frames", "read_still",
-    "run_ffmpeg", "run_ffmpeg_jobs", "skip_counts", "sniff", "split_reason", "write_png",
+    "footage_text", "group_skips", "look_of", "media_info", "media_kind", "probe", "read_frames",
+    "read_still", "run_ffmpeg", "run_ffmpeg_jobs", "skip_counts", "sniff", "split_reason",
+    "write_png",
 ]

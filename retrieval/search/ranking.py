@@ -33,6 +33,20 @@ _MIN_POOL = 50  # embedding neighbours considered per query, so keyword matches 
 _TERM_LIMIT = 5000  # rows fetched per query term
 
 
+def combine(cosine: float, keywords: float, mode: str = DEFAULT_MODE) -> float:
+    """A shot's score from its cosine and keyword score, as :func:`rank` gives it in ``mode``
+    (a clip measured outside the library is scored by this too, so it sits on the same scale)."""
+    if mode == "keywords":
+        return keywords
+    if mode == "embedding":
+        return cosine
+    if mode == "weighted":
+        return cosine + KEYWORD_WEIGHT * keywords
+    if mode == "cascade":
+        return cosine + (CASCADE_BONUS if keywords > 0 else 0.0)
+    raise ValueError(f"unknown search mode {mode!r}: one of {', '.join(MODES)}")
+
+
 Postings = Callable[[tuple[str, ...], int], tuple[dict[str, int], dict[int, set[str]]]]
 
 
@@ -65,13 +79,9 @@ def rank(vectors: "VectorIndex", postings: Postings, n_shots: int, query: str,
     if extra:
         for r, v in zip(extra, vectors.rows(np.array(extra)) @ np.asarray(query_vector, np.float32)):
             cos[r] = float(v)
-    if mode == "embedding":
-        scored = [(r, c, c) for r, c in cos.items()]
-    elif mode == "weighted":
-        scored = [(r, c + KEYWORD_WEIGHT * kw.get(r, 0.0), 0.0) for r, c in cos.items()]
-    else:  # cascade: the matched group first, each by cosine
-        scored = [(r, c + (CASCADE_BONUS if kw.get(r, 0.0) > 0 else 0.0),
-                   1.0 if kw.get(r, 0.0) > 0 else 0.0) for r, c in cos.items()]
+    scored = [(r, combine(c, kw.get(r, 0.0), mode), 0.0) for r, c in cos.items()]
+    if mode == "cascade":  # the matched group first, each by cosine
+        scored = [(r, s, 1.0 if kw.get(r, 0.0) > 0 else 0.0) for r, s, _ in scored]
         scored.sort(key=lambda x: (-x[2], -x[1], x[0]))
         return [(r, s) for r, s, _ in scored[:top]]
     scored.sort(key=lambda x: (-x[1], x[0]))

@@ -158,7 +158,7 @@ function renderStrip() {
   for (const s of snap.shots) {
     const cls = ["clip", s.source];
     if (s.scene !== scene) { if (scene >= 0) cls.push("scene-start"); scene = s.scene; }
-    const label = `${s.n} ${s.source === "placeholder" ? "card" : s.source === "generated" ? "gen" : "lib"}`;
+    const label = `${s.n} ${s.source === "placeholder" ? "card" : s.source === "generated" ? (s.fill && s.fill.kind === "stand-in" ? "stand-in" : "gen") : "lib"}`;
     const node = el("div", { class: cls.join(" "), "data-id": s.id, role: "button", tabindex: "0",
       title: `shot ${s.n}: ${s.text}${s.bends.length ? "\nbends: " + s.bends.join(", ") : ""}`,
       onclick: () => select(s.id, true) });
@@ -243,10 +243,14 @@ function renderShot(s) {
   box.dataset.id = s.id;
   box.dataset.score = s.score.toFixed(3);
   box.dataset.file = s.file || "";
-  const kind = s.source === "placeholder" ? "title card" : s.source === "generated" ? "generated clip" : "library clip";
+  const kind = s.source === "placeholder" ? "title card"
+    : s.source === "generated" ? (s.fill && s.fill.kind === "stand-in" ? "stand-in (composed from library frames and the cast's photos)" : "generated clip")
+    : "library clip";
+  const f = s.fill;
   const facts = el("div", { class: "facts" },
     el("div", { text: `${kind}${s.clip && s.source === "library" ? ": " + s.clip : ""} · starts ${clock(s.start)} · ${s.seconds.toFixed(2)} s${s.confidence === null ? " · score " + s.score.toFixed(3) : ""}` }),
     s.confidence_text ? el("div", { class: "confidence", text: s.confidence_text }) : null,
+    f ? el("div", { class: "fill", text: `measured ${Number(f.measured).toFixed(3)} for '${f.query}' (${f.backend}, ${f.made_from}); ${f.fills}; runner-up fill: ${f.runner_up}; best footage: ${f.best_footage}` }) : null,
     s.file ? el("div", { class: "file", text: `file: ${s.file}` }) : null,
     s.reason ? el("div", { text: `why: ${s.reason}` }) : null,
     s.runner_up ? el("div", { text: `runner-up: ${s.runner_up}${s.decided_by ? " (" + s.decided_by + ")" : ""}` }) : null,
