@@ -94,3 +94,16 @@ def test_an_index_made_by_a_model_no_longer_installed_says_so(hub, tmp_path) -> 
         index.search(["a red wall"], 1)
     assert "the index was made by tiny-clip@" in err.value.message
     assert "montage models pull tiny-clip" in err.value.hint
+
+
+def test_a_project_cut_with_several_generators_keeps_them(tmp_path) -> None:
+    """The demo cuts with "standin,builtin": a recut without flags (the studio, watch) keeps
+    that spec, and does not call it unusable."""
+    from montage.pipeline import MakeOptions
+    from montage.pipeline.choose import choose_models
+    from montage.project import Settings
+
+    stored = Settings(generator="standin,builtin", generator_model="standin-1, builtin-4")
+    chosen, lines = choose_models(MakeOptions(given=frozenset()), stored)
+    assert chosen.generator == "standin,builtin"
+    assert not any("cannot be used" in line for line in lines), lines

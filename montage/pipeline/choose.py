@@ -88,9 +88,9 @@ def _problem(name: str) -> str | None:
 
 
 def _generator_problem(spec: str) -> str | None:
-    from generator import make_generator
+    from generator import make_generators
 
-    return _why_not(make_generator, spec) if spec != "off" else None
+    return _why_not(make_generators, spec) if spec != "off" else None
 
 
 __all__ = ["choose_models"]

@@ -83,9 +83,9 @@ def check_settings(values: dict) -> None:
 
         load_rules(values["style"])
     if values.get("generator") not in (None, "off"):
-        from generator.factory import make_generator
+        from generator.factory import make_generators
 
-        make_generator(values["generator"])
+        make_generators(values["generator"])
     if "embedder" in values:
         from retrieval.embed import make_embedder
 
