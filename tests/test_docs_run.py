@@ -2,13 +2,14 @@
 
 Each page gets a fresh sandbox that looks like a reader's machine after `make demo`: `montage`
 on the PATH, `~/footage` (the demo library), and in the working folder `story.txt` (the demo
-script) and `cast.toml` (its cast). A block that cannot run offline here (a GPU, the network,
+script), `cast.toml` (its cast) and `song.mp3` (a click track for --music). A block that cannot run offline here (a GPU, the network,
 a Ray cluster, a server that waits for Ctrl-C) carries ``<!-- not run: WHY -->`` on the line
 above its fence, and is reported as skipped with that reason. See tests/docblocks.py.
 """
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -44,23 +45,62 @@ def test_every_command_a_reader_types_is_in_an_sh_block():
     assert untagged == [], "tag these blocks ```sh (or give them a not-run reason)"
 
 
-def _sandbox(tmp: Path) -> tuple[Path, dict[str, str]]:
-    from montage.cli.demo import DEMO, fetch_demo_library
+SONG_BPM = 120.0  # the sandbox's song.mp3: a click track, so --music has beats to find
 
-    home = tmp / "home"
-    work = tmp / "work"
-    home.mkdir()
-    work.mkdir()
-    library = fetch_demo_library()
-    shutil.copytree(library, home / "footage", ignore=shutil.ignore_patterns(".montage"))
+
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def test_every_link_between_pages_and_every_picture_is_there():
+    """A renamed page or a picture `make docs` no longer makes would leave a dead link."""
+    dead = []
+    for path in pages(ROOT):
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            for target in LINK.findall(line):
+                if target.startswith(("http://", "https://", "mailto:", "#")):
+                    continue
+                if not (path.parent / target.split("#")[0]).exists():
+                    dead.append(f"{path.relative_to(ROOT)}:{n}: {target}")
+    assert dead == []
+
+
+def _template(root: Path, env: dict[str, str]) -> Path:
+    """A reader's machine after `make demo`, made once per session: ``home/footage`` (a copy of
+    the demo library, indexed once so each page does not index it again), ``work/story.txt``
+    (the demo script), ``work/cast.toml`` (its cast; its photos are under ``work/library``) and
+    ``work/song.mp3`` (music for --music)."""
+    from montage.cli.demo import DEMO, fetch_demo_library
+    from tests.test_sound import make_music
+
+    home, work = root / "home", root / "work"
+    work.mkdir(parents=True)
+    shutil.copytree(fetch_demo_library(), home / "footage", ignore=shutil.ignore_patterns(".montage"))
     shutil.copy(DEMO / "script.txt", work / "story.txt")
     shutil.copy(DEMO / "cast.toml", work / "cast.toml")
-    (work / "library").symlink_to(home / "footage")  # cast.toml's photos are relative to it
+    make_music(work / "song.mp3", SONG_BPM, 30)
+    subprocess.run(["montage", "index", str(home / "footage"), "--quiet"], env={**env, "HOME": str(home)},
+                   check=True, capture_output=True, timeout=BLOCK_TIMEOUT)
+    return root
+
+
+def _environment(cache: Path) -> dict[str, str]:
+    """This process's environment (the session's empty model store comes from conftest), with
+    `montage` on the PATH, no network to the hub, and one cache folder shared by every page
+    (label vectors and probe sentences are computed once)."""
     env = dict(os.environ)
-    env.update(HOME=str(home), PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-               HF_HUB_OFFLINE="1", MONTAGE_DOCS_TEST="1")
-    env.pop("XDG_CONFIG_HOME", None)
-    return work, env
+    env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+               HF_HUB_OFFLINE="1", XDG_CACHE_HOME=str(cache), MONTAGE_DOCS_TEST="1")
+    for name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "MONTAGE_CACHE_DIR"):
+        env.pop(name, None)
+    return env
+
+
+def _sandbox(template: Path, folder: Path, env: dict[str, str]) -> tuple[Path, dict[str, str]]:
+    """A page's own copy of the template: what one page's blocks do is not seen by another."""
+    shutil.copytree(template / "home", folder / "home", symlinks=True)
+    shutil.copytree(template / "work", folder / "work", symlinks=True)
+    (folder / "work" / "library").symlink_to(folder / "home" / "footage")  # cast.toml's photos
+    return folder / "work", {**env, "HOME": str(folder / "home")}
 
 
 def _run(block: Block, work: Path, env: dict[str, str]) -> None:
@@ -76,20 +116,24 @@ _SANDBOXES: dict[str, tuple[Path, dict[str, str]]] = {}
 
 
 @pytest.fixture(scope="module")
-def sandbox_root(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("docs")
+def sandbox_root(tmp_path_factory) -> tuple[Path, Path, dict[str, str]]:
+    """(template, folder for the pages' sandboxes, environment)."""
+    root = tmp_path_factory.mktemp("docs")
+    env = _environment(root / "cache")
+    return _template(root / "template", env), root, env
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("block", BLOCKS, ids=[b.where for b in BLOCKS])
-def test_the_command_block_runs(block: Block, sandbox_root: Path):
+def test_the_command_block_runs(block: Block, sandbox_root):
     """Blocks run in page order; the blocks of one page share one sandbox, so a later block can
     use what an earlier one made (a film, then its history)."""
     if block.not_run:
         pytest.skip(f"{block.where}: not run: {block.not_run}")
+    template, root, env = sandbox_root
     if block.page not in _SANDBOXES:
-        folder = sandbox_root / block.page.replace("/", "_")
+        folder = root / block.page.replace("/", "_")
         folder.mkdir()
-        _SANDBOXES[block.page] = _sandbox(folder)
-    work, env = _SANDBOXES[block.page]
-    _run(block, work, env)
+        _SANDBOXES[block.page] = _sandbox(template, folder, env)
+    work, page_env = _SANDBOXES[block.page]
+    _run(block, work, page_env)
