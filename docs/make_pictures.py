@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 IMG = ROOT / "docs" / "img"
 SHEET_WIDTH = 1000  # the README shows it at most this wide: a smaller file, text still legible
 VIEWPORT = {"width": 1280, "height": 960}
-SELECTED_SHOT = 6  # the studio screenshot's selected shot (1-based): library footage, with candidates
+SELECTED_SHOT = 9  # the studio screenshot's selected shot (1-based): library footage (a video), with candidates
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--autoplay-policy=no-user-gesture-required"]
