@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 
 SYSTEM_PACKAGES := chromium chromium-driver fonts-dejavu-core melt libxml2-utils
 
-.PHONY: install system demo test test-slow bench clean
+.PHONY: install system demo docs test test-slow bench clean
 
 install: $(STAMP)
 
@@ -34,6 +34,11 @@ system:
 
 demo: install
 	$(BIN)/montage demo
+
+# the command reference from the parsers, and the README's pictures from the demo (Chromium)
+docs: install system
+	$(BIN)/python -m montage.cli.reference docs/cli.md
+	$(BIN)/python docs/make_pictures.py
 
 test: install system
 	$(BIN)/python -m pytest -q

@@ -143,3 +143,18 @@ def test_help_lists_commands(capsys):
     out = capsys.readouterr().out
     for cmd in ("make", "demo", "index", "search"):
         assert cmd in out
+
+
+def test_output_cut_off_by_the_reader_is_no_traceback(tmp_path: Path):
+    """`montage plan story.txt | head -1`: the reader closes the pipe early; montage stops
+    quietly (exit 141, as a writer killed by SIGPIPE) instead of printing a traceback."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "story.txt"
+    script.write_text(" ".join(f"A red door number {i} opens." for i in range(400)), encoding="utf-8")
+    proc = subprocess.run(
+        ["bash", "-c", f'"{Path(sys.executable).parent / "montage"}" plan "{script}" | head -1'],
+        capture_output=True, text=True, timeout=120)
+    assert proc.stdout.count("\n") == 1
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr

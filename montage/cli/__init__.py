@@ -444,6 +444,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `montage explain P | head`: the reader stopped reading; no traceback
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not fail too
+        return 141  # as a process killed by SIGPIPE, what shells expect of a cut-off writer
 
 
 if __name__ == "__main__":
