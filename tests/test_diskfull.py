@@ -46,6 +46,7 @@ def _recut_with_limit(tmp_path: Path, library: Path, text: str, limit) -> tuple:
     assert not _leftovers(project, out)
 
 
+@pytest.mark.slow  # several seconds; CI runs it with make test-slow
 def test_disk_full_while_encoding_a_clip(tmp_path, library):
     """A new sentence needs a new clip; no file may grow past half the smallest cached clip."""
     _recut_with_limit(tmp_path, library, SECOND,

@@ -41,6 +41,7 @@ def shots() -> list[tuple[str, list[np.ndarray], object]]:
     return out
 
 
+@pytest.mark.slow  # several seconds; CI runs it with make test-slow
 def test_every_face_dlib_finds_is_found_and_described_alike(shots) -> None:
     found_by_both = 0
     for name, frames, motion in shots:

@@ -204,6 +204,7 @@ def _live_processes_in_group(pgid: int) -> list[str]:
     return out
 
 
+@pytest.mark.slow  # several seconds; CI runs it with make test-slow
 def test_an_index_killed_with_sigkill_resumes_without_duplicates(tmp_path, proxy, model_cache,
                                                                  monkeypatch, capsys) -> None:
     """SIGKILL (the OOM killer, a closed laptop lid) gives the index no chance to clean up:

@@ -97,6 +97,7 @@ def test_a_small_library_forced_large_finds_what_the_exact_index_finds(tmp_path,
         [[h.shot.id for h in q] for q in want]
 
 
+@pytest.mark.slow  # several seconds; CI runs it with make test-slow
 def test_commits_that_add_and_remove_files_keep_rows_stable(tmp_path, proxy) -> None:
     root = _library(tmp_path / "lib", 5)
     build_index(root, proxy, progress=False, workers=0, vectors="large")

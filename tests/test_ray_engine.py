@@ -60,6 +60,7 @@ def _copy(source: Path, to: Path) -> Path:
     return to
 
 
+@pytest.mark.slow  # several seconds; CI runs it with make test-slow
 def test_the_ray_index_is_the_local_index(ray_session, source, options, tmp_path) -> None:
     local_root, ray_root = _copy(source, tmp_path / "a"), _copy(source, tmp_path / "b")
     from retrieval.index.engines.ray_engine import build_index_ray
